@@ -1,0 +1,5 @@
+/** Every command of the `mf` binary, one file each. Add a command by adding its import here. */
+import type { CommandModule } from "yargs";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [];

@@ -1,0 +1,78 @@
+/**
+ * Settings, resolved once: flag > MF_* environment variable > config file > default. With cli/, the only
+ * place that reads process.env or the home directory; everything below receives a resolved Config.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export interface Config {
+  /** local store root (MF_MODELS), default ~/.mf/models */
+  models: string;
+  /** runtime server address host:port (MF_HOST), default 127.0.0.1:11434 */
+  host: string;
+  /** mf's home (~/.mf): keys, upload state */
+  home: string;
+  /** MF_KEEP_ALIVE, default "5m" */
+  keepAlive: string;
+  /** MF_MAX_LOADED_MODELS */
+  maxLoadedModels: number;
+  /** MF_NUM_PARALLEL */
+  numParallel: number;
+  /** MF_MAX_QUEUE */
+  maxQueue: number;
+  /** MF_ORIGINS, extra allowed CORS origins */
+  origins: string[];
+  /** MF_KEY, the client's private key */
+  key: string;
+  /** MF_DEBUG / --verbose */
+  verbose: boolean;
+}
+
+export type ConfigFlags = Partial<Config>;
+
+export interface ConfigSources {
+  flags?: ConfigFlags;
+  env?: Record<string, string | undefined>;
+  file?: ConfigFlags;
+  home?: string;
+}
+
+function num(v: string | undefined): number | undefined {
+  if (v === undefined || v.trim() === "") return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function bool(v: string | undefined): boolean | undefined {
+  if (v === undefined || v === "") return undefined;
+  return /^(1|true|t|yes|on)$/i.test(v);
+}
+
+function list(v: string | undefined): string[] | undefined {
+  if (v === undefined || v.trim() === "") return undefined;
+  return v.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+function pick<T>(...vals: (T | undefined)[]): T {
+  for (const v of vals) if (v !== undefined) return v;
+  throw new Error("config: no default");
+}
+
+export function resolveConfig(src: ConfigSources = {}): Config {
+  const env = src.env ?? process.env;
+  const flags = src.flags ?? {};
+  const file = src.file ?? {};
+  const home = pick(flags.home, env.MF_HOME, file.home, join(src.home ?? homedir(), ".mf"));
+  return {
+    home,
+    models: pick(flags.models, env.MF_MODELS || undefined, file.models, join(home, "models")),
+    host: pick(flags.host, env.MF_HOST || undefined, file.host, "127.0.0.1:11434"),
+    keepAlive: pick(flags.keepAlive, env.MF_KEEP_ALIVE || undefined, file.keepAlive, "5m"),
+    maxLoadedModels: pick(flags.maxLoadedModels, num(env.MF_MAX_LOADED_MODELS), file.maxLoadedModels, 3),
+    numParallel: pick(flags.numParallel, num(env.MF_NUM_PARALLEL), file.numParallel, 1),
+    maxQueue: pick(flags.maxQueue, num(env.MF_MAX_QUEUE), file.maxQueue, 512),
+    origins: pick(flags.origins, list(env.MF_ORIGINS), file.origins, []),
+    key: pick(flags.key, env.MF_KEY || undefined, file.key, join(home, "id_ed25519")),
+    verbose: pick(flags.verbose, bool(env.MF_DEBUG), file.verbose, false),
+  };
+}
