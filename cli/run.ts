@@ -5,11 +5,16 @@ export async function runMain(main: () => Promise<void>): Promise<void> {
   try {
     await main();
   } catch (e) {
-    if (isMfError(e)) {
+    const rendered = typeof (e as { render?: unknown })?.render === "function" ? (e as { render(): string }).render() : undefined;
+    if (rendered) {
+      process.stderr.write(`${rendered}\n`);
+    } else if (isMfError(e)) {
       process.stderr.write(`mf: ${e.message}\n`);
       if (process.env.MF_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error).stack ?? e.cause)}\n`);
     } else {
-      process.stderr.write(`mf: ${(e as Error)?.stack ?? String(e)}\n`);
+      // not one of ours (a file system error, say): the message, and the stack only when debugging
+      process.stderr.write(`mf: ${(e as Error)?.message ?? String(e)}\n`);
+      if (process.env.MF_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ""}\n`);
     }
     process.exitCode = 1;
   }
