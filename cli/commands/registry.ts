@@ -1,0 +1,175 @@
+/**
+ * `mf registry serve` runs the OCI registry on a filesystem root; `mf registry gc` collects unreferenced
+ * blobs. Every flag can also come from `--config FILE` (YAML, same keys); flags win over the file.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import type { Argv, CommandModule } from "yargs";
+import YAML from "yaml";
+import { MfError } from "../../core/errors.js";
+import { collectGarbage, createRegistryServer, FsDriver } from "../../registry/server/index.js";
+import { parseDuration, parseSize } from "../../registry/server/units.js";
+
+interface ServeArgs {
+  root: string;
+  addr: string;
+  "public-url"?: string;
+  "tls-cert"?: string;
+  "tls-key"?: string;
+  "secret-file"?: string;
+  redirect: boolean;
+  delete: boolean;
+  "upload-expiry": string;
+  "body-limit": string;
+  "signed-url-ttl": string;
+  "idle-timeout": string;
+  "shutdown-grace": string;
+  verbose?: boolean;
+}
+
+interface GcArgs {
+  root: string;
+  grace: string;
+  "dry-run": boolean;
+  "upload-expiry": string;
+}
+
+function yamlConfig(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new MfError("FILE_NOT_FOUND", `cannot read config ${path}: ${(e as Error).message}`);
+  }
+  const doc = YAML.parse(text) as unknown;
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) throw new MfError("BAD_REQUEST", `${path}: expected a mapping of settings`);
+  return doc as Record<string, unknown>;
+}
+
+function rootOption<T>(y: Argv<T>) {
+  return y
+    .option("root", { type: "string", describe: "storage directory", default: join(homedir(), ".mf", "registry") })
+    .config("config", "YAML file with the same keys as the flags", yamlConfig);
+}
+
+/** The HMAC key: read from the file, or generated into it (0600) on first start and reused afterwards. */
+export function loadSecret(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  try {
+    writeFileSync(path, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+  return readFileSync(path);
+}
+
+function splitAddr(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
+  if (!m) throw new MfError("BAD_REQUEST", `invalid --addr "${addr}" (expected HOST:PORT)`);
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port: Number(m[3]) };
+}
+
+async function serve(args: ServeArgs): Promise<void> {
+  const root = resolve(args.root);
+  mkdirSync(root, { recursive: true });
+  const secret = loadSecret(resolve(args["secret-file"] ?? join(root, "secret.key")));
+  if ((args["tls-cert"] === undefined) !== (args["tls-key"] === undefined)) {
+    throw new MfError("BAD_REQUEST", "--tls-cert and --tls-key go together");
+  }
+  const https = args["tls-cert"] && args["tls-key"]
+    ? { cert: readFileSync(args["tls-cert"]), key: readFileSync(args["tls-key"]) }
+    : undefined;
+  const app = createRegistryServer({
+    storage: new FsDriver({ root }),
+    secret,
+    logger: args.verbose === true,
+    publicUrl: args["public-url"],
+    redirect: args.redirect,
+    allowDelete: args.delete,
+    uploadExpiryMs: parseDuration(args["upload-expiry"]),
+    manifestMaxBytes: parseSize(args["body-limit"]),
+    signedUrlTtlMs: parseDuration(args["signed-url-ttl"]),
+    idleTimeoutMs: parseDuration(args["idle-timeout"]),
+    https,
+  });
+  const { host, port } = splitAddr(args.addr);
+  const address = await app.listen({ host, port });
+  process.stdout.write(`mf registry listening on ${address} (root ${root})\n`);
+
+  const graceMs = parseDuration(args["shutdown-grace"]);
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      process.stderr.write(`mf registry: ${signal}: finishing in-flight requests (up to ${graceMs} ms)\n`);
+      // In-flight uploads still running at the deadline are cut; their offsets are persisted, so they resume.
+      const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
+      app.close().finally(() => {
+        clearTimeout(timer);
+        done();
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+async function gc(args: GcArgs): Promise<void> {
+  const root = resolve(args.root);
+  const report = await collectGarbage({
+    storage: new FsDriver({ root }),
+    graceMs: parseDuration(args.grace),
+    dryRun: args["dry-run"],
+    uploadExpiryMs: parseDuration(args["upload-expiry"]),
+    onSweep: (digest, size) => process.stdout.write(`${args["dry-run"] ? "would remove" : "removed"} ${digest} (${size} bytes)\n`),
+  });
+  process.stdout.write(
+    `${report.manifests} manifests, ${report.markedBlobs} blobs in use, ` +
+      `${report.sweptBlobs} blobs ${args["dry-run"] ? "to remove" : "removed"} (${report.sweptBytes} bytes), ` +
+      `${report.keptYoung} unreferenced kept (younger than ${args.grace}), ${report.uploadsRemoved} expired uploads removed\n`,
+  );
+}
+
+const serveCommand: CommandModule<object, ServeArgs> = {
+  command: "serve",
+  describe: "serve the OCI distribution API",
+  builder: (y) =>
+    rootOption(y)
+      .option("addr", { type: "string", default: "127.0.0.1:5000", describe: "HOST:PORT to listen on (port 0: any free port)" })
+      .option("public-url", { type: "string", describe: "how clients reach the registry (default: the request's Host / X-Forwarded-*)" })
+      .option("tls-cert", { type: "string", describe: "PEM certificate (with --tls-key: serve HTTPS)" })
+      .option("tls-key", { type: "string", describe: "PEM private key" })
+      .option("secret-file", { type: "string", describe: "HMAC key for upload locations and signed URLs (default ROOT/secret.key, generated when missing)" })
+      .option("redirect", { type: "boolean", default: true, describe: "blob GET answers 307 to a signed URL (stock Ollama needs it)" })
+      .option("delete", { type: "boolean", default: true, describe: "allow manifest and blob deletes" })
+      .option("upload-expiry", { type: "string", default: "24h", describe: "remove upload sessions idle this long" })
+      .option("body-limit", { type: "string", default: "8MiB", describe: "largest manifest accepted (blobs are unlimited)" })
+      .option("signed-url-ttl", { type: "string", default: "15m", describe: "lifetime of redirect URLs" })
+      .option("idle-timeout", { type: "string", default: "2m", describe: "close connections silent this long" })
+      .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGTERM, wait this long for in-flight requests" }) as unknown as Argv<ServeArgs>,
+  handler: serve,
+};
+
+const gcCommand: CommandModule<object, GcArgs> = {
+  command: "gc",
+  describe: "remove blobs no manifest references (safe while serving)",
+  builder: (y) =>
+    rootOption(y)
+      .option("grace", { type: "string", default: "1h", describe: "keep unreferenced blobs used more recently than this" })
+      .option("dry-run", { type: "boolean", default: false, describe: "only report" })
+      .option("upload-expiry", { type: "string", default: "24h", describe: "also remove upload sessions idle this long" }) as unknown as Argv<GcArgs>,
+  handler: gc,
+};
+
+export const registryCommand: CommandModule<object, object> = {
+  command: "registry <command>",
+  describe: "run an OCI registry (serve, gc)",
+  builder: (y) => y.command(serveCommand).command(gcCommand).demandCommand(1),
+  handler: () => {},
+};

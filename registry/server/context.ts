@@ -1,0 +1,60 @@
+/** What every handler receives: the injected parts plus a few helpers, built once per server. */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { AuthError, MfError } from "../../core/errors.js";
+import type { AuthHook, RegistryAction } from "./auth.js";
+import type { RepoStore } from "./repo-store.js";
+import { publicBase, type Signer } from "./signing.js";
+import type { UploadSessions } from "./upload-sessions.js";
+
+export interface RegistrySettings {
+  publicUrl?: string;
+  redirect: boolean;
+  allowDelete: boolean;
+  manifestMaxBytes: number;
+  signedUrlTtlMs: number;
+}
+
+export interface RegistryContext {
+  store: RepoStore;
+  uploads: UploadSessions;
+  signer: Signer;
+  auth: AuthHook;
+  clock: () => number;
+  settings: RegistrySettings;
+}
+
+/** Calls the auth hook; a 401 carries the hook's challenge. */
+export async function authorize(
+  ctx: RegistryContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  repository: string | null,
+  actions: RegistryAction[],
+): Promise<void> {
+  const access = { repository, actions };
+  try {
+    await ctx.auth.authorize(request, access);
+  } catch (e) {
+    if (e instanceof MfError && e.code === "UNAUTHORIZED") {
+      const challenge = ctx.auth.challenge?.(request, access);
+      if (challenge) reply.header("WWW-Authenticate", challenge);
+    }
+    if (e instanceof MfError) throw e;
+    throw new AuthError("DENIED", "access denied", { cause: e });
+  }
+}
+
+/** Absolute URL of a path on this server, as clients reach it. */
+export function absoluteUrl(ctx: RegistryContext, request: FastifyRequest, path: string): string {
+  return `${publicBase(request, ctx.settings.publicUrl)}${path}`;
+}
+
+/** The query string of a request as a map (first value wins). */
+export function queryOf(request: FastifyRequest): URLSearchParams {
+  const q = request.url.indexOf("?");
+  return new URLSearchParams(q < 0 ? "" : request.url.slice(q + 1));
+}
+
+export function requireDelete(ctx: RegistryContext): void {
+  if (!ctx.settings.allowDelete) throw new MfError("UNSUPPORTED", "deletes are disabled on this registry (--no-delete)");
+}

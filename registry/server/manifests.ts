@@ -1,0 +1,119 @@
+/** Manifests: `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<tag-or-digest>`, stored as exact bytes. */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { createHasher, type ParsedDigest } from "../../core/digest.js";
+import { RegistryError } from "../../core/errors.js";
+import { absoluteUrl, authorize, requireDelete, type RegistryContext } from "./context.js";
+import { manifestFacts } from "./manifest-refs.js";
+import { parseManifestRef, digestString, type ManifestRef } from "./validate.js";
+
+async function resolveRef(ctx: RegistryContext, name: string, ref: ManifestRef): Promise<ParsedDigest> {
+  const d = ref.kind === "digest" ? ref.digest : await ctx.store.tagTarget(name, ref.tag);
+  if (!d || !(await ctx.store.revision(name, d))) {
+    throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${ref.text} unknown to ${name}`, { detail: { reference: ref.text } });
+  }
+  return d;
+}
+
+export async function getManifest(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply, name: string, refText: string): Promise<void> {
+  const ref = parseManifestRef(refText);
+  await authorize(ctx, request, reply, name, ["pull"]);
+  const d = await resolveRef(ctx, name, ref);
+  const rev = (await ctx.store.revision(name, d))!;
+  const text = digestString(d);
+  reply.code(200).type(rev.mediaType).header("Docker-Content-Digest", text).header("ETag", `"${text}"`).header("Content-Length", rev.size);
+  if (request.method === "HEAD") {
+    reply.send();
+    return;
+  }
+  const bytes = await ctx.store.manifestBytes(d, ctx.settings.manifestMaxBytes + 1);
+  if (!bytes) throw new RegistryError("MANIFEST_UNKNOWN", `manifest ${refText} lost its bytes`, { detail: { reference: refText } });
+  reply.send(bytes);
+}
+
+/** Reads a request body whole, refusing (413) more than `max` bytes. */
+async function readCapped(request: FastifyRequest, max: number): Promise<Buffer> {
+  const declared = request.headers["content-length"];
+  const tooLarge = () => new RegistryError("MANIFEST_TOO_LARGE", `manifest is larger than ${max} bytes`, { detail: { limit: max } });
+  if (declared !== undefined && Number(declared) > max) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of request.raw) {
+    total += (chunk as Buffer).length;
+    if (total > max) throw tooLarge();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function putManifest(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply, name: string, refText: string): Promise<void> {
+  const ref = parseManifestRef(refText);
+  await authorize(ctx, request, reply, name, ["push"]);
+  const bytes = await readCapped(request, ctx.settings.manifestMaxBytes);
+  const algorithm = ref.kind === "digest" ? ref.digest.algorithm : "sha256";
+  const d: ParsedDigest = { algorithm, hex: createHasher(algorithm).update(bytes).digest("hex") };
+  if (ref.kind === "digest" && ref.digest.hex !== d.hex) {
+    throw new RegistryError("DIGEST_INVALID", `manifest digest is ${digestString(d)}, not ${ref.text}`, {
+      detail: { expected: ref.text, actual: digestString(d) },
+    });
+  }
+  const facts = manifestFacts(bytes, request.headers["content-type"]);
+  // Every referenced blob must be readable here; touching them tells a concurrent GC to keep them.
+  for (const b of facts.blobs) {
+    if (!(await ctx.store.repoBlob(name, b)) || !(await ctx.store.touchBlob(b))) {
+      throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${digestString(b)} unknown to ${name}`, { detail: { digest: digestString(b) } });
+    }
+  }
+  for (const m of facts.manifests) {
+    if (!(await ctx.store.revision(name, m)) || !(await ctx.store.touchBlob(m))) {
+      throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${digestString(m)} unknown to ${name}`, { detail: { digest: digestString(m) } });
+    }
+  }
+  await ctx.store.putSmallBlob(d, bytes);
+  await ctx.store.putRevision(name, d, { mediaType: facts.mediaType, size: bytes.length });
+  if (facts.subject) {
+    await ctx.store.putReferrer(name, facts.subject, d, {
+      mediaType: facts.mediaType,
+      digest: digestString(d),
+      size: bytes.length,
+      ...(facts.artifactType !== undefined ? { artifactType: facts.artifactType } : {}),
+      ...(facts.annotations !== undefined ? { annotations: facts.annotations } : {}),
+    });
+    reply.header("OCI-Subject", digestString(facts.subject));
+  }
+  if (ref.kind === "tag") await ctx.store.putTag(name, ref.tag, d);
+  reply
+    .code(201)
+    .header("Location", absoluteUrl(ctx, request, `/v2/${name}/manifests/${digestString(d)}`))
+    .header("Docker-Content-Digest", digestString(d))
+    .header("Content-Length", 0)
+    .send();
+}
+
+export async function deleteManifest(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply, name: string, refText: string): Promise<void> {
+  const ref = parseManifestRef(refText);
+  await authorize(ctx, request, reply, name, ["delete"]);
+  requireDelete(ctx);
+  if (ref.kind === "tag") {
+    if (!(await ctx.store.deleteTag(name, ref.tag))) {
+      throw new RegistryError("MANIFEST_UNKNOWN", `tag ${ref.tag} unknown to ${name}`, { detail: { reference: ref.text } });
+    }
+  } else {
+    const d = await resolveRef(ctx, name, ref);
+    const text = digestString(d);
+    for (const tag of await ctx.store.tags(name)) {
+      const target = await ctx.store.tagTarget(name, tag);
+      if (target && digestString(target) === text) await ctx.store.deleteTag(name, tag);
+    }
+    const bytes = await ctx.store.manifestBytes(d, ctx.settings.manifestMaxBytes + 1);
+    if (bytes) {
+      try {
+        const facts = manifestFacts(bytes, undefined);
+        if (facts.subject) await ctx.store.deleteReferrer(name, facts.subject, d);
+      } catch {
+        // stored bytes that no longer parse have no referrer entry to remove
+      }
+    }
+    await ctx.store.deleteRevision(name, d);
+  }
+  reply.code(202).header("Content-Length", 0).send();
+}

@@ -1,0 +1,171 @@
+/** The registry's data model over a storage driver: blobs and their links, manifests, tags, referrers. */
+import type { Readable } from "node:stream";
+import { parseDigest, type ParsedDigest } from "../../core/digest.js";
+import { RegistryError } from "../../core/errors.js";
+import type { ByteSpan, StorageDriver } from "./storage/driver.js";
+import * as L from "./storage/layout.js";
+import { digestString } from "./validate.js";
+
+export interface BlobInfo {
+  size: number;
+  modifiedMs: number;
+}
+
+export interface RevisionInfo {
+  mediaType: string;
+  size: number;
+}
+
+/** A referrer as listed in the referrers index. */
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+export class RepoStore {
+  constructor(readonly storage: StorageDriver) {}
+
+  // ---- blobs ----
+
+  async blobInfo(d: ParsedDigest): Promise<BlobInfo | null> {
+    const s = await this.storage.stat(L.blobPath(d));
+    return s && !s.isDir ? { size: s.size, modifiedMs: s.modifiedMs } : null;
+  }
+
+  /** The blob's info when `name` may read it, else null. */
+  async repoBlob(name: string, d: ParsedDigest): Promise<BlobInfo | null> {
+    if (!(await this.storage.stat(L.layerLinkPath(name, d)))) return null;
+    return this.blobInfo(d);
+  }
+
+  readBlob(d: ParsedDigest, span?: ByteSpan): Promise<Readable> {
+    return this.storage.read(L.blobPath(d), span);
+  }
+
+  async linkBlob(name: string, d: ParsedDigest): Promise<void> {
+    await this.storage.putContent(L.layerLinkPath(name, d), Buffer.alloc(0));
+  }
+
+  /** Removes `name`'s link to a blob; false when there was none. */
+  async unlinkBlob(name: string, d: ParsedDigest): Promise<boolean> {
+    if (!(await this.storage.stat(L.layerLinkPath(name, d)))) return false;
+    await this.storage.delete(L.layerLinkPath(name, d));
+    return true;
+  }
+
+  /** Marks a blob as recently used, so a concurrent GC sweep keeps it. False when it is gone. */
+  async touchBlob(d: ParsedDigest): Promise<boolean> {
+    try {
+      await this.storage.touch(L.blobPath(d));
+      return true;
+    } catch (e) {
+      if ((e as RegistryError).code === "BLOB_UNKNOWN") return false;
+      throw e;
+    }
+  }
+
+  /** Stores small bytes (a manifest) as a blob, unless that blob exists already (then touches it). */
+  async putSmallBlob(d: ParsedDigest, bytes: Uint8Array): Promise<void> {
+    if (await this.touchBlob(d)) return;
+    await this.storage.putContent(L.blobPath(d), bytes);
+  }
+
+  // ---- manifests ----
+
+  async revision(name: string, d: ParsedDigest): Promise<RevisionInfo | null> {
+    const raw = await this.storage.getContent(L.revisionPath(name, d), 64 * 1024);
+    if (!raw) return null;
+    return JSON.parse(raw.toString("utf8")) as RevisionInfo;
+  }
+
+  async putRevision(name: string, d: ParsedDigest, info: RevisionInfo): Promise<void> {
+    await this.storage.putContent(L.revisionPath(name, d), Buffer.from(JSON.stringify(info)));
+  }
+
+  async deleteRevision(name: string, d: ParsedDigest): Promise<void> {
+    await this.storage.delete(L.revisionPath(name, d));
+  }
+
+  async revisions(name: string): Promise<ParsedDigest[]> {
+    const out: ParsedDigest[] = [];
+    for (const alg of await this.storage.list(L.revisionsRoot(name))) {
+      for (const hex of await this.storage.list(`${L.revisionsRoot(name)}/${alg}`)) {
+        const d = parseDigest(`${alg}:${hex}`);
+        if (d) out.push(d);
+      }
+    }
+    return out;
+  }
+
+  async manifestBytes(d: ParsedDigest, maxBytes: number): Promise<Buffer | null> {
+    return this.storage.getContent(L.blobPath(d), maxBytes);
+  }
+
+  async tagTarget(name: string, tag: string): Promise<ParsedDigest | null> {
+    const raw = await this.storage.getContent(L.tagPath(name, tag), 1024);
+    return raw ? parseDigest(raw.toString("utf8").trim()) : null;
+  }
+
+  async putTag(name: string, tag: string, d: ParsedDigest): Promise<void> {
+    await this.storage.putContent(L.tagPath(name, tag), Buffer.from(digestString(d)));
+  }
+
+  async deleteTag(name: string, tag: string): Promise<boolean> {
+    if (!(await this.storage.stat(L.tagPath(name, tag)))) return false;
+    await this.storage.delete(L.tagPath(name, tag));
+    return true;
+  }
+
+  async tags(name: string): Promise<string[]> {
+    return (await this.storage.list(L.tagsRoot(name))).sort(compareStrings);
+  }
+
+  async repoExists(name: string): Promise<boolean> {
+    const s = await this.storage.stat(L.repoPath(name));
+    return !!s && s.isDir;
+  }
+
+  // ---- referrers ----
+
+  async putReferrer(name: string, subject: ParsedDigest, d: ParsedDigest, desc: ReferrerDescriptor): Promise<void> {
+    await this.storage.putContent(L.referrerPath(name, subject, d), Buffer.from(JSON.stringify(desc)));
+  }
+
+  async deleteReferrer(name: string, subject: ParsedDigest, d: ParsedDigest): Promise<void> {
+    await this.storage.delete(L.referrerPath(name, subject, d));
+  }
+
+  async referrers(name: string, subject: ParsedDigest): Promise<ReferrerDescriptor[]> {
+    const dir = L.referrersDir(name, subject);
+    const out: ReferrerDescriptor[] = [];
+    for (const entry of await this.storage.list(dir)) {
+      const raw = await this.storage.getContent(`${dir}/${entry}`, 1 << 20);
+      if (raw) out.push(JSON.parse(raw.toString("utf8")) as ReferrerDescriptor);
+    }
+    return out;
+  }
+
+  // ---- catalog ----
+
+  /** Every repository (a path under repositories/ holding `_manifests` or `_layers`), sorted. */
+  async repositories(): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (prefix: string, name: string): Promise<void> => {
+      const children = await this.storage.list(prefix);
+      if (children.includes("_manifests") || children.includes("_layers")) out.push(name);
+      for (const c of children) {
+        if (c.startsWith("_")) continue;
+        await walk(`${prefix}/${c}`, name ? `${name}/${c}` : c);
+      }
+    };
+    await walk(L.REPOS_ROOT, "");
+    return out.sort(compareStrings);
+  }
+}
+
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

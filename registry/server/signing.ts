@@ -1,0 +1,65 @@
+/**
+ * HMAC-signed names the registry hands out: upload session locations (opaque, bound to the repository)
+ * and short-lived blob URLs served without Authorization (what Ollama's downloader needs; an S3 driver
+ * maps the same call to a pre-signed URL).
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { FastifyRequest } from "fastify";
+import { isUuid } from "./validate.js";
+
+export class Signer {
+  private readonly key: Buffer;
+
+  constructor(secret: string | Uint8Array) {
+    const key = typeof secret === "string" ? Buffer.from(secret, "utf8") : Buffer.from(secret);
+    if (key.length < 16) throw new Error("registry secret must be at least 16 bytes");
+    this.key = key;
+  }
+
+  private mac(text: string): string {
+    return createHmac("sha256", this.key).update(text).digest("base64url").slice(0, 32);
+  }
+
+  private same(a: string, b: string): boolean {
+    const x = Buffer.from(a);
+    const y = Buffer.from(b);
+    return x.length === y.length && timingSafeEqual(x, y);
+  }
+
+  /** The opaque last segment of an upload location: `<uuid>.<mac>`. */
+  uploadToken(name: string, uuid: string): string {
+    return `${uuid}.${this.mac(`upload\n${name}\n${uuid}`)}`;
+  }
+
+  /** The session uuid of a token signed for this repository, or null. */
+  verifyUploadToken(name: string, token: string): string | null {
+    const dot = token.indexOf(".");
+    if (dot < 0) return null;
+    const uuid = token.slice(0, dot);
+    if (!isUuid(uuid)) return null;
+    return this.same(token, this.uploadToken(name, uuid)) ? uuid : null;
+  }
+
+  /** Query string `expires=…&sig=…` for a blob URL. */
+  blobQuery(digest: string, expiresMs: number): string {
+    return `expires=${expiresMs}&sig=${this.mac(`blob\n${digest}\n${expiresMs}`)}`;
+  }
+
+  verifyBlobQuery(digest: string, expires: string | undefined, sig: string | undefined, nowMs: number): boolean {
+    if (!expires || !sig || !/^\d{1,15}$/.test(expires)) return false;
+    if (Number(expires) < nowMs) return false;
+    return this.same(sig, this.mac(`blob\n${digest}\n${expires}`));
+  }
+}
+
+/** `scheme://host[:port]` clients use to reach this server: the configured URL, else the request's headers. */
+export function publicBase(request: FastifyRequest, configured: string | undefined): string {
+  if (configured) return configured.replace(/\/+$/, "");
+  const h = request.headers;
+  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)?.split(",")[0]?.trim();
+  const proto = first(h["x-forwarded-proto"]) || request.protocol || "http";
+  const host = first(h["x-forwarded-host"]) || h.host || `${request.hostname}`;
+  const safeProto = proto === "https" ? "https" : "http";
+  const safeHost = /^[A-Za-z0-9.\-:[\]]+$/.test(host) ? host : "localhost";
+  return `${safeProto}://${safeHost}`;
+}

@@ -1,0 +1,77 @@
+/**
+ * Where everything lives in registry storage. Every path is built here, from names, tags and digests
+ * that registry/server/validate.ts has already checked, so nothing from a request reaches a driver raw.
+ *
+ * ```
+ * <root>/
+ * ├── secret.key                                  HMAC key (cli: --secret-file default; not a driver path)
+ * ├── blobs/<alg>/<hh>/<hex>/data                 blob bytes (layers, configs and manifests), written once,
+ * │                                               by a move after the digest is verified; mtime = last use
+ * ├── repositories/<name…>/                       <name> may have several segments (library/llama)
+ * │   ├── _layers/<alg>/<hex>                     link: this repository may read that blob (empty file)
+ * │   ├── _manifests/revisions/<alg>/<hex>        {"mediaType","size"} of a manifest stored as a blob
+ * │   ├── _manifests/tags/<tag>                   the tag's manifest digest (text)
+ * │   └── _referrers/<alg>/<subject-hex>/<alg>-<hex>   descriptor (JSON) of a manifest whose subject is that digest
+ * └── uploads/<uuid>/
+ *     ├── data                                    bytes received so far (bytes past state.offset are garbage)
+ *     └── state.json                              {"repository","offset","startedAt","updatedAt"}: the truth
+ * ```
+ * Segments starting with `_` can never be repository name components (names start with [a-z0-9]).
+ */
+import type { ParsedDigest } from "../../../core/digest.js";
+
+export function blobPath(d: ParsedDigest): string {
+  return `blobs/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}/data`;
+}
+
+export const BLOBS_ROOT = "blobs";
+export const REPOS_ROOT = "repositories";
+export const UPLOADS_ROOT = "uploads";
+
+export function repoPath(name: string): string {
+  return `${REPOS_ROOT}/${name}`;
+}
+
+export function layerLinkPath(name: string, d: ParsedDigest): string {
+  return `${repoPath(name)}/_layers/${d.algorithm}/${d.hex}`;
+}
+
+export function layerLinksRoot(name: string): string {
+  return `${repoPath(name)}/_layers`;
+}
+
+export function revisionPath(name: string, d: ParsedDigest): string {
+  return `${repoPath(name)}/_manifests/revisions/${d.algorithm}/${d.hex}`;
+}
+
+export function revisionsRoot(name: string): string {
+  return `${repoPath(name)}/_manifests/revisions`;
+}
+
+export function tagPath(name: string, tag: string): string {
+  return `${repoPath(name)}/_manifests/tags/${tag}`;
+}
+
+export function tagsRoot(name: string): string {
+  return `${repoPath(name)}/_manifests/tags`;
+}
+
+export function referrersDir(name: string, subject: ParsedDigest): string {
+  return `${repoPath(name)}/_referrers/${subject.algorithm}/${subject.hex}`;
+}
+
+export function referrerPath(name: string, subject: ParsedDigest, d: ParsedDigest): string {
+  return `${referrersDir(name, subject)}/${d.algorithm}-${d.hex}`;
+}
+
+export function uploadDir(uuid: string): string {
+  return `${UPLOADS_ROOT}/${uuid}`;
+}
+
+export function uploadDataPath(uuid: string): string {
+  return `${uploadDir(uuid)}/data`;
+}
+
+export function uploadStatePath(uuid: string): string {
+  return `${uploadDir(uuid)}/state.json`;
+}

@@ -1,0 +1,18 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createRegistryServer, FsDriver } from "../../registry/server/index.js";
+const root = await mkdtemp(join(tmpdir(), "mfreg-"));
+const app = createRegistryServer({ storage: new FsDriver({ root }), secret: "0123456789abcdef0123" });
+const addr = await app.listen({ host: "127.0.0.1", port: 0 });
+const { createHash } = await import("node:crypto");
+const dg = "sha256:" + createHash("sha256").update("hello world").digest("hex");
+let r = await fetch(addr + "/v2/foo/blobs/uploads/?digest=" + dg, { method: "POST", body: "hello world" });
+console.log(r.status);
+r = await fetch(addr + "/v2/foo/blobs/" + dg, { method: "HEAD" });
+console.log(r.status, Object.fromEntries(r.headers));
+const res = await app.inject({ method: "HEAD", url: "/v2/foo/blobs/" + dg });
+console.log(res.headers);
+r = await fetch(addr + "/v2/foo/blobs/uploads/", { method: "POST", body: "hello world" });
+console.log(r.status, Object.fromEntries(r.headers));
+await app.close();
