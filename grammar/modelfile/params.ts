@@ -191,11 +191,14 @@ export type OptionsResult =
   | { ok: false; errors: string[]; warnings: string[] };
 
 function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
-  return `a ${typeof v}`;
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    s = undefined;
+  }
+  if (s === undefined) return `a ${typeof v}`;
+  return s.length > 40 ? s.slice(0, 37) + "..." : s;
 }
 
 /**
