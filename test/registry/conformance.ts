@@ -1,0 +1,375 @@
+/**
+ * Our conformance suite (registry.md, last section), written once as a function of a base URL so that
+ * it runs against `mf registry serve` (every storage driver) and against any other registry. A peer's
+ * known deviations are named in `deviations`; each one replaces exactly the assertion it concerns by one of the peer's behaviour.
+ */
+import { strict as assert } from "node:assert";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import {
+  expectError, pushBlob, pushImage, randomRepo, resolveLocation, sha256, sha512, startUpload, withQuery,
+} from "./oci-client.js";
+
+export type Deviation =
+  /** PATCH ignores the Content-Range start: a gap or a repeated chunk is appended (distribution 2.8) */
+  | "content-range-ignored"
+  /** `POST ?digest=` with a body opens a session (202) instead of storing the blob (distribution 2.8) */
+  | "no-monolithic-post"
+  /** no referrers API: 404 (distribution 2.8) */
+  | "no-referrers"
+  /** invalid names and tags answered with a plain 404 or a 500 instead of 400 NAME_INVALID / TAG_INVALID (distribution 2.8) */
+  | "invalid-ref-not-400"
+  /** the 416 for an unsatisfiable Range declares a Content-Length its body does not have (distribution 2.8) */
+  | "range-416-malformed"
+  /** tags listed in storage order, not sorted (distribution 2.8) */
+  | "tags-unsorted"
+  /** `n`/`last` ignored on tags/list: every tag on one page, no Link (distribution 2.8) */
+  | "no-tag-pagination"
+  /** sha512 digests refused */
+  | "no-sha512";
+
+export interface ConformanceOptions {
+  deviations?: Deviation[];
+}
+
+export function registryConformance(label: string, getBase: () => string, options: ConformanceOptions = {}): void {
+  const dev = new Set(options.deviations ?? []);
+  describe(`registry conformance: ${label}`, () => {
+    const b = () => getBase();
+
+    it("ping: GET /v2/ → 200 with the API version header", async () => {
+      const res = await fetch(`${b()}/v2/`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("docker-distribution-api-version"), "registry/2.0");
+      await res.arrayBuffer();
+    });
+
+    it("missing blob → 404 BLOB_UNKNOWN (GET with envelope, HEAD without body)", async () => {
+      const repo = randomRepo();
+      await pushBlob(b(), repo, Buffer.from("x"));
+      const d = sha256(randomBytes(8));
+      await expectError(await fetch(`${b()}/v2/${repo}/blobs/${d}`), 404, "BLOB_UNKNOWN");
+      const head = await fetch(`${b()}/v2/${repo}/blobs/${d}`, { method: "HEAD" });
+      assert.equal(head.status, 404);
+    });
+
+    it("single-POST upload: 201, Location, Docker-Content-Digest; bytes read back", async () => {
+      const repo = randomRepo();
+      const data = randomBytes(5000);
+      const d = sha256(data);
+      const res = await fetch(`${b()}/v2/${repo}/blobs/uploads/?digest=${d}`, { method: "POST", body: data, headers: { "content-type": "application/octet-stream" } });
+      if (dev.has("no-monolithic-post")) {
+        assert.equal(res.status, 202, "peer deviation: a monolithic POST opens a session");
+        await expectError(await fetch(`${b()}/v2/${repo}/blobs/${d}`), 404, "BLOB_UNKNOWN");
+        return;
+      }
+      assert.equal(res.status, 201);
+      assert.equal(res.headers.get("docker-content-digest"), d);
+      assert.ok(res.headers.get("location"));
+      const get = await fetch(`${b()}/v2/${repo}/blobs/${d}`);
+      assert.equal(get.status, 200);
+      assert.deepEqual(Buffer.from(await get.arrayBuffer()), data);
+      const head = await fetch(`${b()}/v2/${repo}/blobs/${d}`, { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), "5000");
+      assert.equal(head.headers.get("docker-content-digest"), d);
+    });
+
+    it("POST then PUT with the whole body", async () => {
+      const repo = randomRepo();
+      const res = await fetch(`${b()}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+      assert.equal(res.status, 202);
+      assert.ok(res.headers.get("docker-upload-uuid"));
+      assert.equal(res.headers.get("range"), "0-0");
+      const data = randomBytes(3000);
+      const put = await fetch(withQuery(resolveLocation(b(), res), `digest=${sha256(data)}`), {
+        method: "PUT", body: data, headers: { "content-type": "application/octet-stream" },
+      });
+      assert.equal(put.status, 201, await put.text());
+      assert.equal(put.headers.get("docker-content-digest"), sha256(data));
+      const get = await fetch(`${b()}/v2/${repo}/blobs/${sha256(data)}`);
+      assert.deepEqual(Buffer.from(await get.arrayBuffer()), data);
+    });
+
+    it("streamed PATCH without Content-Range, then PUT without body", async () => {
+      const repo = randomRepo();
+      const loc = await startUpload(b(), repo);
+      const data = randomBytes(70_000);
+      const patch = await fetch(loc, { method: "PATCH", body: data, headers: { "content-type": "application/octet-stream" } });
+      assert.equal(patch.status, 202);
+      assert.equal(patch.headers.get("range"), `0-${data.length - 1}`);
+      const put = await fetch(withQuery(resolveLocation(b(), patch), `digest=${sha256(data)}`), { method: "PUT" });
+      assert.equal(put.status, 201, await put.text());
+    });
+
+    it("three chunked PATCHes with correct Range answers", async () => {
+      const repo = randomRepo();
+      let loc = await startUpload(b(), repo);
+      const parts = [randomBytes(1000), randomBytes(2000), randomBytes(500)];
+      let offset = 0;
+      for (const p of parts) {
+        const res = await fetch(loc, {
+          method: "PATCH", body: p,
+          headers: { "content-type": "application/octet-stream", "content-range": `${offset}-${offset + p.length - 1}`, "content-length": String(p.length) },
+        });
+        assert.equal(res.status, 202, await res.text());
+        offset += p.length;
+        assert.equal(res.headers.get("range"), `0-${offset - 1}`);
+        loc = resolveLocation(b(), res);
+      }
+      const all = Buffer.concat(parts);
+      const put = await fetch(withQuery(loc, `digest=${sha256(all)}`), { method: "PUT" });
+      assert.equal(put.status, 201, await put.text());
+      const get = await fetch(`${b()}/v2/${repo}/blobs/${sha256(all)}`);
+      assert.deepEqual(Buffer.from(await get.arrayBuffer()), all);
+    });
+
+    it("a gap → 416, the session intact and GET status unchanged; a repeated chunk → 416", async () => {
+      const repo = randomRepo();
+      let loc = await startUpload(b(), repo);
+      const first = randomBytes(100);
+      let res = await fetch(loc, { method: "PATCH", body: first, headers: { "content-range": "0-99", "content-type": "application/octet-stream" } });
+      assert.equal(res.status, 202);
+      loc = resolveLocation(b(), res);
+      const gapBytes = randomBytes(10);
+      const gap = await fetch(loc, { method: "PATCH", body: gapBytes, headers: { "content-range": "200-209", "content-type": "application/octet-stream" } });
+      let total = first;
+      if (dev.has("content-range-ignored")) {
+        assert.equal(gap.status, 202, "peer deviation: the gap is appended");
+        total = Buffer.concat([total, gapBytes]);
+        loc = resolveLocation(b(), gap);
+      } else {
+        await expectError(gap, 416, "RANGE_INVALID");
+      }
+      const status = await fetch(loc);
+      assert.equal(status.status, 204);
+      assert.equal(status.headers.get("range"), `0-${total.length - 1}`);
+      const repeat = await fetch(loc, { method: "PATCH", body: first, headers: { "content-range": "0-99", "content-type": "application/octet-stream" } });
+      if (dev.has("content-range-ignored")) {
+        assert.equal(repeat.status, 202, "peer deviation: the repeated chunk is appended");
+        total = Buffer.concat([total, first]);
+        loc = resolveLocation(b(), repeat);
+      } else {
+        await expectError(repeat, 416, "RANGE_INVALID");
+        const again = await fetch(loc);
+        assert.equal(again.headers.get("range"), "0-99");
+      }
+      const second = randomBytes(50);
+      res = await fetch(loc, { method: "PATCH", body: second, headers: { "content-range": `${total.length}-${total.length + 49}`, "content-type": "application/octet-stream" } });
+      assert.equal(res.status, 202, await res.text());
+      const all = Buffer.concat([total, second]);
+      const put = await fetch(withQuery(resolveLocation(b(), res), `digest=${sha256(all)}`), { method: "PUT" });
+      assert.equal(put.status, 201, await put.text());
+      const get = await fetch(`${b()}/v2/${repo}/blobs/${sha256(all)}`);
+      assert.deepEqual(Buffer.from(await get.arrayBuffer()), all);
+    });
+
+    it("wrong digest on PUT → 400 DIGEST_INVALID and nothing stored", async () => {
+      const repo = randomRepo();
+      const loc = await startUpload(b(), repo);
+      const data = randomBytes(100);
+      const claimed = sha256(randomBytes(100));
+      await expectError(await fetch(withQuery(loc, `digest=${claimed}`), { method: "PUT", body: data, headers: { "content-type": "application/octet-stream" } }), 400, "DIGEST_INVALID");
+      assert.equal((await fetch(`${b()}/v2/${repo}/blobs/${claimed}`, { method: "HEAD" })).status, 404);
+      assert.equal((await fetch(`${b()}/v2/${repo}/blobs/${sha256(data)}`, { method: "HEAD" })).status, 404);
+    });
+
+    it("cancel → 204, then the session is gone (404 BLOB_UPLOAD_UNKNOWN)", async () => {
+      const repo = randomRepo();
+      const loc = await startUpload(b(), repo);
+      const del = await fetch(loc, { method: "DELETE" });
+      assert.equal(del.status, 204);
+      await expectError(await fetch(loc, { method: "PATCH", body: "x", headers: { "content-type": "application/octet-stream" } }), 404, "BLOB_UPLOAD_UNKNOWN");
+      await expectError(await fetch(loc), 404, "BLOB_UPLOAD_UNKNOWN");
+    });
+
+    it("cross-repository mount: 201 when readable from `from`, 202 session otherwise", async () => {
+      const src = randomRepo();
+      const dst = randomRepo();
+      const data = randomBytes(400);
+      const d = await pushBlob(b(), src, data);
+      const mounted = await fetch(`${b()}/v2/${dst}/blobs/uploads/?mount=${d}&from=${src}`, { method: "POST" });
+      assert.equal(mounted.status, 201, await mounted.text());
+      assert.equal(mounted.headers.get("docker-content-digest"), d);
+      const get = await fetch(`${b()}/v2/${dst}/blobs/${d}`);
+      assert.deepEqual(Buffer.from(await get.arrayBuffer()), data);
+      const missing = sha256(randomBytes(9));
+      const fallback = await fetch(`${b()}/v2/${dst}/blobs/uploads/?mount=${missing}&from=${src}`, { method: "POST" });
+      assert.equal(fallback.status, 202);
+      assert.ok(fallback.headers.get("location"));
+      await fallback.arrayBuffer();
+    });
+
+    it("blob Range: 206 with Content-Range, unsatisfiable → 416", async () => {
+      const repo = randomRepo();
+      const data = randomBytes(1000);
+      const d = await pushBlob(b(), repo, data);
+      const res = await fetch(`${b()}/v2/${repo}/blobs/${d}`, { headers: { range: "bytes=100-199" } });
+      assert.equal(res.status, 206);
+      assert.equal(res.headers.get("content-range"), "bytes 100-199/1000");
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), data.subarray(100, 200));
+      const bad = await fetch(`${b()}/v2/${repo}/blobs/${d}`, { headers: { range: "bytes=5000-6000" } });
+      assert.equal(bad.status, 416);
+      assert.equal(bad.headers.get("content-range"), "bytes */1000");
+      if (dev.has("range-416-malformed")) await bad.body?.cancel().catch(() => {});
+      else await bad.arrayBuffer();
+    });
+
+    it("manifest by tag and by digest: exact bytes, media type, digest header; HEAD too", async () => {
+      const repo = randomRepo();
+      const m = await pushImage(b(), repo, "v1");
+      for (const ref of ["v1", m.digest]) {
+        const res = await fetch(`${b()}/v2/${repo}/manifests/${ref}`, { headers: { accept: m.mediaType } });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("content-type"), m.mediaType);
+        assert.equal(res.headers.get("docker-content-digest"), m.digest);
+        assert.deepEqual(Buffer.from(await res.arrayBuffer()), m.bytes);
+        const head = await fetch(`${b()}/v2/${repo}/manifests/${ref}`, { method: "HEAD", headers: { accept: m.mediaType } });
+        assert.equal(head.status, 200);
+        assert.equal(head.headers.get("content-length"), String(m.bytes.length));
+      }
+      await expectError(await fetch(`${b()}/v2/${repo}/manifests/nope`, { headers: { accept: m.mediaType } }), 404, "MANIFEST_UNKNOWN");
+    });
+
+    it("a manifest referencing a missing blob → 400 MANIFEST_BLOB_UNKNOWN", async () => {
+      const repo = randomRepo();
+      const cd = await pushBlob(b(), repo, Buffer.from("{}"));
+      const body = JSON.stringify({
+        schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: cd, size: 2 },
+        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(randomBytes(5)), size: 5 }],
+      });
+      await expectError(await fetch(`${b()}/v2/${repo}/manifests/t`, { method: "PUT", body, headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } }), 400, "MANIFEST_BLOB_UNKNOWN");
+    });
+
+    it("a ~4 MB manifest is accepted and read back exactly", async () => {
+      const repo = randomRepo();
+      const m = await pushImage(b(), repo, "big", { annotations: { pad: "x".repeat(4 * 1024 * 1024 - 2000) } });
+      assert.ok(m.bytes.length > 4_000_000);
+      const res = await fetch(`${b()}/v2/${repo}/manifests/big`, { headers: { accept: m.mediaType } });
+      assert.equal(res.status, 200);
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), m.bytes);
+    });
+
+    it("sha512 blob upload and read", async () => {
+      const repo = randomRepo();
+      const data = randomBytes(2048);
+      const d = sha512(data);
+      const loc = await startUpload(b(), repo);
+      const put = await fetch(withQuery(loc, `digest=${d}`), { method: "PUT", body: data, headers: { "content-type": "application/octet-stream" } });
+      if (dev.has("no-sha512")) {
+        assert.ok(put.status >= 400, `peer deviation: sha512 refused, got ${put.status}`);
+        await put.arrayBuffer();
+        return;
+      }
+      assert.equal(put.status, 201, await put.text());
+      const get = await fetch(`${b()}/v2/${repo}/blobs/${d}`);
+      assert.equal(get.status, 200);
+      assert.deepEqual(Buffer.from(await get.arrayBuffer()), data);
+    });
+
+    it("tag list: sorted, paginated with n/last and a Link header", async () => {
+      const repo = randomRepo();
+      const m = await pushImage(b(), repo, "a1");
+      for (const tag of ["c3", "b2", "d4", "e5"]) {
+        const res = await fetch(`${b()}/v2/${repo}/manifests/${tag}`, { method: "PUT", body: m.bytes, headers: { "content-type": m.mediaType } });
+        assert.equal(res.status, 201);
+      }
+      const all = await fetch(`${b()}/v2/${repo}/tags/list`);
+      const listed = (await all.json() as { name: string; tags: string[] });
+      assert.equal(listed.name, repo);
+      const order = (t: string[]) => (dev.has("tags-unsorted") ? [...t].sort() : t);
+      assert.deepEqual(order(listed.tags), ["a1", "b2", "c3", "d4", "e5"]);
+      const pages: string[][] = [];
+      let url: string | null = `${b()}/v2/${repo}/tags/list?n=2`;
+      while (url) {
+        const res = await fetch(url);
+        assert.equal(res.status, 200);
+        pages.push((await res.json() as { tags: string[] }).tags);
+        const link = res.headers.get("link");
+        if (link) assert.match(link, /^<[^>]+>; rel="?next"?$/);
+        url = link ? new URL(/<([^>]+)>/.exec(link)![1]!, b()).toString() : null;
+        assert.ok(pages.length <= 3, "pagination does not end");
+      }
+      if (dev.has("no-tag-pagination")) {
+        assert.deepEqual(pages.map((p) => p.length), [5], "peer deviation: one page");
+        return;
+      }
+      assert.deepEqual(pages.map((p) => p.length), [2, 2, 1]);
+      assert.deepEqual(order(pages.flat()), ["a1", "b2", "c3", "d4", "e5"]);
+      if (!dev.has("tags-unsorted")) {
+        assert.deepEqual(pages, [["a1", "b2"], ["c3", "d4"], ["e5"]]);
+        const p3 = await fetch(`${b()}/v2/${repo}/tags/list?n=2&last=d4`);
+        assert.deepEqual((await p3.json() as { tags: string[] }).tags, ["e5"]);
+        assert.equal(p3.headers.get("link"), null);
+      }
+    });
+
+    it("referrers: subject indexed, artifactType filter with OCI-Filters-Applied", async () => {
+      const repo = randomRepo();
+      const subject = await pushImage(b(), repo, "s");
+      if (dev.has("no-referrers")) {
+        const res = await fetch(`${b()}/v2/${repo}/referrers/${subject.digest}`);
+        assert.equal(res.status, 404, "peer deviation: no referrers API");
+        await res.arrayBuffer();
+        return;
+      }
+      const subjectDesc = { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length };
+      const sig = await pushImage(b(), repo, "sig", { artifactType: "application/vnd.example.signature", subject: subjectDesc });
+      const sbom = await pushImage(b(), repo, "sbom", { artifactType: "application/vnd.example.sbom", subject: subjectDesc });
+      const all = await fetch(`${b()}/v2/${repo}/referrers/${subject.digest}`);
+      assert.equal(all.status, 200);
+      assert.match(all.headers.get("content-type") ?? "", /application\/vnd\.oci\.image\.index\.v1\+json/);
+      const idx = await all.json() as { manifests: { digest: string; artifactType: string }[] };
+      assert.deepEqual(idx.manifests.map((m) => m.digest).sort(), [sig.digest, sbom.digest].sort());
+      const filtered = await fetch(`${b()}/v2/${repo}/referrers/${subject.digest}?artifactType=application/vnd.example.sbom`);
+      assert.equal(filtered.headers.get("oci-filters-applied"), "artifactType");
+      const fidx = await filtered.json() as { manifests: { digest: string }[] };
+      assert.deepEqual(fidx.manifests.map((m) => m.digest), [sbom.digest]);
+      const none = await fetch(`${b()}/v2/${repo}/referrers/${sha256("nothing")}`);
+      assert.equal(none.status, 200);
+      assert.deepEqual((await none.json() as { manifests: unknown[] }).manifests, []);
+    });
+
+    it("deletes: manifest by digest and blob → 202, then 404", async () => {
+      const repo = randomRepo();
+      const m = await pushImage(b(), repo, "gone");
+      const del = await fetch(`${b()}/v2/${repo}/manifests/${m.digest}`, { method: "DELETE" });
+      assert.equal(del.status, 202);
+      await expectError(await fetch(`${b()}/v2/${repo}/manifests/${m.digest}`, { headers: { accept: m.mediaType } }), 404, "MANIFEST_UNKNOWN");
+      await expectError(await fetch(`${b()}/v2/${repo}/manifests/gone`, { headers: { accept: m.mediaType } }), 404, "MANIFEST_UNKNOWN");
+      const d = await pushBlob(b(), repo, randomBytes(10));
+      const bdel = await fetch(`${b()}/v2/${repo}/blobs/${d}`, { method: "DELETE" });
+      assert.equal(bdel.status, 202);
+      await expectError(await fetch(`${b()}/v2/${repo}/blobs/${d}`), 404, "BLOB_UNKNOWN");
+    });
+
+    it("invalid names, tags and digests → 400 with the OCI code", async () => {
+      const repo = randomRepo();
+      const d = sha256("x");
+      for (const path of [`Upper/blobs/${d}`, "a/..%2F..%2Fetc/manifests/latest", `${"a".repeat(300)}/tags/list`]) {
+        const res = await fetch(`${b()}/v2/${path}`);
+        if (dev.has("invalid-ref-not-400")) {
+          assert.ok(res.status === 404 || res.status === 500, `peer deviation: 404 or 500, got ${res.status}`);
+          await res.arrayBuffer();
+        } else {
+          await expectError(res, 400, "NAME_INVALID");
+        }
+      }
+      await expectError(await fetch(`${b()}/v2/${repo}/blobs/sha256:XYZ`), 400, "DIGEST_INVALID");
+      if (!dev.has("no-monolithic-post")) {
+        await expectError(await fetch(`${b()}/v2/${repo}/blobs/uploads/?digest=sha256:1234`, { method: "POST", body: "x", headers: { "content-type": "application/octet-stream" } }), 400, "DIGEST_INVALID");
+      }
+      const loc = await startUpload(b(), repo);
+      await expectError(await fetch(withQuery(loc, "digest=sha256:1234"), { method: "PUT", body: "x", headers: { "content-type": "application/octet-stream" } }), 400, "DIGEST_INVALID");
+      const m = await pushImage(b(), repo, "ok");
+      const badTag = await fetch(`${b()}/v2/${repo}/manifests/-bad`, { method: "PUT", body: m.bytes, headers: { "content-type": m.mediaType } });
+      if (dev.has("invalid-ref-not-400")) {
+        assert.equal(badTag.status, 404, "peer deviation: plain 404");
+        await badTag.arrayBuffer();
+      } else {
+        await expectError(badTag, 400, "TAG_INVALID");
+      }
+    });
+  });
+}
