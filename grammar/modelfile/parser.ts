@@ -14,9 +14,8 @@ import { allTokens, AnyValue, LineEnd, MessageKw, Name, ParameterKw, TextKeyword
 
 export interface ParserOptions {
   /**
-   * Run Chevrotain's grammar validations (ambiguities, duplicate productions). Off by default: Chevrotain
-   * 13 implements them with `Object.groupBy`, which Node 20 lacks. A test runs them once under a
-   * test-local polyfill, so the grammar is still checked.
+   * Run Chevrotain's grammar validations (ambiguities, duplicate productions). Off by default, for a
+   * faster start; a test runs them, so the grammar is still checked.
    */
   validate?: boolean;
 }
