@@ -1,0 +1,73 @@
+/**
+ * A Go text/template engine: `parseTemplate(text)` → `Template`, `template.execute(data)` → string.
+ * Every function Ollama's templates can call is built in (Go's builtins plus `json`, `currentDate`,
+ * `yesterdayDate`, `toTypeScriptType`). Errors are `TemplateError`s with line and column.
+ * Value model and JSON-number decisions: see values.ts.
+ */
+import type { Tree } from "./ast.js";
+import { SourceMap } from "./errors.js";
+import { Executor } from "./exec.js";
+import { hasBuiltin } from "./funcs.js";
+import { parse } from "./parser.js";
+import { appendField, cutAfterField, identifiers } from "./transform.js";
+
+export { TemplateError, isTemplateError, type TemplatePhase } from "./errors.js";
+export { GoFloat, goStruct, withStringer, STRUCT, STRINGER, type StructType, type StructField } from "./values.js";
+export { formatValue, sprintf } from "./fmt.js";
+export { goJson } from "./escape.js";
+export { MAX_TEMPLATE_DEPTH } from "./exec.js";
+
+export interface ExecuteOptions {
+  /** the clock of `currentDate` / `yesterdayDate` (default: now, local time) */
+  now?: () => Date;
+}
+
+export class Template {
+  private ids: Set<string> | undefined;
+  private lowerIds: Set<string> | undefined;
+
+  /** @internal use parseTemplate */
+  constructor(
+    readonly source: string,
+    private readonly tree: Tree,
+    private readonly map: SourceMap,
+  ) {}
+
+  /** Executes the main template on `data` (a map, as in Ollama: absent keys print `<no value>`). */
+  execute(data: unknown, opts: ExecuteOptions = {}): string {
+    const now = opts.now ?? (() => new Date());
+    return new Executor(this.tree, this.map, { now }).run(this.tree.root, data);
+  }
+
+  /** Field and variable names the template mentions (as written, `define`s included). */
+  identifiers(): ReadonlySet<string> {
+    return (this.ids ??= identifiers(this.tree));
+  }
+
+  /** Whether `name` is mentioned as a field or variable, case-insensitively (Ollama's rule). */
+  mentions(name: string): boolean {
+    this.lowerIds ??= new Set([...this.identifiers()].map((s) => s.toLowerCase()));
+    return this.lowerIds.has(name.toLowerCase());
+  }
+
+  /** Names of the templates defined with `define` or `block`. */
+  definedTemplates(): string[] {
+    return [...this.tree.defs.keys()];
+  }
+
+  /** A copy with `{{ .field }}` appended to the main template. */
+  withFieldAppended(field: string): Template {
+    return new Template(this.source, appendField(this.tree, field, this.source.length), this.map);
+  }
+
+  /** A copy cut right after the first action printing `.field` (see transform.ts). */
+  cutAfterField(field: string): Template {
+    return new Template(this.source, cutAfterField(this.tree, field), this.map);
+  }
+}
+
+/** Parses a template; throws a positioned TemplateError. */
+export function parseTemplate(text: string): Template {
+  const map = new SourceMap(text);
+  return new Template(text, parse(text, map, hasBuiltin), map);
+}
