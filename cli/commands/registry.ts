@@ -71,6 +71,11 @@ export function loadSecret(path: string): Buffer {
   return readFileSync(path);
 }
 
+/** A flag given twice arrives as an array: the last one wins. */
+function last(v: string | string[]): string {
+  return Array.isArray(v) ? String(v[v.length - 1]) : v;
+}
+
 function splitAddr(addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   if (!m) throw new MfError("BAD_REQUEST", `invalid --addr "${addr}" (expected HOST:PORT)`);
@@ -78,7 +83,7 @@ function splitAddr(addr: string): { host: string; port: number } {
 }
 
 async function serve(args: ServeArgs): Promise<void> {
-  const root = resolve(args.root);
+  const root = resolve(last(args.root));
   mkdirSync(root, { recursive: true });
   const secret = loadSecret(resolve(args["secret-file"] ?? join(root, "secret.key")));
   if ((args["tls-cert"] === undefined) !== (args["tls-key"] === undefined)) {
@@ -100,7 +105,7 @@ async function serve(args: ServeArgs): Promise<void> {
     idleTimeoutMs: parseDuration(args["idle-timeout"]),
     https,
   });
-  const { host, port } = splitAddr(args.addr);
+  const { host, port } = splitAddr(last(args.addr));
   const address = await app.listen({ host, port });
   process.stdout.write(`mf registry listening on ${address} (root ${root})\n`);
 

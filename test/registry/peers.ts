@@ -49,9 +49,16 @@ export interface SpawnedRegistry {
   exited: Promise<number | string>;
 }
 
+/** How the `mf` binary is started: cli/main.ts through tsx, or the entry named by MF_TEST_CLI (e.g. dist/cli/main.js). */
+export function mfCommand(): string[] {
+  const entry = process.env.MF_TEST_CLI;
+  if (!entry) return ["--import", "tsx", "cli/main.ts"];
+  return entry.endsWith(".ts") ? ["--import", "tsx", entry] : [entry];
+}
+
 /** Spawns `mf registry serve --addr 127.0.0.1:0 ...` and waits for its "listening on" line. */
 export async function spawnMfRegistry(root: string, args: string[] = [], timeoutMs = 30_000): Promise<SpawnedRegistry> {
-  const child = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "registry", "serve", "--root", root, "--addr", "127.0.0.1:0", ...args], {
+  const child = spawn(process.execPath, [...mfCommand(), "registry", "serve", "--root", root, "--addr", "127.0.0.1:0", ...args], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
