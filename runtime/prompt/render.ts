@@ -1,0 +1,80 @@
+/**
+ * Ollama's execution of a prepared template on a chat (compat.md §6):
+ * - suffix mode (`prompt` and `suffix` both set): `.Prompt`, `.Suffix`, `.Response` = "";
+ * - messages mode (the template mentions `messages`): one execution on `.System` (every system message
+ *   joined by a blank line), `.Messages` (consecutive messages of one role merged by a blank line,
+ *   keeping the first one's tool calls; tool messages never merged), `.Tools`, `.Response` = "";
+ * - legacy mode: one execution per completed turn (system/prompt/response), then a last one of the
+ *   template cut after its first `{{ .Response }}`, so that a trailing assistant message is a prefill.
+ *   Unlike Ollama, the last execution keeps every function and `define`, and an `if … else` around
+ *   `{{ .Response }}` is cut cleanly instead of panicking.
+ */
+import type { ExecuteOptions } from "../../grammar/template/index.js";
+import type { PreparedTemplate } from "./cache.js";
+import { messageData, thinkData, toolData } from "./data.js";
+import type { ChatMessage, Think, Tool } from "./types.js";
+
+export interface PromptValues {
+  messages: ChatMessage[];
+  tools?: Tool[];
+  think?: Think;
+  /** suffix mode: both must be non-empty */
+  prompt?: string;
+  suffix?: string;
+}
+
+/** Merges consecutive messages of one role (tool messages excepted); returns the joined system text too. */
+export function collate(messages: readonly ChatMessage[]): { system: string; messages: ChatMessage[] } {
+  const system: string[] = [];
+  const out: ChatMessage[] = [];
+  for (const m of messages) {
+    if (m.role === "system") system.push(m.content ?? "");
+    const last = out[out.length - 1];
+    if (last && last.role === m.role && m.role !== "tool") {
+      out[out.length - 1] = { ...last, content: (last.content ?? "") + "\n\n" + (m.content ?? "") };
+    } else out.push(m);
+  }
+  return { system: system.join("\n\n"), messages: out };
+}
+
+export function executePrompt(t: PreparedTemplate, values: PromptValues, opts: ExecuteOptions = {}): string {
+  const think = thinkData(values.think);
+  if (values.prompt && values.suffix) {
+    return t.template.execute({ Prompt: values.prompt, Suffix: values.suffix, Response: "", ...think }, opts);
+  }
+  const { system, messages } = collate(values.messages);
+  if (t.messagesMode) {
+    return t.template.execute(
+      {
+        System: system,
+        Messages: messages.map(messageData),
+        Tools: (values.tools ?? []).map(toolData),
+        Response: "",
+        ...think,
+      },
+      opts,
+    );
+  }
+  let out = "";
+  let turn = { System: "", Prompt: "", Response: "" };
+  const flush = () => {
+    out += t.template.execute({ ...turn, ...think }, opts);
+    turn = { System: "", Prompt: "", Response: "" };
+  };
+  for (const m of messages) {
+    switch (m.role) {
+      case "system":
+        if (turn.Prompt !== "" || turn.Response !== "") flush();
+        turn.System = m.content ?? "";
+        break;
+      case "user":
+        if (turn.Response !== "") flush();
+        turn.Prompt = m.content ?? "";
+        break;
+      case "assistant":
+        turn.Response = m.content ?? "";
+        break;
+    }
+  }
+  return out + t.legacyFinal.execute({ ...turn, ...think }, opts);
+}
