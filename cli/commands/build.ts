@@ -1,0 +1,46 @@
+/** `mf build -t NAME[:TAG] [-t …] [-f Modelfile] CONTEXT_DIR`, like `docker build`. */
+import { resolve, join } from "node:path";
+import type { CommandModule } from "yargs";
+import { buildFromModelfile } from "../../builder/build.js";
+import { parseRef } from "../../core/reference.js";
+import { cliContext } from "../context.js";
+import { progressRenderer } from "../progress.js";
+
+interface Args {
+  context: string;
+  tag: string | string[];
+  file?: string;
+  link?: boolean;
+  quiet?: boolean;
+}
+
+export const buildCommand: CommandModule<object, Args> = {
+  command: "build [context]",
+  describe: "build an image from a Modelfile",
+  builder: (y) =>
+    y
+      .positional("context", { type: "string", default: ".", describe: "build context directory" })
+      .option("tag", { alias: "t", type: "string", requiresArg: true, demandOption: true, describe: "name[:tag] of the image (repeatable)" })
+      .option("file", { alias: "f", type: "string", describe: "Modelfile (default: CONTEXT/Modelfile)" })
+      .option("link", { type: "boolean", default: false, describe: "hard-link model files into the store instead of copying (an in-place edit of the source then changes the stored blob)" })
+      .option("quiet", { alias: "q", type: "boolean", default: false, describe: "print only the image digest" }) as never,
+  handler: async (args) => {
+    const ctx = cliContext();
+    // repeated -t gives an array; a greedy array option would swallow the context directory
+    const tags = [args.tag].flat().map((t) => parseRef(t));
+    const contextDir = resolve(args.context);
+    const file = args.file ? resolve(args.file) : join(contextDir, "Modelfile");
+    const progress = args.quiet ? undefined : progressRenderer();
+    const result = await buildFromModelfile(file, {
+      store: ctx.store,
+      tags,
+      contextDir,
+      homeDir: ctx.homeDir,
+      link: args.link,
+      onProgress: progress,
+      onWarning: (w) => process.stderr.write(`${w}\n`),
+    });
+    progress?.done();
+    process.stdout.write(`${result.digest}\n`);
+  },
+};

@@ -1,0 +1,39 @@
+/**
+ * `mf demo` (what `npm start` runs): builds the embedded demo Modelfile with a generated tiny model into
+ * a store of its own (`~/.mf/demo`, or `--dir`), then lists and shows it.
+ */
+import { join } from "node:path";
+import type { CommandModule } from "yargs";
+import { buildFromModelfile } from "../../builder/build.js";
+import { describeModel, modelfileOf } from "../../builder/describe.js";
+import { LocalStore } from "../../core/store.js";
+import { displayRef, parseRef } from "../../core/reference.js";
+import { DEMO_NAME, writeDemoContext } from "../../fixtures/demo.js";
+import { cliContext } from "../context.js";
+import { formatBytes, progressRenderer } from "../progress.js";
+import { table, timeAgo } from "../table.js";
+
+export const demoCommand: CommandModule<object, { dir?: string }> = {
+  command: "demo",
+  describe: "build the embedded demo model into a store of its own and describe it",
+  builder: (y) => y.option("dir", { type: "string", describe: "demo directory (default ~/.mf/demo)" }) as never,
+  handler: async (args) => {
+    const ctx = cliContext();
+    const dir = args.dir ?? join(ctx.config.home, "demo");
+    const contextDir = join(dir, "context");
+    const store = new LocalStore(join(dir, "models"));
+    const out = (s: string) => process.stdout.write(s);
+    out(`mf demo: generating a tiny model and its Modelfile in ${contextDir}\n`);
+    const modelfile = await writeDemoContext(contextDir);
+    out(`\n$ mf build -t ${DEMO_NAME} ${contextDir}\n`);
+    const progress = progressRenderer(process.stdout);
+    const r = await buildFromModelfile(modelfile, { store, tags: [parseRef(DEMO_NAME)], contextDir, homeDir: ctx.homeDir, onProgress: progress });
+    progress.done();
+    out(`${r.digest}\n\n$ mf list\n`);
+    const models = await store.listModels();
+    out(table(["NAME", "ID", "SIZE", "MODIFIED"], models.map((m) => [displayRef(m.ref), m.digest.slice(7, 19), formatBytes(m.size), timeAgo(m.modified)])));
+    out(`\n$ mf show ${DEMO_NAME} --modelfile\n`);
+    out(modelfileOf(await describeModel(store, await store.readModel(DEMO_NAME))));
+    out(`\nThe store is ${store.root}; point MF_MODELS at it to use the other commands on it.\n`);
+  },
+};

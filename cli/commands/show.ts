@@ -1,0 +1,72 @@
+/** `mf show NAME [--modelfile|--parameters|--template|--system|--license] [--json]`. */
+import type { CommandModule } from "yargs";
+import { describeModel, formatParameters, modelfileOf, modelInfo } from "../../builder/describe.js";
+import { displayRef } from "../../core/reference.js";
+import { cliContext, writeJson } from "../context.js";
+
+interface Args {
+  name: string;
+  modelfile?: boolean;
+  parameters?: boolean;
+  template?: boolean;
+  system?: boolean;
+  license?: boolean;
+  json?: boolean;
+}
+
+export const showCommand: CommandModule<object, Args> = {
+  command: "show <name>",
+  describe: "show information about a model",
+  builder: (y) =>
+    y
+      .positional("name", { type: "string", demandOption: true })
+      .option("modelfile", { type: "boolean", describe: "the Modelfile that rebuilds it" })
+      .option("parameters", { type: "boolean", describe: "its parameters" })
+      .option("template", { type: "boolean", describe: "its prompt template" })
+      .option("system", { type: "boolean", describe: "its system message" })
+      .option("license", { type: "boolean", describe: "its license(s)" })
+      .option("json", { type: "boolean", describe: "everything, machine-readable" })
+      .conflicts("modelfile", ["parameters", "template", "system", "license"]) as never,
+  handler: async (args) => {
+    const { store } = cliContext();
+    const model = await store.readModel(args.name);
+    const d = await describeModel(store, model);
+    const out = (s: string): void => void process.stdout.write(s.endsWith("\n") || s === "" ? s : s + "\n");
+    if (args.modelfile) return out(modelfileOf(d));
+    if (args.parameters) return out(formatParameters(d.params));
+    if (args.template) return out(d.template ?? "");
+    if (args.system) return out(d.system ?? "");
+    if (args.license) return out(d.licenses.join("\n\n"));
+    const info = await modelInfo(d);
+    if (args.json) {
+      writeJson({
+        name: displayRef(d.model.ref),
+        digest: d.model.digest,
+        details: d.details,
+        parameters: d.params,
+        template: d.template ?? null,
+        system: d.system ?? null,
+        messages: d.messages,
+        license: d.licenses,
+        model_info: info,
+        modelfile: modelfileOf(d),
+      });
+      return;
+    }
+    const arch = d.details.family;
+    const section = (title: string, rows: [string, string][]) =>
+      rows.length ? `  ${title}\n${rows.map(([k, v]) => `    ${k.padEnd(20)}${v}`).join("\n")}\n\n` : "";
+    let s = section("Model", [
+      ["architecture", arch],
+      ["parameters", d.details.parameter_size],
+      ...(info[`${arch}.context_length`] !== undefined ? [["context length", String(info[`${arch}.context_length`])] as [string, string]] : []),
+      ...(info[`${arch}.embedding_length`] !== undefined ? [["embedding length", String(info[`${arch}.embedding_length`])] as [string, string]] : []),
+      ["quantization", d.details.quantization_level],
+    ]);
+    const params = formatParameters(d.params);
+    if (params) s += `  Parameters\n${params.split("\n").map((l) => `    ${l}`).join("\n")}\n\n`;
+    if (d.system) s += section("System", [[d.system.split("\n")[0]!.slice(0, 70), ""]]);
+    if (d.licenses.length) s += section("License", d.licenses.map((l) => [l.split("\n")[0]!.slice(0, 70), ""] as [string, string]));
+    out(s.trimEnd());
+  },
+};

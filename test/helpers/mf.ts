@@ -1,0 +1,29 @@
+/** Runs the real `mf` binary (dist/cli/main.js, built by `npm run build`, which `npm test` runs first). */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const MF_BIN = join(ROOT, "dist", "cli", "main.js");
+
+export interface MfResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function mf(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string } = {}): Promise<MfResult> {
+  if (!existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
+  return new Promise((res, rej) => {
+    const env = { ...process.env, ...opts.env };
+    delete env.MF_DEBUG;
+    const p = spawn(process.execPath, [MF_BIN, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("error", rej);
+    p.on("close", (code) => res({ code, stdout, stderr }));
+    p.stdin.end(opts.input ?? "");
+  });
+}
