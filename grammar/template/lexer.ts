@@ -91,7 +91,7 @@ export function lex(src: string, map: SourceMap): Token[] {
     }
     toks.push({ t: "left", pos: open, end: open + 2, val: "{{", sp: false });
     let sp = trimLeft;
-    let depth = 0;
+    const parens: number[] = [];
     for (;;) {
       if (p >= n) fail("unclosed action", open);
       const c = src[p]!;
@@ -123,10 +123,10 @@ export function lex(src: string, map: SourceMap): Token[] {
       };
       if (c === "|") push("pipe", c, p + 1);
       else if (c === "(") {
-        depth++;
+        parens.push(p);
         push("lparen", c, p + 1);
       } else if (c === ")") {
-        if (--depth < 0) fail("unexpected right paren", p);
+        if (parens.pop() === undefined) fail("unexpected right paren", p);
         push("rparen", c, p + 1);
       } else if (c === ",") push("comma", c, p + 1);
       else if (c === "=") push("assign", c, p + 1);
@@ -164,7 +164,7 @@ export function lex(src: string, map: SourceMap): Token[] {
         else push("ident", word, q);
       } else fail(`unrecognized character in action: ${describe(src, p)}`, p);
     }
-    if (depth > 0) fail("unclosed left paren", toks[toks.length - 1]!.pos);
+    if (parens.length > 0) fail("unclosed left paren", parens[parens.length - 1]!);
   }
   toks.push({ t: "eof", pos: n, end: n, val: "", sp: false });
   return toks;
