@@ -19,7 +19,7 @@ const gib = Number(values.gib);
 
 /** A llama config of about `gib` GiB in F16: 2048-wide layers, as many as it takes. */
 function configFor(gibs: number): LlamaGgufConfig {
-  const perLayer = 2 * (4 * 2048 * 2048 + 3 * 2048 * 5632);
+  const perLayer = 2 * (2 * 2048 * 2048 + 2 * 2048 * 512 + 3 * 2048 * 5632); // q,o + k,v (4 kv heads) + ffn, F16
   const blocks = Math.max(1, Math.round((gibs * 2 ** 30 - 2 * 2 * 32000 * 2048) / perLayer));
   return {
     seed: 7, name: "mf-bench-build", contextLength: 2048, embeddingLength: 2048, blockCount: blocks,

@@ -15,7 +15,7 @@
 import { constants as fsc, createReadStream, createWriteStream } from "node:fs";
 import * as fs from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { dirname, join, relative, sep } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Transform, type Readable } from "node:stream";
 import { StoreError, MfError } from "./errors.js";
@@ -237,24 +237,13 @@ export class LocalStore {
   /** All stored references with the path of their manifest. */
   async listRefs(): Promise<{ ref: ModelRef; path: string }[]> {
     const out: { ref: ModelRef; path: string }[] = [];
-    const walk = async (dir: string, depth: number): Promise<void> => {
-      let entries;
-      try {
-        entries = await fs.readdir(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        const p = join(dir, e.name);
-        if (depth < 3 && e.isDirectory()) await walk(p, depth + 1);
-        else if (depth === 3 && e.isFile() && !e.name.startsWith(TEMP_PREFIX)) {
-          const [host, namespace, model, tag] = relative(this.manifestsDir, p).split(sep);
-          const ref = tryParseRef(`${host}/${namespace}/${model}:${tag}`);
-          if (ref) out.push({ ref, path: p });
-        }
-      }
-    };
-    await walk(this.manifestsDir, 0);
+    for (const p of await manifestFiles(this.manifestsDir)) {
+      const parts = relative(this.manifestsDir, p).split(sep);
+      if (parts.length !== 4 || parts[3]!.startsWith(TEMP_PREFIX)) continue;
+      const [host, namespace, model, tag] = parts;
+      const ref = tryParseRef(`${host}/${namespace}/${model}:${tag}`);
+      if (ref) out.push({ ref, path: p });
+    }
     return out;
   }
 
@@ -429,23 +418,25 @@ export class LocalStore {
   }
 
   private async listTempManifests(): Promise<string[]> {
-    const out: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      let entries;
-      try {
-        entries = await fs.readdir(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of entries) {
-        const p = join(dir, e.name);
-        if (e.isDirectory()) await walk(p);
-        else if (e.name.startsWith(TEMP_PREFIX)) out.push(p);
-      }
-    };
-    await walk(this.manifestsDir);
-    return out;
+    return (await manifestFiles(this.manifestsDir)).filter((p) => basename(p).startsWith(TEMP_PREFIX));
   }
+}
+
+/** Every file below the manifests directory (at most 4 levels: host/namespace/model/tag). */
+async function manifestFiles(dir: string, depth = 0): Promise<string[]> {
+  let entries;
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory() && depth < 3) out.push(...(await manifestFiles(p, depth + 1)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
 }
 
 /** Hashes a file with node's crypto, reporting progress. */
