@@ -119,6 +119,12 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     const e = asMfError(err);
     if (e.status >= 500) request.log.error({ err }, "registry request failed");
     if (reply.sent || reply.raw.headersSent) return;
+    if (!request.raw.complete) {
+      // The body was not (fully) read: discard what still arrives and close after answering, so the
+      // client sees the error now instead of blocking on a body nobody reads.
+      reply.header("Connection", "close");
+      request.raw.resume();
+    }
     reply.code(e.status).type("application/json").send(ociEnvelope(e));
   });
 

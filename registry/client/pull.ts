@@ -1,0 +1,119 @@
+/**
+ * Pull: the manifest first (kept byte for byte, so the local digest is the registry's), then every blob
+ * the store lacks (downloadBlob: ranged parts, resumable, verified), then the manifest, atomically.
+ */
+import { digestOf, parseDigest } from "../../core/digest.js";
+import { MfError, RegistryError } from "../../core/errors.js";
+import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type Manifest } from "../../core/manifest.js";
+import { MANIFEST_ACCEPT, MediaType } from "../../core/mediatypes.js";
+import type { ProgressSink } from "../../core/progress.js";
+import type { ModelRef } from "../../core/reference.js";
+import type { LocalStore } from "../../core/store.js";
+import { blobPath, manifestPath } from "../protocol/paths.js";
+import { downloadBlob, runParallel } from "./download.js";
+import { header, httpStatusOf, readAll, type RegistryHttp } from "./http.js";
+import { wireRef, type WireRef } from "./names.js";
+import type { SharedDownloads } from "./shared.js";
+import { throttled } from "./progress.js";
+
+export interface TransferOptions {
+  /** plain HTTP */
+  insecure?: boolean;
+  onProgress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface PullSettings {
+  partSize?: number;
+  parallelParts?: number;
+  /** blobs fetched at once (default 4) */
+  blobConcurrency?: number;
+  stateEveryBytes?: number;
+}
+
+export interface PullContext {
+  http: RegistryHttp;
+  shared: SharedDownloads;
+  settings: PullSettings;
+}
+
+export interface PullResult {
+  /** the name as stored */
+  ref: ModelRef;
+  /** manifest digest */
+  digest: string;
+}
+
+export function shortHex(digest: string): string {
+  return digest.replace(/^sha256:/, "").slice(0, 12);
+}
+
+/** Fetches a manifest's bytes; an index is resolved to its linux/amd64 (or first) image manifest. */
+export async function fetchManifest(http: RegistryHttp, w: WireRef, reference: string, signal?: AbortSignal, depth = 0): Promise<{ bytes: Buffer; manifest: Manifest }> {
+  let res;
+  try {
+    res = await http.send({ method: "GET", url: w.base + manifestPath(w.name, reference), headers: { accept: MANIFEST_ACCEPT }, signal });
+  } catch (e) {
+    if (httpStatusOf(e) === 404) {
+      throw new RegistryError("MANIFEST_UNKNOWN", `${w.ref.host}/${w.name}:${reference} not found in the registry (${(e as Error).message})`, { cause: e });
+    }
+    throw e;
+  }
+  const bytes = await readAll(res.body, MAX_MANIFEST_BYTES);
+  const claimed = header(res, "docker-content-digest");
+  const parsed = claimed ? parseDigest(claimed) : null;
+  if (parsed?.algorithm === "sha256" && digestOf(bytes) !== claimed) {
+    throw new RegistryError("DIGEST_INVALID", `manifest of ${w.name}:${reference} does not match the digest the registry gave (${claimed})`);
+  }
+  if (reference.startsWith("sha256:") && digestOf(bytes) !== reference) {
+    throw new RegistryError("DIGEST_INVALID", `manifest ${reference} of ${w.name} does not match its digest`);
+  }
+  const json = JSON.parse(bytes.toString("utf8")) as { mediaType?: string; manifests?: { digest: string; platform?: { os?: string; architecture?: string } }[] };
+  const type = json.mediaType ?? header(res, "content-type")?.split(";")[0];
+  if (type === MediaType.ociIndex || type === MediaType.dockerManifestList || (!json.mediaType && Array.isArray(json.manifests))) {
+    if (depth > 0 || !json.manifests?.length) throw new RegistryError("MANIFEST_INVALID", `${w.name}:${reference} is an empty or nested index`);
+    const pick = json.manifests.find((m) => m.platform?.os === "linux" && m.platform.architecture === "amd64") ?? json.manifests[0]!;
+    return fetchManifest(http, w, pick.digest, signal, depth + 1);
+  }
+  return { bytes, manifest: parseManifest(bytes) };
+}
+
+export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PullResult> {
+  const w = wireRef(name, opts);
+  const emit = opts.onProgress ?? (() => {});
+  emit({ status: "pulling manifest" });
+  const { bytes, manifest } = await fetchManifest(ctx.http, w, w.tag, opts.signal);
+  // layers in the order they appear (as Ollama shows them), then the config; each digest once
+  const uniq: Descriptor[] = [];
+  for (const d of [...manifest.layers, manifest.config]) if (!uniq.some((b) => b.digest === d.digest)) uniq.push(d);
+  for (const d of uniq) {
+    if (parseDigest(d.digest)?.algorithm !== "sha256") throw new RegistryError("UNSUPPORTED", `blob ${d.digest}: the local store keeps sha256 blobs only`);
+  }
+  await runParallel(uniq, ctx.settings.blobConcurrency ?? 4, async (d) => {
+    const status = `pulling ${shortHex(d.digest)}`;
+    const report = throttled((completed) => emit({ status, digest: d.digest, total: d.size, completed }));
+    if (await store.hasBlob(d.digest)) {
+      report(d.size, true);
+      return;
+    }
+    const key = store.partialPath(d.digest);
+    await ctx.shared.join(
+      key,
+      (signal, progress) =>
+        downloadBlob({
+          http: ctx.http, store, url: w.base + blobPath(w.name, d.digest), digest: d.digest, size: d.size,
+          partSize: ctx.settings.partSize, parallel: ctx.settings.parallelParts, stateEveryBytes: ctx.settings.stateEveryBytes,
+          signal, onProgress: progress,
+        }),
+      (c) => report(c, c >= d.size),
+      opts.signal,
+    );
+    if (!(await store.hasBlob(d.digest))) throw new MfError("INTERNAL", `blob ${d.digest} missing after its download`);
+    report(d.size, true);
+  });
+  emit({ status: "verifying sha256 digest" });
+  emit({ status: "writing manifest" });
+  const written = await store.writeManifest(w.ref, bytes);
+  emit({ status: "success" });
+  return { ref: written.ref, digest: written.digest };
+}
