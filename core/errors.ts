@@ -43,6 +43,7 @@ export const ERROR_TABLE = {
   STORE_CORRUPT: { status: 500, oci: "UNKNOWN" },
   NO_SPACE: { status: 507, oci: "UNKNOWN" },
   SERVICE_UNAVAILABLE: { status: 503, oci: "TOOMANYREQUESTS" },
+  MODEL_LOAD_FAILED: { status: 500, oci: "UNKNOWN" },
   INTERNAL: { status: 500, oci: "UNKNOWN" },
 } as const satisfies Record<string, ErrorSpec>;
 
