@@ -1,0 +1,267 @@
+/**
+ * The engine over node-llama-cpp: one Llama binding per engine, one context per loaded model with a
+ * sequence per slot, the GGUF loaded in place from the store. llama.cpp's own log is captured, because
+ * node-llama-cpp only says "Failed to load model": a failed load reports llama.cpp's reason.
+ */
+import {
+  getLlama,
+  LlamaGrammarEvaluationState,
+  LlamaLogLevel,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaEmbeddingContext,
+  type LlamaGrammar,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
+import { RuntimeError } from "../../core/errors.js";
+import type { Engine, EngineModel, EvaluateOptions, GrammarSpec, LoadSpec } from "./types.js";
+
+export type EngineLogLevel = "error" | "warn" | "info" | "debug";
+
+export interface LlamaEngineOptions {
+  /** false: CPU only (the default; tests and benchmarks use it); "auto": a GPU when one is usable */
+  gpu?: false | "auto";
+  /** receives llama.cpp's log lines */
+  log?: (level: EngineLogLevel, message: string) => void;
+  /** default CPU threads of a context */
+  threads?: number;
+}
+
+const LEVELS: Partial<Record<LlamaLogLevel, EngineLogLevel>> = {
+  [LlamaLogLevel.fatal]: "error",
+  [LlamaLogLevel.error]: "error",
+  [LlamaLogLevel.warn]: "warn",
+  [LlamaLogLevel.info]: "info",
+  [LlamaLogLevel.log]: "info",
+  [LlamaLogLevel.debug]: "debug",
+};
+
+export function createLlamaEngine(opts: LlamaEngineOptions = {}): Engine {
+  return new LlamaEngine(opts);
+}
+
+class LlamaEngine implements Engine {
+  readonly name = "node-llama-cpp";
+  private llama: Promise<Llama> | undefined;
+  /** recent error lines of llama.cpp, read back when a load fails */
+  private errors: string[] = [];
+  /** loads run one at a time so that the captured lines belong to the load that failed */
+  private loading: Promise<unknown> = Promise.resolve();
+  private readonly models = new Set<LlamaEngineModel>();
+
+  constructor(private readonly opts: LlamaEngineOptions) {}
+
+  private binding(): Promise<Llama> {
+    this.llama ??= getLlama({
+      gpu: this.opts.gpu ?? false,
+      build: "never",
+      logLevel: LlamaLogLevel.warn,
+      logger: (level, message) => {
+        const text = message.trim();
+        if (!text) return;
+        const l = LEVELS[level] ?? "debug";
+        if (l === "error") {
+          this.errors.push(text);
+          if (this.errors.length > 50) this.errors.shift();
+        }
+        this.opts.log?.(l, text);
+      },
+    });
+    return this.llama;
+  }
+
+  load(spec: LoadSpec, signal?: AbortSignal): Promise<EngineModel> {
+    const run = this.loading.then(() => this.loadNow(spec, signal));
+    this.loading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadNow(spec: LoadSpec, signal?: AbortSignal): Promise<EngineModel> {
+    signal?.throwIfAborted();
+    const llama = await this.binding();
+    this.errors = [];
+    let model: LlamaModel | undefined;
+    try {
+      model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal });
+      const context = await model.createContext({
+        contextSize: Math.min(spec.contextSize, Math.max(model.trainContextSize, 1)) || spec.contextSize,
+        sequences: spec.slots,
+        batchSize: spec.batchSize,
+        threads: spec.threads ?? this.opts.threads,
+        lora: spec.adapters.length ? { adapters: spec.adapters.map((filePath) => ({ filePath })) } : undefined,
+      });
+      const m = new LlamaEngineModel(llama, model, context, spec, this.opts, () => this.models.delete(m));
+      this.models.add(m);
+      return m;
+    } catch (e) {
+      await model?.dispose().catch(() => {});
+      if (signal?.aborted) throw e;
+      throw new RuntimeError("MODEL_LOAD_FAILED", `failed to load model ${spec.modelPath}: ${this.reason(e)}`, { cause: e });
+    }
+  }
+
+  /** llama.cpp's own words for the failure, else node-llama-cpp's. */
+  private reason(e: unknown): string {
+    const said = this.errors.map((l) => /error loading model:\s*(.*)$/.exec(l)?.[1]).find((x) => x);
+    if (said) return said;
+    const last = this.errors.filter((l) => !/failed to load model$/i.test(l)).at(-1);
+    return last ?? (e instanceof Error ? e.message : String(e));
+  }
+
+  async dispose(): Promise<void> {
+    for (const m of [...this.models]) await m.dispose();
+    if (this.llama) await (await this.llama).dispose();
+    this.llama = undefined;
+  }
+}
+
+interface Slot {
+  seq: LlamaContextSequence;
+  busy: boolean;
+}
+
+class LlamaEngineModel implements EngineModel {
+  readonly slots: number;
+  readonly contextSize: number;
+  readonly sizeBytes: number;
+  readonly vramBytes: number;
+  readonly bosToken: number | null;
+  readonly chatTemplate: string | undefined;
+  private readonly pool: Slot[] = [];
+  private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
+  private embedding: Promise<LlamaEmbeddingContext> | undefined;
+  private embedQueue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  constructor(
+    private readonly llama: Llama,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    private readonly spec: LoadSpec,
+    private readonly opts: LlamaEngineOptions,
+    private readonly onDispose: () => void,
+  ) {
+    this.slots = spec.slots;
+    this.contextSize = context.contextSize;
+    this.sizeBytes = model.size + context.stateSize;
+    this.vramBytes = model.gpuLayers > 0 && opts.gpu ? this.sizeBytes : 0;
+    this.bosToken = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
+    const tpl = (model.fileInfo.metadata as { tokenizer?: { chat_template?: string } }).tokenizer?.chat_template;
+    this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
+    for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: context.getSequence(), busy: false });
+  }
+
+  tokenize(text: string, opts: { special?: boolean } = {}): number[] {
+    return this.model.tokenize(text, opts.special ?? false) as number[];
+  }
+
+  detokenize(tokens: readonly number[], opts: { special?: boolean; previous?: readonly number[] } = {}): string {
+    return this.model.detokenize(tokens as Token[], opts.special ?? false, opts.previous as Token[] | undefined);
+  }
+
+  private grammar(spec: GrammarSpec): Promise<LlamaGrammar> {
+    const key = spec.kind === "json" ? "json" : JSON.stringify(spec.schema);
+    let g = this.grammars.get(key);
+    if (!g) {
+      g = spec.kind === "json"
+        ? this.llama.getGrammarFor("json")
+        : this.llama.createGrammarForJsonSchema(spec.schema as never) as Promise<LlamaGrammar>;
+      g.catch(() => this.grammars.delete(key));
+      if (this.grammars.size > 32) this.grammars.delete(this.grammars.keys().next().value!);
+      this.grammars.set(key, g);
+    }
+    return g;
+  }
+
+  /** The free slot whose cached tokens share the longest prefix with the prompt. */
+  private takeSlot(prompt: readonly number[]): Slot {
+    let best: Slot | undefined;
+    let bestLen = -1;
+    for (const s of this.pool) {
+      if (s.busy) continue;
+      const n = s.seq.compareContextTokens(prompt as Token[]).firstDifferentIndex;
+      if (n > bestLen) {
+        best = s;
+        bestLen = n;
+      }
+    }
+    if (!best) throw new RuntimeError("SERVICE_UNAVAILABLE", "no free slot on this model");
+    best.busy = true;
+    return best;
+  }
+
+  async *evaluate(prompt: readonly number[], opts: EvaluateOptions): AsyncGenerator<number, void, void> {
+    if (this.disposed) throw new RuntimeError("INTERNAL", "model is unloaded");
+    if (prompt.length === 0) throw new RuntimeError("BAD_REQUEST", "empty prompt");
+    if (prompt.length >= this.contextSize) {
+      throw new RuntimeError("BAD_REQUEST", `prompt of ${prompt.length} tokens does not fit the context of ${this.contextSize}`);
+    }
+    const grammar = opts.grammar ? await this.grammar(opts.grammar) : undefined;
+    const slot = this.takeSlot(prompt);
+    try {
+      const seq = slot.seq;
+      let common = Math.min(seq.compareContextTokens(prompt as Token[]).firstDifferentIndex, prompt.length - 1);
+      if (common < seq.nextTokenIndex) {
+        try {
+          await seq.eraseContextTokenRanges([{ start: common, end: seq.nextTokenIndex }]);
+        } catch {
+          await seq.clearHistory();
+          common = 0;
+        }
+      }
+      const s = opts.sampling;
+      const history = [...prompt];
+      const rp = s.repeat;
+      const penalize = rp && rp.lastN !== 0 && (rp.penalty !== 1 || rp.presencePenalty !== 0 || rp.frequencyPenalty !== 0);
+      const lastN = rp && rp.lastN < 0 ? this.contextSize : (rp?.lastN ?? 0);
+      const gen = seq.evaluate(prompt.slice(common) as Token[], {
+        temperature: s.temperature,
+        topK: s.topK,
+        topP: s.topP,
+        minP: s.minP,
+        seed: s.seed,
+        repeatPenalty: penalize
+          ? {
+              punishTokens: () => history.slice(-lastN) as Token[],
+              maxPunishTokens: lastN,
+              penalty: rp.penalty,
+              presencePenalty: rp.presencePenalty,
+              frequencyPenalty: rp.frequencyPenalty,
+            }
+          : undefined,
+        grammarEvaluationState: grammar ? new LlamaGrammarEvaluationState({ model: this.model, grammar }) : undefined,
+      });
+      for await (const token of gen) {
+        history.push(token);
+        yield token;
+      }
+    } finally {
+      slot.busy = false;
+    }
+  }
+
+  async embed(tokens: readonly number[], signal?: AbortSignal): Promise<number[]> {
+    if (tokens.length > this.contextSize) throw new RuntimeError("BAD_REQUEST", "input exceeds the context length");
+    this.embedding ??= this.model.createEmbeddingContext({ contextSize: this.contextSize, threads: this.spec.threads ?? this.opts.threads });
+    const run = this.embedQueue.then(async () => {
+      signal?.throwIfAborted();
+      const ctx = await this.embedding!;
+      return [...(await ctx.getEmbeddingFor(tokens as Token[])).vector];
+    });
+    this.embedQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.onDispose();
+    const emb = this.embedding;
+    this.embedding = undefined;
+    if (emb) await (await emb.catch(() => undefined))?.dispose();
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}
