@@ -101,7 +101,7 @@ async function fetchLocked(o: DownloadOptions, partial: string): Promise<void> {
   }
   if (!state) {
     state = { digest, size, parts: planParts(size, o.partSize) };
-    fh = await open(partial, "w");
+    fh = await open(partial, "w+");
     await fh.truncate(size);
     await saveState(statePath, state);
   }

@@ -4,6 +4,8 @@
  * any interruption the session is asked its offset (`GET <location>`) and the upload continues there; a
  * session the registry no longer knows is started again.
  */
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
 import { RegistryError } from "../../core/errors.js";
 import type { LocalStore } from "../../core/store.js";
 import { uploadsPath, withDigestQuery } from "../protocol/paths.js";
@@ -103,7 +105,7 @@ export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploade
             "content-length": String(end - offset),
             "content-range": `${offset}-${end - 1}`,
           },
-          body: () => counted(o, offset, end),
+          body: () => Readable.from(counted(o, offset, end), { objectMode: false }),
           signal: o.signal,
           retry: false,
           redirect: false,
@@ -124,7 +126,7 @@ export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploade
         headers: whole
           ? { "content-type": "application/octet-stream", "content-length": String(size) }
           : { "content-length": "0" },
-        body: whole ? () => counted(o, 0, size) : undefined,
+        body: whole ? () => Readable.from(counted(o, 0, size), { objectMode: false }) : undefined,
         signal: o.signal,
         retry: false,
         redirect: false,
@@ -165,7 +167,8 @@ export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploade
 /** The blob's bytes [from, to) as a body, reporting progress as they are sent. */
 async function* counted(o: UploadOptions, from: number, to: number): AsyncGenerator<Buffer> {
   let sent = from;
-  for await (const c of o.store.openBlob(o.digest, { start: from, end: to - 1 })) {
+  if (to <= from) return;
+  for await (const c of createReadStream(o.store.blobPath(o.digest), { start: from, end: to - 1, highWaterMark: 1 << 20 })) {
     sent += (c as Buffer).length;
     yield c as Buffer;
     o.onProgress?.(sent);

@@ -1,0 +1,57 @@
+/**
+ * The registry client: one object holding the HTTP agent, the tokens and the in-process download
+ * sharing, so every pull and push of a process (CLI or runtime) goes through it.
+ */
+import type { ModelRef } from "../../core/reference.js";
+import type { LocalStore } from "../../core/store.js";
+import { RegistryHttp, type HttpOptions } from "./http.js";
+import { pull, type PullResult, type PullSettings, type TransferOptions } from "./pull.js";
+import { push, type PushResult, type PushSettings } from "./push.js";
+import { SharedDownloads } from "./shared.js";
+
+export interface RegistryClientOptions extends HttpOptions, PullSettings, PushSettings {}
+
+export class RegistryClient {
+  readonly http: RegistryHttp;
+  private readonly shared = new SharedDownloads();
+  private readonly opts: RegistryClientOptions;
+
+  constructor(opts: RegistryClientOptions = {}) {
+    this.opts = opts;
+    this.http = new RegistryHttp(opts);
+  }
+
+  /** Pulls `name` into `store`: resumable, verified, manifest last. */
+  pull(store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PullResult> {
+    return pull({ http: this.http, shared: this.shared, settings: this.opts }, store, name, opts);
+  }
+
+  /** Pushes the model `name` from `store` to the registry its name points at. */
+  push(store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PushResult> {
+    return push({ http: this.http, settings: this.opts }, store, name, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+}
+
+/** One pull with a client of its own (the runtime keeps a RegistryClient to share downloads). */
+export async function pullModel(store: LocalStore, name: ModelRef | string, opts: TransferOptions & { client?: RegistryClient } & RegistryClientOptions = {}): Promise<PullResult> {
+  const client = opts.client ?? new RegistryClient(opts);
+  try {
+    return await client.pull(store, name, opts);
+  } finally {
+    if (!opts.client) await client.close();
+  }
+}
+
+/** One push with a client of its own. */
+export async function pushModel(store: LocalStore, name: ModelRef | string, opts: TransferOptions & { client?: RegistryClient } & RegistryClientOptions = {}): Promise<PushResult> {
+  const client = opts.client ?? new RegistryClient(opts);
+  try {
+    return await client.push(store, name, opts);
+  } finally {
+    if (!opts.client) await client.close();
+  }
+}

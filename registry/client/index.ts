@@ -1,0 +1,7 @@
+/** The registry client's public surface. */
+export { RegistryClient, pullModel, pushModel, type RegistryClientOptions } from "./client.js";
+export type { PullResult, TransferOptions } from "./pull.js";
+export type { PushResult } from "./push.js";
+export { type Authenticate, type Challenge, parseChallenge } from "./http.js";
+export { wireRef, type WireRef } from "./names.js";
+export { UploadSessions } from "./upload-sessions.js";

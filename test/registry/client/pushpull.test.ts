@@ -1,0 +1,106 @@
+/**
+ * Push then pull through the client against a live `mf` registry (in process) and Debian's
+ * docker-registry: a model built from a generated GGUF arrives on a second store byte for byte, shows the
+ * same, and a second push and pull move nothing.
+ */
+import { strict as assert } from "node:assert";
+import { rm } from "node:fs/promises";
+import { after, before, describe, it } from "node:test";
+import type { ProgressEvent } from "../../../core/progress.js";
+import { RegistryClient } from "../../../registry/client/index.js";
+import { buildModel, DISTRIBUTION_MISSING, newStore, type Peer, showOf, startPeer } from "./helpers.js";
+import { startProxy, type CountingProxy } from "./proxy.js";
+import type { LocalStore } from "../../../core/store.js";
+
+for (const kind of ["mf", "distribution"] as const) {
+  describe(`push and pull against ${kind}`, { skip: kind === "distribution" ? DISTRIBUTION_MISSING : undefined }, () => {
+    let peer: Peer;
+    let proxy: CountingProxy;
+    let src: LocalStore;
+    let dst: LocalStore;
+    const client = new RegistryClient({ partSize: 256 * 1024, chunkSize: 300 * 1024 });
+    before(async () => {
+      peer = await startPeer(kind);
+      proxy = await startProxy(peer.base);
+      src = await newStore();
+      dst = await newStore();
+    });
+    after(async () => {
+      await client.close();
+      await proxy.close();
+      await peer.close();
+      await rm(src.root, { recursive: true, force: true });
+      await rm(dst.root, { recursive: true, force: true });
+    });
+
+    it("pushes a built model and pulls it into another store with the same digest and show", async () => {
+      const host = new URL(proxy.base).host;
+      const name = `${host}/Team/Tiny:v1`;
+      const built = await buildModel(src, src.root, name, { bigLayerBytes: 1024 * 1024 });
+      const pushEvents: ProgressEvent[] = [];
+      const pushed = await client.push(src, name, { insecure: true, onProgress: (e) => pushEvents.push(e) });
+      assert.equal(pushed.digest, built.digest);
+      assert.ok(pushed.uploaded >= 3, `uploaded ${pushed.uploaded}`);
+      assert.equal(pushEvents.at(-1)!.status, "success");
+      assert.ok(pushEvents.some((e) => /^pushing [0-9a-f]{12}$/.test(e.status) && e.completed === e.total && e.total! >= 1024 * 1024));
+      // the wire name is lowercased
+      assert.ok(proxy.log.some((l) => l.startsWith("PUT /v2/team/tiny/manifests/v1")), proxy.log.join("\n"));
+
+      const events: ProgressEvent[] = [];
+      const pulled = await client.pull(dst, name, { insecure: true, onProgress: (e) => events.push(e) });
+      assert.equal(pulled.digest, built.digest);
+      const statuses = events.map((e) => e.status);
+      assert.equal(statuses[0], "pulling manifest");
+      assert.deepEqual(statuses.slice(-3), ["verifying sha256 digest", "writing manifest", "success"]);
+      const layerEvents = events.filter((e) => e.digest);
+      assert.ok(layerEvents.every((e) => e.status === `pulling ${e.digest!.slice(7, 19)}` && typeof e.total === "number"));
+      const a = await src.readModel(name);
+      const b = await dst.readModel(name);
+      assert.ok(a.bytes.equals(b.bytes), "manifest bytes are identical");
+      assert.deepEqual(await showOf(dst, name), await showOf(src, name));
+      for (const d of [a.manifest.config, ...a.manifest.layers]) assert.ok(await dst.hasBlob(d.digest));
+    });
+
+    it("moves no blob bytes when pushed and pulled again", async () => {
+      const host = new URL(proxy.base).host;
+      const name = `${host}/team/tiny:v1`;
+      proxy.reset();
+      const again = await client.push(src, name, { insecure: true });
+      assert.equal(again.uploaded, 0);
+      assert.ok(again.skipped >= 3);
+      await client.pull(dst, name, { insecure: true });
+      assert.equal([...proxy.served.values()].reduce((x, y) => x + y, 0), 0);
+      assert.equal([...proxy.received.values()].reduce((x, y) => x + y, 0), 0);
+    });
+
+    it("mounts a layer inherited from another repository instead of uploading it", async () => {
+      const host = new URL(proxy.base).host;
+      const base = `${host}/team/tiny:v1`;
+      const child = `${host}/other/child:latest`;
+      const model = await src.readModel(base);
+      // the child reuses the base's layers with `from`, as `FROM team/tiny` builds it
+      const m = JSON.parse(model.bytes.toString()) as { layers: { from?: string }[] };
+      for (const l of m.layers) l.from = "team/tiny";
+      await src.writeManifest((await import("../../../core/reference.js")).parseRef(child), Buffer.from(JSON.stringify(m)));
+      proxy.reset();
+      const r = await client.push(src, child, { insecure: true });
+      assert.ok(r.mounted >= 3, JSON.stringify(r));
+      assert.ok(proxy.log.some((l) => /mount=sha256/.test(l) && /from=team%2Ftiny/.test(l)), proxy.log.join("\n"));
+      // only the config (which carries no `from`) travels
+      assert.equal(r.uploaded, 1);
+      assert.equal([...proxy.received.values()].reduce((x, y) => x + y, 0), model.manifest.config.size);
+    });
+
+    it("refuses a name OCI cannot spell before any request", async () => {
+      const host = new URL(proxy.base).host;
+      proxy.reset();
+      await assert.rejects(client.pull(dst, `${host}/_bad/name:latest`, { insecure: true }), (e: Error & { code?: string }) => e.code === "NAME_INVALID");
+      assert.equal(proxy.log.length, 0);
+    });
+
+    it("says the model is unknown when the registry has no such manifest", async () => {
+      const host = new URL(proxy.base).host;
+      await assert.rejects(client.pull(dst, `${host}/team/nothing:here`, { insecure: true }), (e: Error & { code?: string }) => e.code === "MANIFEST_UNKNOWN" && /not found/.test(e.message));
+    });
+  });
+}
