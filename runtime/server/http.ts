@@ -1,0 +1,105 @@
+/**
+ * The wire conventions of the Ollama API: errors as `{"error": "..."}` with the table's status, NDJSON
+ * streams that turn a late error into a final `{"error"}` line, RFC 3339 timestamps with nanoseconds,
+ * and an AbortSignal that fires when the client goes away.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { MfError, RuntimeError, apiEnvelope, isMfError, toMfError } from "../../core/errors.js";
+import { isTemplateError } from "../../grammar/template/errors.js";
+
+/** `2024-05-01T12:00:00.123456789Z`: what Go's time.Time marshals to. */
+export function createdAt(d: Date = new Date()): string {
+  const iso = d.toISOString();
+  const ns = String(process.hrtime.bigint() % 1_000_000n).padStart(6, "0");
+  return `${iso.slice(0, -1)}${ns}Z`;
+}
+
+/** Any thrown value as the MfError the API answers with. */
+export function apiError(err: unknown): MfError {
+  if (isTemplateError(err)) return new RuntimeError(err.phase === "parse" ? "BAD_REQUEST" : "INTERNAL", err.message);
+  if (isMfError(err)) return err;
+  const fe = err as FastifyError & { validation?: { keyword: string; params: Record<string, unknown>; instancePath: string; message?: string }[] };
+  if (fe && Array.isArray(fe.validation)) {
+    const v = fe.validation[0]!;
+    if (v.keyword === "required") return new RuntimeError("BAD_REQUEST", `${String(v.params.missingProperty)} is required`);
+    const field = v.instancePath.replace(/^\//, "").replace(/\//g, ".") || "body";
+    return new RuntimeError("BAD_REQUEST", `invalid ${field}: ${v.message ?? "wrong type"}`);
+  }
+  if (fe && typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new RuntimeError(fe.statusCode === 413 ? "BAD_REQUEST" : "BAD_REQUEST", fe.message);
+  }
+  if (err instanceof SyntaxError) return new RuntimeError("BAD_REQUEST", `invalid JSON: ${err.message}`);
+  return toMfError(err);
+}
+
+export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  const e = apiError(err);
+  const status = fastifyStatus(err) ?? e.status;
+  return reply.code(status).type("application/json; charset=utf-8").send(apiEnvelope(e));
+}
+
+function fastifyStatus(err: unknown): number | undefined {
+  const s = (err as { statusCode?: number })?.statusCode;
+  return !isMfError(err) && typeof s === "number" && s === 413 ? 413 : undefined;
+}
+
+/** Aborts when the client closes the connection before the answer is complete. */
+export function clientSignal(req: FastifyRequest, reply: FastifyReply): AbortSignal {
+  const ac = new AbortController();
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) ac.abort();
+  });
+  req.raw.on("aborted", () => ac.abort());
+  return ac.signal;
+}
+
+/**
+ * An NDJSON answer written straight to the socket. Nothing is sent until the first `write`, so an error
+ * before it still gets its status; after it, `fail` writes a last `{"error"}` line.
+ */
+export class NdjsonStream {
+  started = false;
+
+  constructor(private readonly reply: FastifyReply) {}
+
+  write(obj: unknown): void {
+    if (!this.started) {
+      this.started = true;
+      this.reply.hijack();
+      const headers = { ...this.reply.getHeaders(), "content-type": "application/x-ndjson" };
+      this.reply.raw.writeHead(200, headers as Record<string, string>);
+    }
+    if (!this.reply.raw.destroyed) this.reply.raw.write(JSON.stringify(obj) + "\n");
+  }
+
+  end(): void {
+    if (this.started) this.reply.raw.end();
+  }
+
+  /** After the first line: the error as a last line. Before: rethrown for the error handler. */
+  fail(err: unknown): void {
+    if (!this.started) throw err;
+    if (!this.reply.raw.destroyed) this.reply.raw.end(JSON.stringify(apiEnvelope(apiError(err))) + "\n");
+  }
+}
+
+/** Runs a streamed handler: each event a line, or (stream: false) only the last event. */
+export async function streamOrLast<T>(
+  reply: FastifyReply,
+  stream: boolean,
+  run: (emit: (e: T) => void) => Promise<void>,
+): Promise<T | undefined> {
+  if (!stream) {
+    let last: T | undefined;
+    await run((e) => (last = e));
+    return last;
+  }
+  const out = new NdjsonStream(reply);
+  try {
+    await run((e) => out.write(e));
+    out.end();
+  } catch (e) {
+    out.fail(e);
+  }
+  return undefined;
+}

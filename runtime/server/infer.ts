@@ -1,0 +1,118 @@
+/**
+ * What /api/generate and /api/chat share: the server's dependencies, request options and `format`
+ * resolved against the image, a lease on the loaded model, and one generation with Ollama's final
+ * statistics.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import { RuntimeError } from "../../core/errors.js";
+import type { LocalStore } from "../../core/store.js";
+import type { ModelDescription } from "../../builder/describe.js";
+import { runGeneration, type GenerationResult } from "../engine/generation.js";
+import type { Engine, GrammarSpec } from "../engine/types.js";
+import { parseKeepAlive, requestOptions, resolveRunOptions, type RunOptions } from "../options.js";
+import type { TemplateCache } from "../prompt/index.js";
+import type { Lease, Scheduler } from "../scheduler.js";
+import { ModelResolver, modelRequest } from "./models.js";
+
+export interface RuntimeDeps {
+  store: LocalStore;
+  engine: Engine;
+  scheduler: Scheduler;
+  models: ModelResolver;
+  templates: TemplateCache;
+  log: FastifyBaseLogger;
+  /** default threads of a model context */
+  threads?: number;
+  version: string;
+  homeDir: string;
+  /** logs a message once per server */
+  warnOnce(message: string): void;
+}
+
+export interface Prepared {
+  d: ModelDescription;
+  run: RunOptions;
+  keepAliveMs: number | undefined;
+  grammar: GrammarSpec | undefined;
+}
+
+export function grammarOf(format: unknown): GrammarSpec | undefined {
+  if (format === undefined || format === null || format === "") return undefined;
+  if (format === "json") return { kind: "json" };
+  if (typeof format === "object" && !Array.isArray(format)) return { kind: "schema", schema: format };
+  throw new RuntimeError("BAD_REQUEST", `invalid format ${JSON.stringify(format)}: use "json" or a JSON Schema object`);
+}
+
+export async function prepare(deps: RuntimeDeps, body: { model: string; options?: unknown; keep_alive?: unknown; format?: unknown }): Promise<Prepared> {
+  const keepAliveMs = parseKeepAlive(body.keep_alive);
+  const { options, warnings } = requestOptions(body.options);
+  const grammar = grammarOf(body.format);
+  const d = await deps.models.describe(body.model);
+  for (const w of warnings) deps.warnOnce(w);
+  const run = resolveRunOptions(d.params, options);
+  for (const k of run.ignored) deps.warnOnce(`option ${k} is accepted but not applied by the engine`);
+  return { d, run, keepAliveMs, grammar };
+}
+
+export function acquire(deps: RuntimeDeps, p: Prepared, name: string, signal: AbortSignal): Promise<Lease> {
+  return deps.scheduler.acquire(
+    modelRequest(p.d, name, p.run.load, { slots: deps.scheduler.numParallel, keepAliveMs: p.keepAliveMs, signal, threads: deps.threads }),
+  );
+}
+
+/** Empty prompt / messages: load the model (or with keep_alive 0, unload it) and say which. */
+export async function loadOrUnload(deps: RuntimeDeps, p: Prepared, name: string, signal: AbortSignal): Promise<"load" | "unload"> {
+  const req = modelRequest(p.d, name, p.run.load, { slots: deps.scheduler.numParallel, keepAliveMs: p.keepAliveMs, signal, threads: deps.threads });
+  if (p.keepAliveMs === 0) {
+    await deps.scheduler.expire(req.key);
+    return "unload";
+  }
+  const lease = await deps.scheduler.acquire(req);
+  lease.release();
+  return "load";
+}
+
+export interface Stats {
+  total_duration: number;
+  load_duration: number;
+  prompt_eval_count: number;
+  prompt_eval_duration: number;
+  eval_count: number;
+  eval_duration: number;
+}
+
+export function stats(r: GenerationResult, loadDuration: number, start: bigint): Stats {
+  return {
+    total_duration: Number(process.hrtime.bigint() - start),
+    load_duration: loadDuration,
+    prompt_eval_count: r.promptEvalCount,
+    prompt_eval_duration: r.promptEvalDuration,
+    eval_count: r.evalCount,
+    eval_duration: r.evalDuration,
+  };
+}
+
+/** Tokenizes a rendered prompt after `context`, with BOS when the model wants one, fitted to the context. */
+export function promptTokens(lease: Lease, text: string, context: number[] | undefined): number[] {
+  const m = lease.model;
+  let tokens = m.tokenize(text, { special: true });
+  if (context?.length) tokens = [...context, ...tokens];
+  else if (m.bosToken !== null && tokens[0] !== m.bosToken) tokens = [m.bosToken, ...tokens];
+  if (tokens.length === 0) tokens = m.bosToken !== null ? [m.bosToken] : m.tokenize(" ");
+  return tokens;
+}
+
+export function generate(
+  lease: Lease,
+  p: Prepared,
+  prompt: number[],
+  onText: (t: string) => void,
+  signal: AbortSignal,
+): Promise<GenerationResult> {
+  return runGeneration(
+    lease.model,
+    { prompt, maxTokens: p.run.numPredict, stop: p.run.stop, sampling: p.run.sampling, grammar: p.grammar },
+    onText,
+    signal,
+  );
+}

@@ -1,0 +1,80 @@
+/**
+ * From a request's model name to what the handlers need: the stored model, its description (template,
+ * system, parameters, messages, weights path; cached by manifest digest), and the scheduler request that
+ * loads it with given options.
+ */
+import { RuntimeError } from "../../core/errors.js";
+import { tryParseRef, displayRef } from "../../core/reference.js";
+import type { LocalStore, StoredModel } from "../../core/store.js";
+import { type ModelDescription, describeModel } from "../../builder/describe.js";
+import type { ChatMessage, ImagePrompt } from "../prompt/index.js";
+import type { LoadOptions } from "../options.js";
+import type { ModelRequest } from "../scheduler.js";
+
+export function notFound(name: string): RuntimeError {
+  return new RuntimeError("MODEL_NOT_FOUND", `model "${name}" not found, try pulling it first`);
+}
+
+export class ModelResolver {
+  private readonly cache = new Map<string, ModelDescription>();
+
+  constructor(private readonly store: LocalStore) {}
+
+  async find(name: string): Promise<StoredModel> {
+    if (!name) throw new RuntimeError("BAD_REQUEST", "model is required");
+    const ref = tryParseRef(name);
+    if (!ref) throw notFound(name);
+    const m = await this.store.findModel(ref);
+    if (!m) throw notFound(name);
+    return m;
+  }
+
+  async describe(name: string): Promise<ModelDescription> {
+    const m = await this.find(name);
+    const hit = this.cache.get(m.digest);
+    if (hit) return { ...hit, model: m };
+    const d = await describeModel(this.store, m);
+    this.cache.set(m.digest, d);
+    if (this.cache.size > 64) this.cache.delete(this.cache.keys().next().value!);
+    return d;
+  }
+}
+
+/** The image's prompt parts, for runtime/prompt. */
+export function imagePrompt(d: ModelDescription, fallbackTemplate?: string): ImagePrompt {
+  const tpl = d.model.manifest.layers.find((l) => l.mediaType.endsWith(".template") || l.mediaType.endsWith(".prompt"));
+  return {
+    template: d.template ?? fallbackTemplate,
+    templateDigest: d.template !== undefined ? tpl?.digest : undefined,
+    system: d.system,
+    messages: d.messages as ChatMessage[],
+  };
+}
+
+export function shortName(d: ModelDescription): string {
+  return displayRef(d.model.ref);
+}
+
+/** What the scheduler needs to load this model with these options. */
+export function modelRequest(
+  d: ModelDescription,
+  name: string,
+  load: LoadOptions,
+  o: { slots: number; keepAliveMs?: number; signal?: AbortSignal; threads?: number },
+): ModelRequest {
+  if (!d.modelPath) throw new RuntimeError("BAD_REQUEST", `model "${name}" has no weights to run`);
+  return {
+    key: [d.modelPath, ...d.adapters].join("\n"),
+    load: {
+      modelPath: d.modelPath,
+      adapters: d.adapters,
+      contextSize: load.numCtx,
+      slots: o.slots,
+      batchSize: load.numBatch,
+      threads: load.numThread ?? o.threads,
+    },
+    info: { name: displayRef(d.model.ref), digest: d.model.digest, details: d.details },
+    keepAliveMs: o.keepAliveMs,
+    signal: o.signal,
+  };
+}

@@ -1,0 +1,215 @@
+/** /api/generate and /api/chat over real HTTP with the real engine on the generated tiny model. */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { type Harness, post, startHarness } from "./harness.js";
+
+let h: Harness;
+before(async () => {
+  h = await startHarness();
+});
+after(async () => h?.close());
+
+const hot = (seed: number, extra: Record<string, unknown> = {}) => ({ seed, temperature: 1.5, top_k: 0, top_p: 1, ...extra });
+
+describe("/api/generate", { concurrency: false }, () => {
+  test("non-streamed: one object with the answer, context and nanosecond statistics", async () => {
+    const r = await post(h.base, "/api/generate", { model: "chat", prompt: "hello", stream: false, options: hot(1, { num_predict: 12 }) });
+    assert.equal(r.status, 200);
+    const j = r.json;
+    assert.equal(j.model, "chat");
+    assert.match(j.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+    assert.equal(j.done, true);
+    assert.ok(["stop", "length"].includes(j.done_reason));
+    assert.equal(typeof j.response, "string");
+    for (const k of ["total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration"]) {
+      assert.ok(Number.isInteger(j[k]) && j[k] >= 0, k);
+    }
+    assert.ok(j.total_duration >= j.prompt_eval_duration + j.eval_duration);
+    assert.ok(j.prompt_eval_count > 3);
+    assert.ok(Array.isArray(j.context) && j.context.length === j.prompt_eval_count + j.eval_count);
+  });
+
+  test("streamed: NDJSON chunks whose text adds up to the non-streamed answer; the last carries the statistics", async () => {
+    const body = { model: "chat", prompt: "tell me", options: hot(5, { num_predict: 24 }) };
+    const s = await post(h.base, "/api/generate", body);
+    assert.equal(s.status, 200);
+    assert.match(s.headers.get("content-type") ?? "", /application\/x-ndjson/);
+    assert.ok(s.lines.length >= 2);
+    const last = s.lines.at(-1);
+    assert.equal(last.done, true);
+    assert.equal(last.response, "");
+    assert.ok(s.lines.slice(0, -1).every((l) => l.done === false && typeof l.response === "string"));
+    const streamed = s.lines.map((l) => l.response).join("");
+    const n = await post(h.base, "/api/generate", { ...body, stream: false });
+    assert.equal(n.json.response, streamed);
+    assert.equal(n.json.eval_count, last.eval_count);
+  });
+
+  test("the same seed gives the same text, another seed another", async () => {
+    const gen = async (seed: number) =>
+      (await post(h.base, "/api/generate", { model: "raw", prompt: "once upon a time", stream: false, options: hot(seed, { num_predict: 32 }) })).json.response;
+    const a = await gen(42);
+    assert.ok(a.length > 0);
+    assert.equal(await gen(42), a);
+    assert.notEqual(await gen(43), a);
+  });
+
+  test("num_predict is honoured exactly", async () => {
+    for (const n of [1, 7, 33]) {
+      const j = (await post(h.base, "/api/generate", { model: "raw", prompt: "abc", stream: false, options: hot(3, { num_predict: n }) })).json;
+      assert.equal(j.done_reason, "length", `seed 3 does not meet an end token within ${n}`);
+      assert.equal(j.eval_count, n);
+    }
+  });
+
+  test("stop strings end the answer before them", async () => {
+    const body = { model: "raw", prompt: "the weather", stream: false };
+    const full = (await post(h.base, "/api/generate", { ...body, options: hot(9, { num_predict: 48 }) })).json.response as string;
+    assert.ok(full.length > 12, full);
+    const stop = full.slice(8, 11);
+    const cut = (await post(h.base, "/api/generate", { ...body, options: hot(9, { num_predict: 48, stop: [stop] }) })).json;
+    assert.equal(cut.response, full.slice(0, full.indexOf(stop)));
+    assert.equal(cut.done_reason, "stop");
+  });
+
+  test('format "json" gives JSON that parses', async () => {
+    for (const seed of [1, 2]) {
+      const j = (await post(h.base, "/api/generate", { model: "chat", prompt: "answer in JSON", format: "json", stream: false, options: { seed, num_predict: 400 } })).json;
+      assert.doesNotThrow(() => JSON.parse(j.response), j.response);
+    }
+  });
+
+  test("format as a JSON Schema gives JSON that matches it", async () => {
+    const schema = {
+      type: "object",
+      properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer" }, ok: { type: "boolean" } },
+      required: ["name", "age", "ok"],
+    };
+    const j = (await post(h.base, "/api/generate", { model: "chat", prompt: "a person", format: schema, stream: false, options: { seed: 4, num_predict: 300 } })).json;
+    const v = JSON.parse(j.response);
+    assert.equal(typeof v.name, "string");
+    assert.ok(v.name.length <= 12);
+    assert.equal(typeof v.age, "number");
+    assert.equal(typeof v.ok, "boolean");
+  });
+
+  test("context round trip: the returned context is prepended to the next prompt", async () => {
+    const first = (await post(h.base, "/api/generate", { model: "chat", prompt: "remember this", stream: false, options: hot(1, { num_predict: 5 }) })).json;
+    const second = (await post(h.base, "/api/generate", { model: "chat", prompt: "and this", context: first.context, stream: false, options: hot(1, { num_predict: 5 }) })).json;
+    assert.deepEqual(second.context.slice(0, first.context.length), first.context);
+    assert.ok(second.prompt_eval_count > first.context.length);
+  });
+
+  test("_debug_render_only returns the rendered prompt without running the model", async () => {
+    const r = await post(h.base, "/api/generate", { model: "chat", prompt: "hi", _debug_render_only: true });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.done, true);
+    assert.equal(r.json._debug_info.image_count, 0);
+    assert.equal(
+      r.json._debug_info.rendered_template,
+      "<|im_start|>system\nYou are a test.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+    );
+    const raw = await post(h.base, "/api/generate", { model: "chat", prompt: "as is", raw: true, _debug_render_only: true });
+    assert.equal(raw.json._debug_info.rendered_template, "as is");
+    const bad = await post(h.base, "/api/generate", { model: "chat", prompt: "x", template: "{{ .Nope.X }}", _debug_render_only: true });
+    assert.equal(bad.status, 500);
+    assert.match(bad.json.error, /template/);
+  });
+
+  test("an over-long prompt is truncated to fit num_ctx", async () => {
+    const j = (await post(h.base, "/api/generate", { model: "raw", prompt: "word ".repeat(600), raw: true, stream: false, options: hot(1, { num_predict: 4 }) })).json;
+    assert.equal(j.done, true);
+    assert.ok(j.prompt_eval_count < 256 && j.prompt_eval_count > 100, String(j.prompt_eval_count));
+    assert.equal(j.eval_count, 4);
+  });
+
+  test("bad requests are 400/404 with an error, and the server stays up", async () => {
+    const cases: [unknown, number, RegExp][] = [
+      [{ prompt: "x" }, 400, /model is required/],
+      [{ model: "nope", prompt: "x" }, 404, /model "nope" not found, try pulling it first/],
+      ["{not json", 400, /invalid JSON/],
+      [{ model: "chat", prompt: 3 }, 400, /prompt/],
+      [{ model: "chat", prompt: "x", options: { temperature: "hot" } }, 400, /temperature/],
+      [{ model: "chat", prompt: "x", options: { num_predict: 1.5 } }, 400, /num_predict/],
+      [{ model: "chat", prompt: "x", keep_alive: "soon" }, 400, /keep_alive/],
+      [{ model: "chat", prompt: "x", format: "yaml" }, 400, /format/],
+      [{ model: "chat", prompt: "x", images: ["aGk="] }, 400, /images are not supported/],
+      [{ model: "chat", prompt: "x", raw: true, system: "s" }, 400, /raw mode/],
+      [{ model: "chat", prompt: "x", raw: true, context: [1] }, 400, /raw mode/],
+    ];
+    for (const [body, status, re] of cases) {
+      const r = await post(h.base, "/api/generate", body);
+      assert.equal(r.status, status, JSON.stringify(body));
+      assert.match(r.json.error, re);
+    }
+    assert.equal((await fetch(h.base + "/")).status, 200);
+  });
+
+  test("an empty prompt loads (done_reason load), keep_alive 0 unloads; /api/ps shows it", async () => {
+    const ps = async () => (await (await fetch(h.base + "/api/ps")).json()).models as any[];
+    const load = await post(h.base, "/api/generate", { model: "raw", keep_alive: "10m" });
+    assert.equal(load.json.done_reason, "load");
+    const entry = (await ps()).find((m) => m.name === "raw:latest");
+    assert.ok(entry, "raw is loaded");
+    const ahead = Date.parse(entry.expires_at) - Date.now();
+    assert.ok(ahead > 9 * 60_000 && ahead <= 10 * 60_000, String(ahead));
+    assert.ok(entry.size > 0 && entry.size_vram === 0 && entry.context_length >= 256);
+    const forever = await post(h.base, "/api/generate", { model: "raw", keep_alive: -1 });
+    assert.equal(forever.json.done_reason, "load");
+    assert.ok(Date.parse((await ps()).find((m) => m.name === "raw:latest").expires_at) > Date.now() + 1e11);
+    const unload = await post(h.base, "/api/generate", { model: "raw", keep_alive: 0 });
+    assert.equal(unload.json.done_reason, "unload");
+    assert.equal((await ps()).find((m) => m.name === "raw:latest"), undefined);
+    // a generation with keep_alive 0 unloads when it is done
+    await post(h.base, "/api/generate", { model: "raw", prompt: "x", keep_alive: 0, stream: false, options: { num_predict: 2 } });
+    assert.equal((await ps()).find((m) => m.name === "raw:latest"), undefined);
+  });
+});
+
+describe("/api/chat", { concurrency: false }, () => {
+  const msgs = [{ role: "user", content: "hello there" }];
+
+  test("non-streamed and streamed answers agree", async () => {
+    const body = { model: "chat", messages: msgs, options: hot(2, { num_predict: 16 }) };
+    const n = await post(h.base, "/api/chat", { ...body, stream: false });
+    assert.equal(n.status, 200);
+    assert.equal(n.json.message.role, "assistant");
+    assert.equal(n.json.done, true);
+    assert.ok(n.json.eval_count > 0);
+    const s = await post(h.base, "/api/chat", body);
+    assert.ok(s.lines.slice(0, -1).every((l) => l.message.role === "assistant" && l.done === false));
+    assert.equal(s.lines.map((l) => l.message.content).join(""), n.json.message.content);
+    assert.equal(s.lines.at(-1).done, true);
+  });
+
+  test("history and the image's SYSTEM are rendered; a request system message replaces it", async () => {
+    const r = await post(h.base, "/api/chat", {
+      model: "chat",
+      messages: [{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "user", content: "c" }],
+      _debug_render_only: true,
+    });
+    assert.equal(
+      r.json._debug_info.rendered_template,
+      "<|im_start|>system\nYou are a test.<|im_end|>\n<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n<|im_start|>user\nc<|im_end|>\n<|im_start|>assistant\n",
+    );
+    const own = await post(h.base, "/api/chat", { model: "chat", messages: [{ role: "system", content: "S" }, { role: "user", content: "u" }], _debug_render_only: true });
+    assert.ok(own.json._debug_info.rendered_template.startsWith("<|im_start|>system\nS<|im_end|>"));
+  });
+
+  test("an over-long history keeps the system message and the newest turns", async () => {
+    const long = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ` + "blah ".repeat(20) }));
+    const j = (await post(h.base, "/api/chat", { model: "chat", messages: [...long, { role: "user", content: "last" }], stream: false, options: hot(1, { num_predict: 3 }) })).json;
+    assert.equal(j.done, true);
+    assert.ok(j.prompt_eval_count <= 512);
+  });
+
+  test("format json on chat; empty messages load; errors", async () => {
+    const j = (await post(h.base, "/api/chat", { model: "chat", messages: msgs, format: "json", stream: false, options: { seed: 1, num_predict: 400 } })).json;
+    assert.doesNotThrow(() => JSON.parse(j.message.content));
+    assert.equal((await post(h.base, "/api/chat", { model: "chat", messages: [] })).json.done_reason, "load");
+    assert.equal((await post(h.base, "/api/chat", { messages: msgs })).status, 400);
+    assert.equal((await post(h.base, "/api/chat", { model: "nope", messages: msgs })).status, 404);
+    assert.equal((await post(h.base, "/api/chat", { model: "chat", messages: [{ role: "user", content: "x", images: ["aGk="] }] })).status, 400);
+    assert.equal((await post(h.base, "/api/chat", { model: "chat", messages: "hi" })).status, 400);
+  });
+});
