@@ -19,7 +19,7 @@ import { basename, dirname, join, relative, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Transform, type Readable } from "node:stream";
 import { StoreError, MfError } from "./errors.js";
-import { assertDigest, createHasher, digestOf } from "./digest.js";
+import { assertDigest, createHasher, digestFile, digestOf } from "./digest.js";
 import { parseManifest, type Manifest, MAX_MANIFEST_BYTES } from "./manifest.js";
 import { type ModelRef, parseRef, refKey, refPathParts, tryParseRef } from "./reference.js";
 
@@ -210,7 +210,7 @@ export class LocalStore {
           throw e;
         })
         : fs.copyFile(src, tmp, fsc.COPYFILE_FICLONE);
-      const hashing = hashFile(src, st.size, opts);
+      const hashing = digestFile(src, "sha256", { signal: opts.signal, onProgress: opts.onProgress });
       const [, digest] = await Promise.all([copy, hashing]);
       const after = await fs.stat(tmp);
       if (after.size !== st.size) {
@@ -437,20 +437,4 @@ async function manifestFiles(dir: string, depth = 0): Promise<string[]> {
     else if (e.isFile()) out.push(p);
   }
   return out;
-}
-
-/** Hashes a file with node's crypto, reporting progress. */
-async function hashFile(path: string, total: number, opts: ImportOptions): Promise<string> {
-  const h = createHasher("sha256");
-  let done = 0;
-  let lastReport = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20, signal: opts.signal })) {
-    h.update(chunk as Buffer);
-    done += (chunk as Buffer).length;
-    if (opts.onProgress && (done - lastReport >= 64 << 20 || done === total)) {
-      lastReport = done;
-      opts.onProgress(done, total);
-    }
-  }
-  return `sha256:${h.digest("hex")}`;
 }
