@@ -8,6 +8,8 @@ import { kindOf, mapKeys, num, stringerOf, structType, typeName } from "./values
 
 interface Spec {
   plus: boolean;
+  /** `%+v`: struct field names (the plus flag itself is then off, as in Go) */
+  plusV?: boolean;
   minus: boolean;
   sharp: boolean;
   zero: boolean;
@@ -111,7 +113,7 @@ function fmtArg(v: unknown, spec: Spec, depth: number): string {
     }
     case "struct": {
       const o = v as Record<string, unknown>;
-      const parts = structType(v)!.fields.map((f) => (spec.plus ? f.name + ":" : "") + fmtArg(o[f.name], spec, depth + 1));
+      const parts = structType(v)!.fields.map((f) => (spec.plusV ? f.name + ":" : "") + fmtArg(o[f.name], spec, depth + 1));
       return "{" + parts.join(" ") + "}";
     }
     case "func":
@@ -317,6 +319,10 @@ export function sprintf(format: string, args: readonly unknown[]): string {
     if (bad) {
       out += bad;
       continue;
+    }
+    if (spec.verb === "v" && spec.plus) {
+      spec.plus = false;
+      spec.plusV = true;
     }
     if (spec.verb === "%") {
       out += "%";
