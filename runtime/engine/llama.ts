@@ -243,7 +243,7 @@ class LlamaEngineModel implements EngineModel {
   }
 
   async embed(tokens: readonly number[], signal?: AbortSignal): Promise<number[]> {
-    if (tokens.length > this.contextSize) throw new RuntimeError("BAD_REQUEST", "input exceeds the context length");
+    if (tokens.length >= this.contextSize) throw new RuntimeError("BAD_REQUEST", "input exceeds the context length");
     this.embedding ??= this.model.createEmbeddingContext({ contextSize: this.contextSize, threads: this.spec.threads ?? this.opts.threads });
     const run = this.embedQueue.then(async () => {
       signal?.throwIfAborted();

@@ -68,7 +68,7 @@ export interface EngineModel {
    * free (the scheduler prevents that) or the prompt does not fit a slot.
    */
   evaluate(prompt: readonly number[], opts: EvaluateOptions): AsyncGenerator<number, void, void>;
-  /** The embedding of a token sequence (not normalised); at most `contextSize` tokens. */
+  /** The embedding of a token sequence (not normalised); fewer than `contextSize` tokens. */
   embed(tokens: readonly number[], signal?: AbortSignal): Promise<number[]>;
   dispose(): Promise<void>;
 }

@@ -15,9 +15,10 @@ async function embedOne(lease: Lease, text: string, truncate: boolean, signal: A
   const m = lease.model;
   let tokens = m.tokenize(text, { special: true });
   if (m.bosToken !== null && tokens[0] !== m.bosToken) tokens = [m.bosToken, ...tokens];
-  if (tokens.length > m.contextSize) {
+  // the embedding context takes at most contextSize - 1 tokens
+  if (tokens.length >= m.contextSize) {
     if (!truncate) throw new RuntimeError("BAD_REQUEST", "input exceeds maximum context length");
-    tokens = tokens.slice(0, m.contextSize);
+    tokens = tokens.slice(0, m.contextSize - 1);
   }
   return { vector: await m.embed(tokens, signal), tokens: tokens.length };
 }
