@@ -88,6 +88,11 @@ export class Scheduler {
     return Math.max(1, this.opts.numParallel);
   }
 
+  /** requests waiting for a slot or a load */
+  get queued(): number {
+    return this.pending.length;
+  }
+
   /** Waits for a slot on the model (loading it if needed). */
   acquire(req: ModelRequest): Promise<Lease> {
     if (this.closed) return Promise.reject(new RuntimeError("SERVICE_UNAVAILABLE", "server is shutting down"));

@@ -23,7 +23,7 @@ describe("catalogue", { concurrency: false }, () => {
     assert.deepEqual(await (await get("/api/version")).json(), { version: "0.1.0" });
     const missing = await get("/api/nothing");
     assert.equal(missing.status, 404);
-    assert.match((await missing.json()).error, /404/);
+    assert.match(((await missing.json()) as { error: string }).error, /404/);
   });
 
   test("/api/tags lists models with details and the manifest digest", async () => {

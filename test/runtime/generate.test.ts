@@ -146,7 +146,7 @@ describe("/api/generate", { concurrency: false }, () => {
   });
 
   test("an empty prompt loads (done_reason load), keep_alive 0 unloads; /api/ps shows it", async () => {
-    const ps = async () => (await (await fetch(h.base + "/api/ps")).json()).models as any[];
+    const ps = async () => ((await (await fetch(h.base + "/api/ps")).json()) as { models: any[] }).models;
     const load = await post(h.base, "/api/generate", { model: "raw", keep_alive: "10m" });
     assert.equal(load.json.done_reason, "load");
     const entry = (await ps()).find((m) => m.name === "raw:latest");
