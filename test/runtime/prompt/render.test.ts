@@ -111,7 +111,7 @@ test("truncation drops the oldest messages, keeps system messages and the last o
   const t = "{{ range .Messages }}{{ .Content }} {{ end }}";
   const msgs = [s("sys"), u("one two three"), a("four five"), u("six")];
   const fit = { numCtx: 3, countTokens: (x: string) => x.trim().split(/\s+/).length };
-  assert.equal(renderChatPrompt({ template: t }, { messages: msgs }, { fit }).prompt, "sys four five six ".replace("four five ", "") === "sys six " ? "sys six " : "");
+  assert.equal(renderChatPrompt({ template: t }, { messages: msgs }, { fit }).prompt, "sys six ");
   assert.equal(renderChatPrompt({ template: t }, { messages: msgs }, { fit: { ...fit, numCtx: 4 } }).prompt, "sys four five six ");
 });
 
