@@ -3,7 +3,7 @@
  * counts blob bytes served (per digest, redirected signed URLs included) and upload bytes received, and
  * lets a test corrupt a byte, reset a connection or stall a transfer at a chosen point.
  */
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, request, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
 export type ChunkVerdict = Buffer | "reset" | "stall" | void;
@@ -16,7 +16,15 @@ export interface BlobChunk {
   chunk: Buffer;
 }
 
+export interface CannedAnswer {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
 export interface ProxyHooks {
+  /** answer a request without forwarding it */
+  respond?(req: IncomingMessage): CannedAnswer | void;
   /** each chunk of a blob body going to the client */
   onBlobChunk?(c: BlobChunk): ChunkVerdict;
   /** each chunk of an upload body going to the registry (digest: the upload's blob, when known) */
@@ -29,8 +37,10 @@ export interface CountingProxy {
   served: Map<string, number>;
   /** upload bytes forwarded to the registry, by digest */
   received: Map<string, number>;
-  /** "METHOD path" of every request */
+  /** "METHOD path" of every request (with " auth" when it carried an Authorization header) */
   log: string[];
+  /** destroys every open connection (stalled transfers included), both sides */
+  dropAll(): void;
   hooks: ProxyHooks;
   /** count every upload body under this digest (the one blob a test pushes) */
   uploadDigest?: string;
@@ -43,6 +53,7 @@ const BLOB_RE = /\/blobs\/(sha256:[0-9a-f]{64})/;
 export async function startProxy(target: string, hooks: ProxyHooks = {}): Promise<CountingProxy> {
   const t = new URL(target);
   const sockets = new Set<Socket>();
+  const upstreams = new Set<ClientRequest>();
   const state: CountingProxy = {
     base: "",
     served: new Map(),
@@ -54,8 +65,12 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
       state.received.clear();
       state.log.length = 0;
     },
-    close: async () => {
+    dropAll() {
       for (const s of sockets) s.destroy();
+      for (const u of upstreams) u.destroy();
+    },
+    close: async () => {
+      state.dropAll();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
@@ -64,7 +79,14 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
     state.uploadDigest ?? /digest=(sha256(?::|%3A)[0-9a-f]{64})/i.exec(req.url ?? "")?.[1]?.replace(/%3A/i, ":") ?? "?";
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    state.log.push(`${req.method} ${req.url}`);
+    state.log.push(`${req.method} ${req.url}${req.headers.authorization ? " auth" : ""}`);
+    const canned = state.hooks.respond?.(req);
+    if (canned) {
+      req.resume();
+      res.writeHead(canned.status, { "content-type": "application/json", ...canned.headers });
+      res.end(canned.body ?? "");
+      return;
+    }
     const upstream = request({
       host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers,
     }, (up) => {
@@ -98,6 +120,8 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
       up.on("end", () => res.end());
       up.on("error", () => res.destroy());
     });
+    upstreams.add(upstream);
+    upstream.on("close", () => upstreams.delete(upstream));
     upstream.on("error", () => res.destroy());
     const isUpload = (req.method === "PATCH" || req.method === "PUT") && /\/blobs\/uploads\//.test(req.url ?? "");
     if (!isUpload) {
