@@ -6,6 +6,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { MfError, RegistryError } from "../../core/errors.js";
 import { formatUploadRange, parseUploadContentRange } from "../../core/range.js";
+import { bodySource } from "./body.js";
 import { absoluteUrl, authorize, queryOf, type RegistryContext } from "./context.js";
 import type { AppendRequest } from "./upload-sessions.js";
 import { assertName, checkDigest, digestString } from "./validate.js";
@@ -42,7 +43,7 @@ function sessionOf(ctx: RegistryContext, name: string, token: string): string {
 /** The body of a PATCH or PUT as an append request, with its `Content-Range` start when given. */
 function appendRequest(request: FastifyRequest): AppendRequest {
   const header = request.headers["content-range"];
-  const req: AppendRequest = { source: request.raw };
+  const req: AppendRequest = { source: bodySource(request.raw) };
   if (header !== undefined) {
     const r = parseUploadContentRange(header);
     if (!r) throw new RegistryError("RANGE_INVALID", `malformed Content-Range "${header.slice(0, 100)}"`);
@@ -77,7 +78,7 @@ export async function startUpload(ctx: RegistryContext, request: FastifyRequest,
   if (digestParam !== null) {
     const digest = checkDigest(digestParam);
     const { uuid } = await ctx.uploads.create(name);
-    await ctx.uploads.finish(uuid, name, digest, { source: request.raw });
+    await ctx.uploads.finish(uuid, name, digest, { source: bodySource(request.raw) });
     answerBlob(ctx, request, reply, name, digestString(digest));
     return;
   }

@@ -89,33 +89,59 @@ export class FsDriver implements StorageDriver {
       await mkdir(dirname(file), { recursive: true });
       fh = await open(file, "w+");
     }
-    let position = offset;
+    // Double buffering: one batch is being written while the next one fills from the source.
+    let nextPosition = offset;
+    let reported = 0;
+    let inflight: Promise<void> | undefined;
+    let failure: unknown;
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const startWrite = () => {
+      const chunks = batch;
+      const position = nextPosition;
+      nextPosition += batchBytes;
+      batch = [];
+      batchBytes = 0;
+      inflight = writeAllv(fh, chunks, position).then(
+        () => {
+          for (const c of chunks) {
+            reported += c.length;
+            options.onWritten?.(c);
+          }
+        },
+        (e: unknown) => {
+          failure = e;
+        },
+      );
+    };
+    const settle = async () => {
+      if (inflight) await inflight;
+      inflight = undefined;
+      if (failure !== undefined) throw failure;
+    };
     try {
       const { size } = await fh.stat();
       if (size < offset) throw new StoreError("STORE_CORRUPT", `${path} holds ${size} bytes, fewer than offset ${offset}`);
       if (size > offset) await fh.truncate(offset);
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      const flush = async () => {
-        const chunks = batch;
-        batch = [];
-        batchBytes = 0;
-        await writeAllv(fh, chunks, position);
-        for (const c of chunks) {
-          position += c.length;
-          options.onWritten?.(c);
-        }
-      };
       for await (const chunk of source) {
         options.signal?.throwIfAborted();
         if (chunk.length === 0) continue;
         batch.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
         batchBytes += chunk.length;
-        if (batchBytes >= WRITE_BATCH) await flush();
+        if (batchBytes >= WRITE_BATCH) {
+          await settle();
+          startWrite();
+        }
       }
-      if (batchBytes > 0) await flush();
-      return position - offset;
+      await settle();
+      if (batchBytes > 0) {
+        startWrite();
+        await settle();
+      }
+      return reported;
     } finally {
+      // Whatever happened, the write in flight finishes (and is reported) before the handle closes.
+      if (inflight) await inflight;
       await fh.close();
     }
   }
