@@ -5,6 +5,7 @@ import { buildFromModelfile } from "../../builder/build.js";
 import { parseRef } from "../../core/reference.js";
 import { cliContext } from "../context.js";
 import { progressRenderer } from "../progress.js";
+import { RegistryClient } from "../../registry/client/index.js";
 
 interface Args {
   context: string;
@@ -12,6 +13,7 @@ interface Args {
   file?: string;
   link?: boolean;
   quiet?: boolean;
+  insecure?: boolean;
 }
 
 export const buildCommand: CommandModule<object, Args> = {
@@ -23,7 +25,8 @@ export const buildCommand: CommandModule<object, Args> = {
       .option("tag", { alias: "t", type: "string", requiresArg: true, demandOption: true, describe: "name[:tag] of the image (repeatable)" })
       .option("file", { alias: "f", type: "string", describe: "Modelfile (default: CONTEXT/Modelfile)" })
       .option("link", { type: "boolean", default: false, describe: "hard-link model files into the store instead of copying (an in-place edit of the source then changes the stored blob)" })
-      .option("quiet", { alias: "q", type: "boolean", default: false, describe: "print only the image digest" }) as never,
+      .option("quiet", { alias: "q", type: "boolean", default: false, describe: "print only the image digest" })
+      .option("insecure", { type: "boolean", default: false, describe: "pull a missing FROM base over plain HTTP" }) as never,
   handler: async (args) => {
     const ctx = cliContext();
     // repeated -t gives an array; a greedy array option would swallow the context directory
@@ -31,6 +34,8 @@ export const buildCommand: CommandModule<object, Args> = {
     const contextDir = resolve(args.context);
     const file = args.file ? resolve(args.file) : join(contextDir, "Modelfile");
     const progress = args.quiet ? undefined : progressRenderer();
+    // a FROM naming a model the store lacks is pulled through the registry client
+    const registry = new RegistryClient();
     const result = await buildFromModelfile(file, {
       store: ctx.store,
       tags,
@@ -39,7 +44,10 @@ export const buildCommand: CommandModule<object, Args> = {
       link: args.link,
       onProgress: progress,
       onWarning: (w) => process.stderr.write(`${w}\n`),
-    });
+      resolveBase: async (ref, signal) => {
+        await registry.pull(ctx.store, ref, { insecure: args.insecure, signal, onProgress: progress });
+      },
+    }).finally(() => registry.close());
     progress?.done();
     process.stdout.write(`${result.digest}\n`);
   },

@@ -6,6 +6,8 @@ import { demoCommand } from "./demo.js";
 import { inspectCommand } from "./inspect.js";
 import { listCommand } from "./list.js";
 import { pruneCommand } from "./prune.js";
+import { pullCommand } from "./pull.js";
+import { pushCommand } from "./push.js";
 import { registryCommand } from "./registry.js";
 import { rmCommand } from "./rm.js";
 import { showCommand } from "./show.js";
@@ -20,6 +22,8 @@ export const commands: CommandModule<any, any>[] = [
   cpCommand,
   rmCommand,
   pruneCommand,
+  pullCommand,
+  pushCommand,
   registryCommand,
   demoCommand,
   templateCommand,

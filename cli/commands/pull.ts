@@ -1,0 +1,31 @@
+/** `mf pull NAME [--insecure]`: fetches a model from the registry its name points at (resumable). */
+import type { CommandModule } from "yargs";
+import { displayRef, parseRef } from "../../core/reference.js";
+import { cliContext } from "../context.js";
+import { withTransfer } from "../transfer.js";
+
+interface Args {
+  name: string;
+  insecure?: boolean;
+  quiet?: boolean;
+}
+
+export const pullCommand: CommandModule<object, Args> = {
+  command: "pull <name>",
+  describe: "pull a model from a registry",
+  builder: (y) =>
+    y
+      .positional("name", { type: "string", demandOption: true, describe: "[host/][namespace/]model[:tag]" })
+      .option("insecure", { type: "boolean", default: false, describe: "use plain HTTP" })
+      .option("quiet", { alias: "q", type: "boolean", default: false, describe: "no progress output" }) as never,
+  handler: async (args) => {
+    const { store } = cliContext();
+    const ref = parseRef(args.name);
+    await withTransfer(`mf pull ${args.name}`, ({ client, signal, onProgress }) =>
+      client.pull(store, ref, { insecure: args.insecure, signal, onProgress }), { quiet: args.quiet })
+      .then((r) => {
+        if (args.quiet) process.stdout.write(`${r.digest}\n`);
+        else process.stderr.write(`pulled ${displayRef(r.ref)} (${r.digest})\n`);
+      });
+  },
+};
