@@ -3,7 +3,7 @@
  *
  * Prints what a prompt template produces, with nothing added: `--data-file` executes the template on the
  * JSON exactly as given (an object is the map the template sees; integral JSON numbers are Go ints, the
- * others float64); `--messages-file` (a chat request's `messages`, with optional `tools` and `think`, or
+ * others float64; no data file: an empty map); `--messages-file` (a chat request's `messages`, with optional `tools` and `think`, or
  * a bare array of messages) renders it as `/api/chat` would, the model's SYSTEM and MESSAGEs included
  * when `--model` names the template's image. A template error goes to stderr with its line:column.
  */
@@ -71,8 +71,9 @@ export async function renderTemplateCommand(args: Omit<Args, "action">): Promise
     const req = chatRequest(await readJson(args["messages-file"]), args["messages-file"]);
     return renderChatPrompt(image, req).prompt;
   }
+  const template = parseTemplate(image.template ?? "");
   const data = args["data-file"] ? await readJson(args["data-file"]) : {};
-  return parseTemplate(image.template ?? "").execute(data);
+  return template.execute(data);
 }
 
 export const templateCommand: CommandModule<object, Args> = {
