@@ -5,12 +5,18 @@ import { cpCommand } from "./cp.js";
 import { demoCommand } from "./demo.js";
 import { inspectCommand } from "./inspect.js";
 import { listCommand } from "./list.js";
+import { loadCommand } from "./load.js";
 import { pruneCommand } from "./prune.js";
 import { pullCommand } from "./pull.js";
 import { pushCommand } from "./push.js";
 import { registryCommand } from "./registry.js";
 import { rmCommand } from "./rm.js";
+import { saveCommand } from "./save.js";
 import { showCommand } from "./show.js";
+import { serveCommand } from "./serve.js";
+import { runCommand } from "./run.js";
+import { psCommand } from "./ps.js";
+import { stopCommand } from "./stop.js";
 import { templateCommand } from "./template.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -24,7 +30,13 @@ export const commands: CommandModule<any, any>[] = [
   pruneCommand,
   pullCommand,
   pushCommand,
+  saveCommand,
+  loadCommand,
   registryCommand,
   demoCommand,
   templateCommand,
+  serveCommand,
+  runCommand,
+  psCommand,
+  stopCommand,
 ];

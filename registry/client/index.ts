@@ -5,3 +5,5 @@ export type { PushResult } from "./push.js";
 export { type Authenticate, type Challenge, parseChallenge } from "./http.js";
 export { wireRef, type WireRef } from "./names.js";
 export { UploadSessions } from "./upload-sessions.js";
+export { saveModels, toOciManifest, REF_NAME_ANNOTATION, ORIGINAL_MANIFEST_ANNOTATION, type SaveOptions } from "./archive-save.js";
+export { loadArchive, type LoadOptions, type LoadResult } from "./archive-load.js";
