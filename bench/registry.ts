@@ -6,6 +6,10 @@
  *
  *   node --import tsx bench/registry.ts [--sizes 64M,2G] [--runs 3]
  *
+ * The registry is `mf registry serve` started like the tests start it: cli/main.ts through tsx, or the
+ * entry in MF_TEST_CLI. Measure the shipped binary with `npm run build` and MF_TEST_CLI=dist/cli/main.js
+ * (tsx's loader alone adds ~25 MB of RSS).
+ *
  * Goal (issue 5): mf push ≥ 1.5× distribution's, peak RSS < 100 MB and flat from 64 MiB to 2 GiB.
  */
 import { spawn } from "node:child_process";
