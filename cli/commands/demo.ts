@@ -1,6 +1,8 @@
 /**
  * `mf demo` (what `npm start` runs): builds the embedded demo Modelfile with a generated tiny model into
- * a store of its own (`~/.mf/demo`, or `--dir`), then lists and shows it.
+ * a store of its own (`~/.mf/demo`, or `--dir`), lists and shows it, then serves that store behind the
+ * Ollama API on MF_HOST (default 127.0.0.1:11434) and prints a curl line to try (`--no-serve`: stop
+ * after showing it).
  */
 import { join } from "node:path";
 import type { CommandModule } from "yargs";
@@ -12,11 +14,15 @@ import { DEMO_NAME, writeDemoContext } from "../../fixtures/demo.js";
 import { cliContext } from "../context.js";
 import { formatBytes, progressRenderer } from "../progress.js";
 import { table, timeAgo } from "../table.js";
+import { serveUntilSignal, startRuntime } from "./serve.js";
 
-export const demoCommand: CommandModule<object, { dir?: string }> = {
+export const demoCommand: CommandModule<object, { dir?: string; serve?: boolean }> = {
   command: "demo",
-  describe: "build the embedded demo model into a store of its own and describe it",
-  builder: (y) => y.option("dir", { type: "string", describe: "demo directory (default ~/.mf/demo)" }) as never,
+  describe: "build the embedded demo model into a store of its own, describe it, and serve it",
+  builder: (y) =>
+    y
+      .option("dir", { type: "string", describe: "demo directory (default ~/.mf/demo)" })
+      .option("serve", { type: "boolean", default: true, describe: "serve the demo store afterwards (--no-serve: only build and show)" }) as never,
   handler: async (args) => {
     const ctx = cliContext();
     const dir = args.dir ?? join(ctx.config.home, "demo");
@@ -35,5 +41,12 @@ export const demoCommand: CommandModule<object, { dir?: string }> = {
     out(`\n$ mf show ${DEMO_NAME} --modelfile\n`);
     out(modelfileOf(await describeModel(store, await store.readModel(DEMO_NAME))));
     out(`\nThe store is ${store.root}; point MF_MODELS at it to use the other commands on it.\n`);
+    if (args.serve === false) return;
+    const rt = await startRuntime({ config: ctx.config, store, homeDir: ctx.homeDir, gpu: false });
+    const base = rt.address.replace("0.0.0.0", "127.0.0.1");
+    out(`\n$ MF_MODELS=${store.root} mf serve\nmf serve: listening on ${rt.address} (Ctrl-C stops it)\n\nTry it (the weights are random, so the answer is noise):\n`);
+    out(`  curl ${base}/api/chat -d '{"model": "${DEMO_NAME}", "messages": [{"role": "user", "content": "Hello!"}], "stream": false}'\n`);
+    out(`  MF_HOST=${base.replace(/^http:\/\//, "")} mf run ${DEMO_NAME} "Hello!"\n`);
+    await serveUntilSignal(rt.close);
   },
 };

@@ -131,7 +131,7 @@ test("two builds of the same image at once both succeed with one copy in the sto
 
 test("mf demo (npm start) builds the embedded demo and shows it", async () => {
   await withTmp("e2e-demo", async (dir) => {
-    const r = await mf(["demo", "--dir", join(dir, "demo")], { env: { HOME: dir, MF_HOME: join(dir, "home") } });
+    const r = await mf(["demo", "--no-serve", "--dir", join(dir, "demo")], { env: { HOME: dir, MF_HOME: join(dir, "home") } });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\$ mf list\nNAME\s+ID\s+SIZE\s+MODIFIED\nmario:latest/);
     assert.match(r.stdout, /FROM \/.*sha256-/);

@@ -1,0 +1,122 @@
+/**
+ * `mf serve`: the Ollama API on MF_HOST (default 127.0.0.1:11434) over the store MF_MODELS, inference by
+ * node-llama-cpp. `startRuntime` is shared with `mf demo`.
+ */
+import { readFileSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
+import type { CommandModule } from "yargs";
+import { MfError } from "../../core/errors.js";
+import type { Config } from "../../core/config.js";
+import type { LocalStore } from "../../core/store.js";
+import { parseKeepAlive } from "../../runtime/options.js";
+import { Scheduler } from "../../runtime/scheduler.js";
+import { createRuntimeServer, hostOf } from "../../runtime/server/app.js";
+import { cliContext } from "../context.js";
+
+export interface StartRuntimeOptions {
+  config: Config;
+  store: LocalStore;
+  homeDir: string;
+  /** "auto": use a GPU when node-llama-cpp finds one; false: CPU only */
+  gpu: "auto" | false;
+  threads?: number;
+}
+
+/** mf's version, from package.json (beside the sources, or one level above dist/). */
+export function mfVersion(): string {
+  for (const rel of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "mf" && pkg.version) return pkg.version;
+    } catch {
+      // try the next place
+    }
+  }
+  return "0.0.0";
+}
+
+/** Builds and starts the runtime server; resolves once it listens. */
+export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: FastifyInstance; address: string; close(): Promise<void> }> {
+  let app: FastifyInstance | undefined;
+  // loaded here, not at the top: every other command starts without the native binding
+  const { createLlamaEngine } = await import("../../runtime/engine/llama.js");
+  const engine = createLlamaEngine({
+    gpu: o.gpu,
+    threads: o.threads,
+    log: (level, msg) => app?.log[level === "info" ? "debug" : level](`llama.cpp: ${msg}`),
+  });
+  const scheduler = new Scheduler({
+    engine,
+    maxLoaded: o.config.maxLoadedModels,
+    numParallel: o.config.numParallel,
+    maxQueue: o.config.maxQueue,
+    defaultKeepAliveMs: parseKeepAlive(o.config.keepAlive) ?? 300_000,
+    log: (m) => app?.log.info(m),
+  });
+  app = createRuntimeServer({
+    store: o.store,
+    engine,
+    scheduler,
+    config: o.config,
+    logger: { level: o.config.verbose ? "debug" : "info" },
+    version: mfVersion(),
+    homeDir: o.homeDir,
+    threads: o.threads,
+  });
+  const host = hostOf(o.config.host);
+  const port = Number(/:(\d+)$/.exec(o.config.host)?.[1] ?? 11434);
+  let address: string;
+  try {
+    address = await app.listen({ host, port });
+  } catch (e) {
+    await app.close();
+    await engine.dispose();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new MfError("SERVICE_UNAVAILABLE", `${o.config.host} is in use: is another server running? (set MF_HOST to use another address)`);
+    throw e;
+  }
+  const a = app;
+  return {
+    app: a,
+    address,
+    close: async () => {
+      await a.close();
+      await engine.dispose();
+    },
+  };
+}
+
+/** Serves until SIGINT or SIGTERM. */
+export async function serveUntilSignal(close: () => Promise<void>): Promise<void> {
+  await new Promise<void>((done) => {
+    const stop = () => void close().finally(done);
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}
+
+interface ServeArgs {
+  host?: string;
+  models?: string;
+  gpu?: boolean;
+  threads?: number;
+  verbose?: boolean;
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: ["serve", "start"],
+  describe: "serve the Ollama API over the local store (MF_HOST, default 127.0.0.1:11434)",
+  builder: (y) =>
+    y
+      .option("host", { type: "string", describe: "HOST:PORT to listen on (MF_HOST)" })
+      .option("models", { type: "string", describe: "store directory (MF_MODELS)" })
+      .option("gpu", { type: "boolean", default: true, describe: "use a GPU when one is found (--no-gpu: CPU only)" })
+      .option("threads", { type: "number", describe: "CPU threads per model (default: node-llama-cpp's choice)" }) as never,
+  handler: async (args) => {
+    const ctx = cliContext({ models: args.models, verbose: args.verbose });
+    const config = args.host ? { ...ctx.config, host: args.host } : ctx.config;
+    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", threads: args.threads });
+    process.stdout.write(`mf serve: listening on ${rt.address} (store ${ctx.store.root})\n`);
+    await serveUntilSignal(rt.close);
+  },
+};

@@ -1,0 +1,95 @@
+/** `mf serve`, `mf run`, `mf ps`, `mf stop` as processes of the built binary (`npm test` builds it first). */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { buildFromModelfile } from "../../builder/build.js";
+import { parseRef } from "../../core/reference.js";
+import { LocalStore } from "../../core/store.js";
+import { existsSync } from "node:fs";
+import { MF_BIN, ROOT } from "../helpers/mf.js";
+import { CHAT_MODELFILE, tinyGguf } from "./harness.js";
+
+let dir: string;
+let server: ChildProcess | undefined;
+let host = "";
+
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env, HOME: dir, MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), ...extra };
+  delete e.MF_DEBUG;
+  return e;
+}
+
+function mf(args: string[], input = "", extra: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [MF_BIN, ...args], { cwd: ROOT, env: env({ MF_HOST: host, ...extra }) });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("error", rej);
+    p.on("close", (code) => res({ code, stdout, stderr }));
+    p.stdin.end(input);
+  });
+}
+
+before(async () => {
+  if (!existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
+  dir = await mkdtemp(join(tmpdir(), "mf-cli-serve-"));
+  const ctx = join(dir, "ctx");
+  await mkdir(ctx, { recursive: true });
+  await copyFile(await tinyGguf(), join(ctx, "tiny.gguf"));
+  await writeFile(join(ctx, "Modelfile"), CHAT_MODELFILE);
+  await buildFromModelfile(join(ctx, "Modelfile"), { store: new LocalStore(join(dir, "models")), tags: [parseRef("chat")], contextDir: ctx, homeDir: dir });
+  server = spawn(process.execPath, [MF_BIN, "serve", "--host", "127.0.0.1:0", "--no-gpu", "--threads", "1"], { cwd: ROOT, env: env() });
+  let out = "";
+  host = await new Promise<string>((res, rej) => {
+    server!.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on http:\/\/(127\.0\.0\.1:\d+)/.exec(out);
+      if (m) res(m[1]!);
+    });
+    server!.on("exit", (code) => rej(new Error(`mf serve exited ${code}: ${out}`)));
+  });
+});
+
+after(async () => {
+  if (server && server.exitCode === null) {
+    const gone = new Promise((r) => server!.once("exit", r));
+    server.kill("SIGTERM");
+    await gone;
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+test("mf run with a prompt streams an answer; ps shows the model; stop unloads it", async () => {
+  const r = await mf(["run", "chat", "hello", "--verbose"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /eval count:\s+\d+ token\(s\)/);
+  const ps = await mf(["ps"]);
+  assert.equal(ps.code, 0, ps.stderr);
+  assert.match(ps.stdout, /^NAME\s+ID\s+SIZE\s+PROCESSOR\s+CONTEXT\s+UNTIL\nchat:latest\s+[0-9a-f]{12}\s+.*100% CPU\s+512\s+\d+ minutes from now/);
+  const stop = await mf(["stop", "chat"]);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.doesNotMatch((await mf(["ps"])).stdout, /chat:latest/);
+});
+
+test("mf run without a prompt chats: history, /set parameter, /show, multi-line, /bye", async () => {
+  const input = ['/set parameter num_predict 3', '/set parameter temperature hot', '/show', 'first', '"""two', 'lines"""', '/bye', ''].join("\n");
+  const r = await mf(["run", "chat", "--interactive"], input);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Set parameter 'num_predict' to '3'/);
+  assert.match(r.stdout, /Couldn't set parameter/);
+  assert.match(r.stdout, /Parameters\n\s+num_ctx\s+512/);
+});
+
+test("mf run tells how to start a server when none is reachable; unknown models are errors", async () => {
+  const none = await mf(["run", "chat", "hi"], "", { MF_HOST: "127.0.0.1:9" });
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no server at http:\/\/127\.0\.0\.1:9: start one with `mf serve`/);
+  const missing = await mf(["run", "nope", "hi"]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /model "nope" not found/);
+});
