@@ -2,11 +2,13 @@
 /** The `mf` binary: one yargs command per file under cli/commands/. */
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { commands } from "./commands/index.js";
+import { commandsFor } from "./commands/index.js";
 import { runMain } from "./run.js";
 
 await runMain(async () => {
-  let y = yargs(hideBin(process.argv))
+  const argv = hideBin(process.argv);
+  const commands = await commandsFor(argv);
+  let y = yargs(argv)
     .scriptName("mf")
     .usage("$0 <command> [options]")
     .option("verbose", { type: "boolean", describe: "debug logging", global: true })

@@ -1,42 +1,43 @@
-/** Every command of the `mf` binary, one file each. Add a command by adding its import here. */
+/**
+ * Every command of the `mf` binary, one file each, loaded lazily: `mf registry serve` must not pay for
+ * node-llama-cpp, nor `mf list` for fastify. `main.ts` loads only the command named on the command line
+ * (all of them for `--help` or an unknown word). Add a command with one entry here: the words it answers
+ * to (its `command` and aliases, checked by test/e2e/commands.test.ts) and its loader.
+ */
 import type { CommandModule } from "yargs";
-import { buildCommand } from "./build.js";
-import { cpCommand } from "./cp.js";
-import { demoCommand } from "./demo.js";
-import { inspectCommand } from "./inspect.js";
-import { listCommand } from "./list.js";
-import { loadCommand } from "./load.js";
-import { pruneCommand } from "./prune.js";
-import { pullCommand } from "./pull.js";
-import { pushCommand } from "./push.js";
-import { registryCommand } from "./registry.js";
-import { rmCommand } from "./rm.js";
-import { saveCommand } from "./save.js";
-import { showCommand } from "./show.js";
-import { serveCommand } from "./serve.js";
-import { runCommand } from "./run.js";
-import { psCommand } from "./ps.js";
-import { stopCommand } from "./stop.js";
-import { templateCommand } from "./template.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [
-  buildCommand,
-  listCommand,
-  showCommand,
-  inspectCommand,
-  cpCommand,
-  rmCommand,
-  pruneCommand,
-  pullCommand,
-  pushCommand,
-  saveCommand,
-  loadCommand,
-  registryCommand,
-  demoCommand,
-  templateCommand,
-  serveCommand,
-  runCommand,
-  psCommand,
-  stopCommand,
+export type AnyCommand = CommandModule<any, any>;
+
+export interface CommandEntry {
+  names: string[];
+  load: () => Promise<AnyCommand>;
+}
+
+export const commandEntries: CommandEntry[] = [
+  { names: ["build"], load: async () => (await import("./build.js")).buildCommand },
+  { names: ["list", "ls"], load: async () => (await import("./list.js")).listCommand },
+  { names: ["show"], load: async () => (await import("./show.js")).showCommand },
+  { names: ["inspect"], load: async () => (await import("./inspect.js")).inspectCommand },
+  { names: ["cp", "copy"], load: async () => (await import("./cp.js")).cpCommand },
+  { names: ["rm", "delete"], load: async () => (await import("./rm.js")).rmCommand },
+  { names: ["prune"], load: async () => (await import("./prune.js")).pruneCommand },
+  { names: ["pull"], load: async () => (await import("./pull.js")).pullCommand },
+  { names: ["push"], load: async () => (await import("./push.js")).pushCommand },
+  { names: ["save"], load: async () => (await import("./save.js")).saveCommand },
+  { names: ["load"], load: async () => (await import("./load.js")).loadCommand },
+  { names: ["registry"], load: async () => (await import("./registry.js")).registryCommand },
+  { names: ["demo"], load: async () => (await import("./demo.js")).demoCommand },
+  { names: ["template"], load: async () => (await import("./template.js")).templateCommand },
+  { names: ["serve", "start"], load: async () => (await import("./serve.js")).serveCommand },
+  { names: ["run"], load: async () => (await import("./run.js")).runCommand },
+  { names: ["ps"], load: async () => (await import("./ps.js")).psCommand },
+  { names: ["stop"], load: async () => (await import("./stop.js")).stopCommand },
 ];
+
+/** The commands needed to run `argv`: the one it names, or every one (help, typos). */
+export async function commandsFor(argv: string[]): Promise<AnyCommand[]> {
+  const word = argv.find((a) => !a.startsWith("-"));
+  const entry = word === undefined ? undefined : commandEntries.find((e) => e.names.includes(word));
+  return Promise.all((entry ? [entry] : commandEntries).map((e) => e.load()));
+}
