@@ -1,7 +1,11 @@
 /** The model catalogue, create, blobs, embeddings, and the guard, over real HTTP with the real engine. */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { buildFromModelfile } from "../../builder/build.js";
+import { parseRef } from "../../core/reference.js";
+import { TINY, writeLlamaGguf } from "../../fixtures/gguf/index.js";
 import { after, before, describe, test } from "node:test";
 import { type Harness, post, startHarness } from "./harness.js";
 
@@ -148,6 +152,21 @@ describe("catalogue", { concurrency: false }, () => {
     assert.ok(legacy.embedding.every((x: number, i: number) => Math.abs(x / n - r.embeddings[0][i]) < 1e-6));
     assert.equal((await post(h.base, "/api/embed", { model: "nope", input: "x" })).status, 404);
     assert.equal((await post(h.base, "/api/embed", { model: "chat", input: 5 })).status, 400);
+  });
+});
+
+describe("load failures", () => {
+  test("a model that fails to load answers llama.cpp's reason, and the server stays up", async () => {
+    const ctx = join(h.dir, "bad-ctx");
+    await mkdir(ctx, { recursive: true });
+    await writeLlamaGguf(join(ctx, "bad.gguf"), { ...TINY, extraMetadata: { "general.architecture": "no-such-arch" } });
+    await writeFile(join(ctx, "Modelfile"), "FROM ./bad.gguf\n");
+    await buildFromModelfile(join(ctx, "Modelfile"), { store: h.store, tags: [parseRef("broken")], contextDir: ctx, homeDir: h.dir });
+    const r = await post(h.base, "/api/generate", { model: "broken", prompt: "hi", stream: false });
+    assert.equal(r.status, 500);
+    assert.match(r.json.error, /unknown model architecture: 'no-such-arch'/);
+    const ok = await post(h.base, "/api/generate", { model: "chat", prompt: "hi", stream: false, options: { num_predict: 2, seed: 1 } });
+    assert.equal(ok.status, 200);
   });
 });
 
