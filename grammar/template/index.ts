@@ -5,7 +5,7 @@
  * Value model and JSON-number decisions: see values.ts.
  */
 import type { Tree } from "./ast.js";
-import { SourceMap } from "./errors.js";
+import { SourceMap, isTemplateError } from "./errors.js";
 import { Executor } from "./exec.js";
 import { hasBuiltin } from "./funcs.js";
 import { parse } from "./parser.js";
@@ -69,5 +69,11 @@ export class Template {
 /** Parses a template; throws a positioned TemplateError. */
 export function parseTemplate(text: string): Template {
   const map = new SourceMap(text);
-  return new Template(text, parse(text, map, hasBuiltin), map);
+  try {
+    return new Template(text, parse(text, map, hasBuiltin), map);
+  } catch (e) {
+    if (isTemplateError(e)) throw e;
+    // Only a pathological nesting depth (thousands of parentheses or blocks) gets here.
+    throw map.error("parse", `template too complex: ${e instanceof Error ? e.message : String(e)}`, 0);
+  }
 }
