@@ -21,8 +21,23 @@ export interface Challenge {
   origin: string;
 }
 
-/** Turns a challenge into a bearer token (the key-based auth issue plugs in here). */
-export type Authenticate = (challenge: Challenge, signal?: AbortSignal) => Promise<string>;
+/**
+ * What `authenticate` answers: a bearer token (optionally with its lifetime, so it is refreshed before it
+ * runs out), or a whole `Authorization` value (basic auth).
+ */
+export type Credential = string | { token: string; expiresInS?: number } | { authorization: string };
+
+/** Turns a challenge into credentials (registry/client/auth.ts: ssh keys and API keys). */
+export type Authenticate = (challenge: Challenge, signal?: AbortSignal) => Promise<Credential>;
+
+/** Refresh a token this long before it expires. */
+const REFRESH_MARGIN_MS = 15_000;
+
+interface StoredCredential {
+  authorization: string;
+  expiresAtMs?: number;
+  challenge: Challenge;
+}
 
 export interface HttpOptions {
   authenticate?: Authenticate;
@@ -146,8 +161,10 @@ export class RegistryHttp {
   readonly dispatcher: Dispatcher;
   private readonly owned: boolean;
   private readonly opts: HttpOptions;
-  /** bearer tokens by registry origin */
-  private readonly tokens = new Map<string, string>();
+  /** credentials by registry origin */
+  private readonly tokens = new Map<string, StoredCredential>();
+  /** one refresh at a time per origin, however many requests notice the expiry */
+  private readonly refreshing = new Map<string, Promise<void>>();
 
   constructor(opts: HttpOptions = {}) {
     this.opts = opts;
@@ -192,6 +209,7 @@ export class RegistryHttp {
     for (;;) {
       let res: HttpResponse;
       try {
+        await this.freshen(origin, req.signal);
         res = await this.follow(req, origin);
       } catch (e) {
         if (req.retry !== false && isTransient(e) && attempt < this.retries && !req.signal?.aborted) {
@@ -222,14 +240,36 @@ export class RegistryHttp {
   private async authenticate(raw: string | undefined, origin: string, signal?: AbortSignal): Promise<void> {
     if (!raw) throw new AuthError("UNAUTHORIZED", `${origin} answered 401 without a WWW-Authenticate challenge`);
     const challenge = parseChallenge(raw, origin);
-    if (challenge.scheme.toLowerCase() !== "bearer") {
+    const scheme = challenge.scheme.toLowerCase();
+    if (scheme !== "bearer" && scheme !== "basic") {
       throw new AuthError("UNAUTHORIZED", `${origin} asks for ${challenge.scheme} authentication, which mf does not speak`);
     }
     if (!this.opts.authenticate) {
       throw new AuthError("UNAUTHORIZED", `${origin} requires authentication (${raw}) and no key is configured`);
     }
-    const token = await this.opts.authenticate(challenge, signal);
-    this.tokens.set(origin, token);
+    await this.obtain(challenge, signal);
+  }
+
+  private async obtain(challenge: Challenge, signal?: AbortSignal): Promise<void> {
+    const c = await this.opts.authenticate!(challenge, signal);
+    if (typeof c === "string") this.tokens.set(challenge.origin, { authorization: `Bearer ${c}`, challenge });
+    else if ("authorization" in c) this.tokens.set(challenge.origin, { authorization: c.authorization, challenge });
+    else {
+      const expiresAtMs = c.expiresInS ? Date.now() + c.expiresInS * 1000 : undefined;
+      this.tokens.set(challenge.origin, { authorization: `Bearer ${c.token}`, expiresAtMs, challenge });
+    }
+  }
+
+  /** A token about to expire is renewed before the request (a long push outlives a short token). */
+  private async freshen(origin: string, signal?: AbortSignal): Promise<void> {
+    const t = this.tokens.get(origin);
+    if (t?.expiresAtMs === undefined || Date.now() < t.expiresAtMs - REFRESH_MARGIN_MS) return;
+    let p = this.refreshing.get(origin);
+    if (!p) {
+      p = this.obtain(t.challenge, signal).finally(() => this.refreshing.delete(origin));
+      this.refreshing.set(origin, p);
+    }
+    await p;
   }
 
   /** One attempt, following redirects by hand. */
@@ -241,7 +281,7 @@ export class RegistryHttp {
       const headers: Record<string, string> = { ...(req.headers ?? {}) };
       if (this.opts.userAgent) headers["user-agent"] = this.opts.userAgent;
       const token = this.tokens.get(origin);
-      if (token && new URL(url).origin === origin && !headers.authorization) headers.authorization = `Bearer ${token}`;
+      if (token && new URL(url).origin === origin && !headers.authorization) headers.authorization = token.authorization;
       if (!withBody) {
         delete headers["content-type"];
         delete headers["content-length"];

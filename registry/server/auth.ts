@@ -2,7 +2,7 @@
  * The authorisation hook the registry calls before every /v2/ operation. A later issue implements keys
  * and tokens behind this interface; the default allows everything.
  */
-import type { FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 
 export type RegistryAction = "pull" | "push" | "delete";
 
@@ -20,6 +20,8 @@ export interface AuthHook {
   authorize(request: FastifyRequest, access: AuthorizeRequest): Promise<void> | void;
   /** The `WWW-Authenticate` value sent with a 401, e.g. `Bearer realm="…",service="…",scope="…"`. */
   challenge?(request: FastifyRequest, access: AuthorizeRequest): string | undefined;
+  /** Adds the hook's own routes (the token endpoint) to the registry app. */
+  register?(app: FastifyInstance): void;
 }
 
 export const allowAll: AuthHook = {

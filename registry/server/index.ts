@@ -4,3 +4,6 @@ export { allowAll, type AuthHook, type AuthorizeRequest, type RegistryAction } f
 export type { StorageDriver, StatInfo, ByteSpan, WriteAtOptions } from "./storage/driver.js";
 export { FsDriver, type FsDriverOptions } from "./storage/fs.js";
 export { collectGarbage, type GcOptions, type GcReport } from "./gc.js";
+export { AccessPolicy, apiKeyHash, ANONYMOUS } from "./access.js";
+export { AccessFile, staticAccess, type AccessSource, type AccessFileOptions } from "./access-file.js";
+export { createTokenAuth, type TokenAuth, type TokenAuthOptions } from "./token-auth.js";

@@ -70,7 +70,9 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
 
   const app = Fastify({
-    ...(typeof options.logger === "object" ? { loggerInstance: options.logger } : { logger: options.logger ?? false }),
+    ...(typeof options.logger === "object"
+      ? { loggerInstance: options.logger }
+      : { logger: options.logger === true ? { serializers: { req: requestForLog } } : false }),
     ...(options.https ? { https: options.https } : {}),
     requestTimeout: 0,
     connectionTimeout: options.idleTimeoutMs ?? 120_000,
@@ -103,6 +105,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   app.get("/healthz", async (_request, reply) => {
     reply.code(200).send({ status: "ok" });
   });
+  ctx.auth.register?.(app);
 
   const dispatch = async (request: FastifyRequest, reply: FastifyReply) => {
     const match = matches.get(request) ?? matchRoute(request.method, request.url.split("?")[0]!);
@@ -150,6 +153,20 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   const server = app as RegistryServer;
   server.decorate("sweepUploads", () => uploads.sweep());
   return server;
+}
+
+/** What the request log shows: no signatures (blob-URL `sig`, upload-location MACs), never headers. */
+function requestForLog(request: FastifyRequest): Record<string, unknown> {
+  return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip };
+}
+
+export function redactUrl(url: string): string {
+  const q = url.indexOf("?");
+  const path = (q < 0 ? url : url.slice(0, q)).replace(/(\/blobs\/uploads\/[0-9a-f-]{36})\.[A-Za-z0-9_-]+/g, "$1.…");
+  if (q < 0) return path;
+  const params = new URLSearchParams(url.slice(q + 1));
+  for (const k of ["sig", "signature", "token", "access_token", "password"]) if (params.has(k)) params.set(k, "…");
+  return `${path}?${params.toString()}`;
 }
 
 function decode(s: string): string {

@@ -12,9 +12,11 @@
  * │   ├── _manifests/revisions/<alg>/<hex>        {"mediaType","size"} of a manifest stored as a blob
  * │   ├── _manifests/tags/<tag>                   the tag's manifest digest (text)
  * │   └── _referrers/<alg>/<subject-hex>/<alg>-<hex>   descriptor (JSON) of a manifest whose subject is that digest
- * └── uploads/<uuid>/
- *     ├── data                                    bytes received so far (bytes past state.offset are garbage)
- *     └── state.json                              {"repository","offset","startedAt","updatedAt"}: the truth
+ * ├── uploads/<uuid>/
+ * │   ├── data                                    bytes received so far (bytes past state.offset are garbage)
+ * │   └── state.json                              {"repository","offset","startedAt","updatedAt"}: the truth
+ * └── auth/nonces/<bucket>/<sha256 of nonce>      token-request nonces seen (bucket = ts / 600 s), shared
+ *                                                 by replicas on the same storage; old buckets are removed
  * ```
  * Segments starting with `_` can never be repository name components (names start with [a-z0-9]).
  */
@@ -74,4 +76,14 @@ export function uploadDataPath(uuid: string): string {
 
 export function uploadStatePath(uuid: string): string {
   return `${uploadDir(uuid)}/state.json`;
+}
+
+export const NONCES_ROOT = "auth/nonces";
+
+export function nonceBucketDir(bucket: number): string {
+  return `${NONCES_ROOT}/${bucket}`;
+}
+
+export function noncePath(bucket: number, hashHex: string): string {
+  return `${nonceBucketDir(bucket)}/${hashHex}`;
 }
