@@ -112,9 +112,19 @@ try {
   const m: number[] = [];
   const s: number[] = [];
   const counts = new Set<string>();
+  const r: number[] = [];
   for (let i = 0; i < reps; i++) {
-    const a = await direct();
-    const b = await served();
+    // ABBA order, so that a drift of the machine's load favours neither side
+    let a: Awaited<ReturnType<typeof direct>>;
+    let b: Awaited<ReturnType<typeof served>>;
+    if (i % 2 === 0) {
+      a = await direct();
+      b = await served();
+    } else {
+      b = await served();
+      a = await direct();
+    }
+    r.push(b.rate / a.rate);
     d.push(a.rate);
     m.push(b.rate);
     s.push(b.serverRate);
@@ -137,6 +147,7 @@ try {
           ["mf serve over HTTP (client-side)", fmt(sm)],
           ["mf serve, its own eval_count / eval_duration", fmt(ss)],
           ["ratio mf / direct (client-side medians)", (sm.median / sd.median).toFixed(3)],
+          ["ratio mf / direct (median of per-pair ratios)", `${stat(r).median.toFixed(3)} (${stat(r).min.toFixed(3)}–${stat(r).max.toFixed(3)})`],
         ],
       ),
   );
