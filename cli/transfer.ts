@@ -4,6 +4,7 @@
  */
 import { MfError } from "../core/errors.js";
 import { RegistryClient, type RegistryClientOptions } from "../registry/client/index.js";
+import { cliAuthenticator } from "./credentials.js";
 import { progressRenderer } from "./progress.js";
 
 /**
@@ -13,9 +14,10 @@ import { progressRenderer } from "./progress.js";
 export async function withTransfer<T>(
   resume: string,
   fn: (t: { client: RegistryClient; signal: AbortSignal; onProgress: ReturnType<typeof progressRenderer> }) => Promise<T>,
-  opts: RegistryClientOptions & { quiet?: boolean } = {},
+  opts: RegistryClientOptions & { quiet?: boolean; key?: string } = {},
 ): Promise<T> {
-  const client = new RegistryClient(opts);
+  // registries that ask for auth get a token signed with the ssh key (--key / MF_KEY) or a stored API key
+  const client = new RegistryClient({ authenticate: cliAuthenticator(opts.key), ...opts });
   const ctl = new AbortController();
   const onSigint = () => ctl.abort(new MfError("INTERNAL", "interrupted"));
   process.once("SIGINT", onSigint);

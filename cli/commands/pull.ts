@@ -8,6 +8,7 @@ interface Args {
   name: string;
   insecure?: boolean;
   quiet?: boolean;
+  key?: string;
 }
 
 export const pullCommand: CommandModule<object, Args> = {
@@ -17,12 +18,13 @@ export const pullCommand: CommandModule<object, Args> = {
     y
       .positional("name", { type: "string", demandOption: true, describe: "[host/][namespace/]model[:tag]" })
       .option("insecure", { type: "boolean", default: false, describe: "use plain HTTP" })
+      .option("key", { type: "string", describe: "ssh private key for registries with keys (default MF_KEY or ~/.mf/id_ed25519)" })
       .option("quiet", { alias: "q", type: "boolean", default: false, describe: "no progress output" }) as never,
   handler: async (args) => {
     const { store } = cliContext();
     const ref = parseRef(args.name);
     await withTransfer(`mf pull ${args.name}`, ({ client, signal, onProgress }) =>
-      client.pull(store, ref, { insecure: args.insecure, signal, onProgress }), { quiet: args.quiet })
+      client.pull(store, ref, { insecure: args.insecure, signal, onProgress }), { quiet: args.quiet, key: args.key })
       .then((r) => {
         if (args.quiet) process.stdout.write(`${r.digest}\n`);
         else process.stderr.write(`pulled ${displayRef(r.ref)} (${r.digest})\n`);

@@ -12,6 +12,7 @@ interface Args {
   destination?: string;
   insecure?: boolean;
   quiet?: boolean;
+  key?: string;
   "chunk-size"?: string;
 }
 
@@ -23,6 +24,7 @@ export const pushCommand: CommandModule<object, Args> = {
       .positional("name", { type: "string", demandOption: true, describe: "local model" })
       .positional("destination", { type: "string", describe: "push under this name (copied locally first)" })
       .option("insecure", { type: "boolean", default: false, describe: "use plain HTTP" })
+      .option("key", { type: "string", describe: "ssh private key for registries with keys (default MF_KEY or ~/.mf/id_ed25519)" })
       .option("chunk-size", { type: "string", describe: "bytes per upload request (e.g. 64M; 0 = one streamed request per blob)" })
       .option("quiet", { alias: "q", type: "boolean", default: false, describe: "no progress output" }) as never,
   handler: async (args) => {
@@ -35,7 +37,7 @@ export const pushCommand: CommandModule<object, Args> = {
     }
     const chunkSize = parseByteSize(args["chunk-size"]);
     const r = await withTransfer(`mf push ${displayRef(target)}`, ({ client, signal, onProgress }) =>
-      client.push(store, target, { insecure: args.insecure, signal, onProgress }), { quiet: args.quiet, chunkSize });
+      client.push(store, target, { insecure: args.insecure, signal, onProgress }), { quiet: args.quiet, chunkSize, key: args.key });
     if (args.quiet) process.stdout.write(`${r.digest}\n`);
     else process.stderr.write(`pushed ${displayRef(target)} (${r.digest}): ${r.uploaded} uploaded, ${r.mounted} mounted, ${r.skipped} already there\n`);
   },

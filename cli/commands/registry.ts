@@ -9,8 +9,9 @@ import { dirname, join, resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import YAML from "yaml";
 import { MfError } from "../../core/errors.js";
-import { collectGarbage, createRegistryServer, FsDriver } from "../../registry/server/index.js";
+import { AccessFile, collectGarbage, createRegistryServer, createTokenAuth, FsDriver } from "../../registry/server/index.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
+import { registryAdminCommands } from "./registry-admin.js";
 
 interface ServeArgs {
   root: string;
@@ -26,6 +27,9 @@ interface ServeArgs {
   "signed-url-ttl": string;
   "idle-timeout": string;
   "shutdown-grace": string;
+  access?: string;
+  service: string;
+  "token-ttl": string;
   verbose?: boolean;
 }
 
@@ -92,8 +96,19 @@ async function serve(args: ServeArgs): Promise<void> {
   const https = args["tls-cert"] && args["tls-key"]
     ? { cert: readFileSync(args["tls-cert"]), key: readFileSync(args["tls-key"]) }
     : undefined;
+  const storage = new FsDriver({ root });
+  const access = args.access
+    ? await AccessFile.open(resolve(args.access), {
+        onReload: (p) => process.stderr.write(`mf registry: access file reloaded (${p.keys.length} keys, ${p.apiKeys.length} API keys)\n`),
+        onError: (e) => process.stderr.write(`mf registry: access file not reloaded, the previous one stays in force: ${e.message}\n`),
+      })
+    : undefined;
+  const auth = access
+    ? createTokenAuth({ access, secret, storage, service: args.service, tokenTtlS: Math.max(1, Math.round(parseDuration(args["token-ttl"]) / 1000)), publicUrl: args["public-url"] })
+    : undefined;
   const app = createRegistryServer({
-    storage: new FsDriver({ root }),
+    storage,
+    auth,
     secret,
     logger: args.verbose === true,
     publicUrl: args["public-url"],
@@ -107,7 +122,7 @@ async function serve(args: ServeArgs): Promise<void> {
   });
   const { host, port } = splitAddr(last(args.addr));
   const address = await app.listen({ host, port });
-  process.stdout.write(`mf registry listening on ${address} (root ${root})\n`);
+  process.stdout.write(`mf registry listening on ${address} (root ${root}${access ? `, access ${access.path}` : ""})\n`);
 
   const graceMs = parseDuration(args["shutdown-grace"]);
   await new Promise<void>((done) => {
@@ -116,6 +131,7 @@ async function serve(args: ServeArgs): Promise<void> {
       // In-flight uploads still running at the deadline are cut; their offsets are persisted, so they resume.
       const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
       app.close().finally(() => {
+        access?.close();
         clearTimeout(timer);
         done();
       });
@@ -157,7 +173,10 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("body-limit", { type: "string", default: "8MiB", describe: "largest manifest accepted (blobs are unlimited)" })
       .option("signed-url-ttl", { type: "string", default: "15m", describe: "lifetime of redirect URLs" })
       .option("idle-timeout", { type: "string", default: "2m", describe: "close connections silent this long" })
-      .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGTERM, wait this long for in-flight requests" }) as unknown as Argv<ServeArgs>,
+      .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGTERM, wait this long for in-flight requests" })
+      .option("access", { type: "string", describe: "access file (YAML: keys, API keys, anonymous rules); turns key-based auth on, reloaded on change" })
+      .option("service", { type: "string", default: "mf-registry", describe: "service name in auth challenges and tokens (the same on every replica)" })
+      .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" }) as unknown as Argv<ServeArgs>,
   handler: serve,
 };
 
@@ -174,7 +193,11 @@ const gcCommand: CommandModule<object, GcArgs> = {
 
 export const registryCommand: CommandModule<object, object> = {
   command: "registry <command>",
-  describe: "run an OCI registry (serve, gc)",
-  builder: (y) => y.command(serveCommand).command(gcCommand).demandCommand(1),
+  describe: "run an OCI registry (serve, gc, key, ls, rm)",
+  builder: (y) => {
+    let out = y.command(serveCommand).command(gcCommand);
+    for (const c of registryAdminCommands) out = out.command(c as CommandModule<object, object>);
+    return out.demandCommand(1);
+  },
   handler: () => {},
 };

@@ -11,7 +11,10 @@ import type { LocalStore } from "../../core/store.js";
 import { parseKeepAlive } from "../../runtime/options.js";
 import { Scheduler } from "../../runtime/scheduler.js";
 import { createRuntimeServer, hostOf } from "../../runtime/server/app.js";
+import { RegistryClient } from "../../registry/client/index.js";
+import { pullPushRoutes } from "../../runtime/server/routes/pull-push.js";
 import { cliContext } from "../context.js";
+import { cliAuthenticator } from "../credentials.js";
 
 export interface StartRuntimeOptions {
   config: Config;
@@ -20,6 +23,8 @@ export interface StartRuntimeOptions {
   /** "auto": use a GPU when node-llama-cpp finds one; false: CPU only */
   gpu: "auto" | false;
   threads?: number;
+  /** ssh key for /api/pull and /api/push to registries with keys (default: config.key) */
+  key?: string;
 }
 
 /** mf's version, from package.json (beside the sources, or one level above dist/). */
@@ -38,6 +43,7 @@ export function mfVersion(): string {
 /** Builds and starts the runtime server; resolves once it listens. */
 export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: FastifyInstance; address: string; close(): Promise<void> }> {
   let app: FastifyInstance | undefined;
+  const registry = new RegistryClient({ authenticate: cliAuthenticator(o.key) });
   // loaded here, not at the top: every other command starts without the native binding
   const { createLlamaEngine } = await import("../../runtime/engine/llama.js");
   const engine = createLlamaEngine({
@@ -62,6 +68,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: Fasti
     version: mfVersion(),
     homeDir: o.homeDir,
     threads: o.threads,
+    registryRoutes: pullPushRoutes(registry),
   });
   const host = hostOf(o.config.host);
   const port = Number(/:(\d+)$/.exec(o.config.host)?.[1] ?? 11434);
@@ -71,6 +78,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: Fasti
   } catch (e) {
     await app.close();
     await engine.dispose();
+    await registry.close();
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") throw new MfError("SERVICE_UNAVAILABLE", `${o.config.host} is in use: is another server running? (set MF_HOST to use another address)`);
     throw e;
@@ -82,6 +90,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: Fasti
     close: async () => {
       await a.close();
       await engine.dispose();
+      await registry.close();
     },
   };
 }
@@ -101,6 +110,7 @@ interface ServeArgs {
   gpu?: boolean;
   threads?: number;
   verbose?: boolean;
+  key?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -111,11 +121,12 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("host", { type: "string", describe: "HOST:PORT to listen on (MF_HOST)" })
       .option("models", { type: "string", describe: "store directory (MF_MODELS)" })
       .option("gpu", { type: "boolean", default: true, describe: "use a GPU when one is found (--no-gpu: CPU only)" })
-      .option("threads", { type: "number", describe: "CPU threads per model (default: node-llama-cpp's choice)" }) as never,
+      .option("threads", { type: "number", describe: "CPU threads per model (default: node-llama-cpp's choice)" })
+      .option("key", { type: "string", describe: "ssh private key for /api/pull and /api/push to registries with keys (MF_KEY)" }) as never,
   handler: async (args) => {
     const ctx = cliContext({ models: args.models, verbose: args.verbose });
     const config = args.host ? { ...ctx.config, host: args.host } : ctx.config;
-    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", threads: args.threads });
+    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", threads: args.threads, key: args.key });
     process.stdout.write(`mf serve: listening on ${rt.address} (store ${ctx.store.root})\n`);
     await serveUntilSignal(rt.close);
   },
