@@ -1,0 +1,157 @@
+/**
+ * An organisation's registry end to end through the `mf` binary: `mf key`, `mf registry serve --access
+ * --verbose`, `mf push`/`mf pull` signed with the key, `mf registry key add` + `mf login` for an API key,
+ * `mf registry ls`/`rm` through the API; then the registry's captured log holds no secret, token or
+ * signature.
+ */
+import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { request } from "undici";
+import { LocalStore } from "../../../core/store.js";
+import { parsePrivateKey, publicKeyLine } from "../../../registry/protocol/keys.js";
+import { signRequest, tokenUrl } from "../../../registry/protocol/auth.js";
+import { buildModel } from "../client/helpers.js";
+import { mfCommand, REPO_ROOT, spawnMfRegistry, tempDir, type SpawnedRegistry } from "../peers.js";
+
+function mf(args: string[], env: Record<string, string>, input = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const e = { ...process.env, ...env };
+    delete e.MF_DEBUG;
+    delete e.MF_KEY;
+    const p = spawn(process.execPath, [...mfCommand(), ...args], { cwd: REPO_ROOT, env: e, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
+    p.stdin.end(input);
+  });
+}
+
+describe("mf registry with keys, through the binary", () => {
+  let dir: string;
+  let accessPath: string;
+  let reg: SpawnedRegistry;
+  let host: string;
+  let alice: Record<string, string>;
+  let ci: Record<string, string>;
+  const secrets: string[] = [];
+
+  const waitForLog = async (re: RegExp, count: number) => {
+    while ((reg.output().match(new RegExp(re, "g")) ?? []).length < count) await new Promise((r) => setTimeout(r, 25));
+  };
+
+  before(async () => {
+    dir = await tempDir("mf-auth-cli-");
+    alice = { MF_HOME: join(dir, "alice"), MF_MODELS: join(dir, "alice", "models") };
+    ci = { MF_HOME: join(dir, "ci"), MF_MODELS: join(dir, "ci", "models") };
+    await mkdir(ci.MF_HOME!, { recursive: true });
+    accessPath = join(dir, "access.yaml");
+    await writeFile(accessPath, 'anonymous:\n  "public/*": [pull]\n');
+    reg = await spawnMfRegistry(join(dir, "registry"), ["--access", accessPath, "--verbose"]);
+    host = new URL(reg.base).host;
+  });
+  after(async () => {
+    reg?.child.kill("SIGTERM");
+    if (reg) await reg.exited;
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("mf key generates a key pair once and prints it in authorized_keys form", async () => {
+    const first = await mf(["key"], alice);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\S+ \S+\n$/);
+    assert.match(first.stderr, /generated a new ed25519 key/);
+    assert.equal((await stat(join(alice.MF_HOME!, "id_ed25519"))).mode & 0o777, 0o600);
+    assert.equal(await readFile(join(alice.MF_HOME!, "id_ed25519.pub"), "utf8"), first.stdout);
+    const again = await mf(["key"], alice);
+    assert.equal(again.stdout, first.stdout, "the same key on later runs");
+    assert.equal(again.stderr, "");
+    // an encrypted-looking or malformed key is a message, not a stack
+    await writeFile(join(dir, "bad_key"), "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n");
+    const bad = await mf(["key", "--key", join(dir, "bad_key")], alice);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^mf: .*bad_key is not an OpenSSH private key/);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /);
+
+    await appendFile(accessPath, `keys:\n  - key: ${first.stdout.trim()}\n    access:\n      "team-a/*": [pull, push, delete]\n    catalog: true\n`);
+    await waitForLog(/access file reloaded/, 1);
+  });
+
+  it("mf push and mf pull sign with the key; a client without credentials is refused", async () => {
+    const name = `${host}/team-a/model:latest`;
+    const built = await buildModel(new LocalStore(alice.MF_MODELS!), dir, name);
+    const push = await mf(["push", name, "--insecure", "-q"], alice);
+    assert.equal(push.code, 0, push.stderr);
+    assert.equal(push.stdout.trim(), built.digest);
+    const pull = await mf(["pull", name, "--insecure", "-q"], { ...alice, MF_MODELS: join(dir, "alice", "models2") });
+    assert.equal(pull.code, 0, pull.stderr);
+    assert.equal(pull.stdout.trim(), built.digest);
+    const anon = await mf(["pull", name, "--insecure", "-q"], ci);
+    assert.equal(anon.code, 1);
+    assert.match(anon.stderr, /^mf: .*(authentication required|refused a token)/);
+  });
+
+  it("mf registry key add + mf login give a CI machine pull access with an API key", async () => {
+    const add = await mf(["registry", "key", "add", "ci", "--access", accessPath, "--allow", "team-a/*=pull"], alice);
+    assert.equal(add.code, 0, add.stderr);
+    const secret = add.stdout.trim();
+    assert.match(secret, /^mfk_[A-Za-z0-9_-]{43}$/);
+    secrets.push(secret);
+    assert.ok(!(await readFile(accessPath, "utf8")).includes(secret), "only the hash is stored");
+    await waitForLog(/access file reloaded/, 2);
+    const login = await mf(["login", host], ci, `${secret}\n`);
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal((await stat(join(ci.MF_HOME!, "config.json"))).mode & 0o777, 0o600);
+    const pull = await mf(["pull", `${host}/team-a/model:latest`, "--insecure", "-q"], ci);
+    assert.equal(pull.code, 0, pull.stderr);
+    const push = await mf(["push", `${host}/team-a/model:latest`, "--insecure", "-q"], ci);
+    assert.equal(push.code, 1, "the API key allows pull only");
+    assert.match(push.stderr, /not allowed/);
+    const list = await mf(["registry", "key", "list", "--access", accessPath], alice);
+    assert.match(list.stdout, /apikey\s+ci\s+\S+\s+team-a\/\*=pull/);
+    assert.equal((await mf(["logout", host], ci)).code, 0);
+    assert.equal((await mf(["pull", `${host}/team-a/model:latest`, "--insecure", "-q"], ci)).code, 1);
+  });
+
+  it("mf registry ls and rm work through the API with a token", async () => {
+    const repos = await mf(["registry", "ls", host, "--insecure"], alice);
+    assert.equal(repos.code, 0, repos.stderr);
+    assert.deepEqual(repos.stdout.trim().split("\n"), ["team-a/model"]);
+    const tags = await mf(["registry", "ls", `${host}/team-a/model`, "--insecure"], alice);
+    assert.equal(tags.stdout.trim(), "latest");
+    const rmTag = await mf(["registry", "rm", `${host}/team-a/model:latest`, "--insecure"], alice);
+    assert.equal(rmTag.code, 0, rmTag.stderr);
+    assert.equal((await mf(["registry", "ls", `${host}/team-a/model`, "--insecure"], alice)).stdout.trim(), "");
+    const noCatalog = await mf(["registry", "ls", host, "--insecure"], ci);
+    assert.equal(noCatalog.code, 1);
+  });
+
+  it("the registry's log holds no API key, token, signature or signed-URL MAC", async () => {
+    // one more request of each kind with values this test knows
+    const key = parsePrivateKey(await readFile(join(alice.MF_HOME!, "id_ed25519")));
+    const url = tokenUrl({ realm: `${reg.base}/token`, service: "mf-registry", scopes: ["repository:team-a/model:pull"] });
+    const signature = signRequest(key, "GET", url);
+    const t = await request(url, { headers: { authorization: signature } });
+    const token = ((await t.body.json()) as { token: string }).token;
+    const b = await request(`${reg.base}/token?scope=repository:team-a/model:pull`, { headers: { authorization: `Basic ${Buffer.from(`ci:${secrets[0]}`).toString("base64")}` } });
+    await b.body.dump();
+    const m = await request(`${reg.base}/v2/team-a/model/tags/list`, { headers: { authorization: `Bearer ${token}` } });
+    await m.body.dump();
+    await waitForLog(/tags\/list/, 2);
+
+    const log = reg.output();
+    assert.match(log, /"url":"\/token\?/, "requests are logged");
+    assert.match(log, /_mf\/blobs\/sha256:[0-9a-f]{64}\?expires=\d+&sig=%E2%80%A6/, "signed blob URLs are logged with the signature cut");
+    for (const s of [...secrets, token, signature.split(":")[1]!, publicKeyLine(key).split(" ")[1]! + ":"]) {
+      assert.ok(!log.includes(s), `the log contains ${s.slice(0, 12)}…`);
+    }
+    assert.doesNotMatch(log, /sig=(?!%E2%80%A6)/);
+    assert.doesNotMatch(log, /\/blobs\/uploads\/[0-9a-f-]{36}\.[A-Za-z0-9_-]/, "upload-location MACs are cut");
+    assert.doesNotMatch(log, /Bearer |Basic |authorization/i);
+  });
+});
