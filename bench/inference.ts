@@ -1,33 +1,124 @@
 /**
- * inference: generation speed of `mf serve` over HTTP (the built binary, a separate process, streamed
- * /api/generate) against node-llama-cpp called directly (LlamaCompletion) on the generated ~200M-parameter
- * F16 model, with the same threads, prompt, seed and sampling, alternating in the same run. Tokens/s is
- * measured the same way on both sides, from the first generated token to the last (the prompt and the
- * load excluded); each figure is the median of `--reps` runs with the min–max spread.
+ * inference: on the generated ~200M-parameter F16 model (BENCH_200M), CPU only, the same prompt, seed,
+ * sampling and thread count on every side, measured side by side in one run, in rotating order:
  *
- *   npm run build && npx tsx bench/inference.ts [--reps 5] [--tokens 128] [--threads 1]
+ *   (a) `mf serve` (the built binary, its own process) over HTTP, streamed /api/generate, raw prompt
+ *   (b) node-llama-cpp called directly (LlamaCompletion), in this process
+ *   (c) `llama-server` (what Ollama runs models with), streamed `/completion`, and `llama-bench` (the
+ *       engine's raw speed), both built once with cmake from the llama.cpp source node-llama-cpp ships
+ *       (bench/build-llama-cpp.sh; cached in ~/.cache/mf-bench/)
+ *
+ * Figures, all taken on the client side the same way: time to first token (request sent → first
+ * token), prompt-eval tokens/s (prompt tokens ÷ that time), generation tokens/s (tokens after the
+ * first ÷ the time from the first to the last); at 2 and 1 threads; then 1 vs 4 concurrent clients
+ * (aggregate generated tokens ÷ wall time) against `mf serve` with MF_NUM_PARALLEL=4 and
+ * `llama-server -np 4`. Every prompt starts differently, so no side reuses a cached prompt.
+ *
+ *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4]
  */
-import { spawn } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { LlamaCompletion, LlamaLogLevel, getLlama } from "node-llama-cpp";
+import { LlamaCompletion, LlamaLogLevel, getLlama, type LlamaContext } from "node-llama-cpp";
 import { buildImage } from "../builder/build.js";
 import { parseRef } from "../core/reference.js";
 import { LocalStore } from "../core/store.js";
 import { BENCH_200M, cachedFixture } from "../fixtures/gguf/index.js";
-import { CACHE, ROOT, report, stat, table } from "./lib.js";
+import { freePort } from "../test/registry/peers.js";
+import { CACHE, ROOT, fmtStat, ratio, report, stat, table, type Stat } from "./lib.js";
 
 const { values } = parseArgs({
-  options: { reps: { type: "string", default: "5" }, tokens: { type: "string", default: "128" }, threads: { type: "string", default: "1" } },
+  args: process.argv.slice(2).filter((a) => a !== "inference"),
+  options: {
+    reps: { type: "string", default: "5" },
+    tokens: { type: "string", default: "128" },
+    threads: { type: "string", default: "2,1" },
+    clients: { type: "string", default: "4" },
+    "concurrent-reps": { type: "string", default: "3" },
+    /** leave llama-server and llama-bench out (while they build); the full run never does */
+    "no-llama-cpp": { type: "boolean", default: false },
+  },
 });
 const reps = Number(values.reps);
 const tokens = Number(values.tokens);
-const threads = Number(values.threads);
-const PROMPT = "Once upon a time, in a land far away, there lived";
-const SAMPLING = { seed: 42, temperature: 0.8, topK: 40, topP: 0.9 };
-const NUM_CTX = 1024;
+const threadCounts = values.threads.split(",").map(Number);
+const clients = Number(values.clients);
+const concurrentReps = Number(values["concurrent-reps"]);
+const SAMPLING = { seed: 42, temperature: 0.8, topK: 40, topP: 0.9, minP: 0 };
+const NUM_CTX = 2048;
+const STORY =
+  "Once upon a time, in a land far away, there lived a miller who had three sons, a mill, a donkey and a cat. " +
+  "When the miller died the eldest son took the mill, the second the donkey, and the youngest was left with nothing but the cat. " +
+  "The young man sat down on a stone by the river and wondered how he would ever earn his bread, ";
+/** The i-th prompt: a different first word each time, so no cached prefix beyond the BOS token. */
+const promptOf = (i: number) => `Story ${i}. ${STORY}`;
 
+interface One {
+  /** ms from sending the request to the first token */
+  ttft: number;
+  /** tokens/s from the first token to the last */
+  gen: number;
+  n: number;
+}
+
+interface Side {
+  name: string;
+  one(prompt: string): Promise<One>;
+  close(): Promise<void>;
+}
+
+const hr = () => process.hrtime.bigint();
+const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
+
+function one(t0: bigint, first: bigint, last: bigint, n: number): One {
+  return { ttft: ms(t0, first), gen: n > 1 ? ((n - 1) * 1000) / ms(first, last) : NaN, n };
+}
+
+/** Reads newline-separated records (NDJSON or SSE) of a streamed response, calling `on` with each line and its arrival time. */
+async function lines(res: Response, on: (line: string, at: bigint) => void): Promise<void> {
+  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const dec = new TextDecoder();
+  let buf = "";
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    const at = hr();
+    buf += dec.decode(chunk, { stream: true });
+    for (let i; (i = buf.indexOf("\n")) >= 0; ) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line) on(line, at);
+    }
+  }
+}
+
+function waitExit(child: ChildProcess): Promise<void> {
+  return new Promise((res) => (child.exitCode !== null || child.signalCode !== null ? res() : child.once("exit", () => res())));
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  child.kill("SIGTERM");
+  const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await waitExit(child);
+  clearTimeout(t);
+}
+
+async function waitHealthy(url: string, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} did not come up`);
+}
+
+// ---- the model and its image --------------------------------------------------------------------
 mkdirSync(CACHE, { recursive: true });
 const modelPath = await cachedFixture(BENCH_200M, CACHE);
 const storeDir = join(CACHE, "inference-store");
@@ -38,122 +129,289 @@ await buildImage(
   { store, tags: [parseRef("bench")], resolve: { baseDir: CACHE, contextDir: CACHE, homeDir: CACHE }, link: true },
 );
 
-// node-llama-cpp directly
+// ---- llama.cpp's own binaries -------------------------------------------------------------------
+function llamaCppBin(): string {
+  const release = (JSON.parse(spawnSync("cat", [join(ROOT, "node_modules/node-llama-cpp/llama/binariesGithubRelease.json")]).stdout.toString()) as { release: string }).release;
+  const dir = join(homedir(), ".cache", "mf-bench", `llama.cpp-${release}`);
+  if (!existsSync(join(dir, "bin", "llama-server")) || !existsSync(join(dir, "bin", "llama-bench"))) {
+    process.stderr.write(`building llama-server and llama-bench from node-llama-cpp's llama.cpp source into ${dir} (≈11 min on 2 cores)…\n`);
+    const r = spawnSync("bash", [join(ROOT, "bench", "build-llama-cpp.sh"), dir], { stdio: ["ignore", "inherit", "inherit"] });
+    if (r.status !== 0) throw new Error("building llama.cpp failed");
+  }
+  return join(dir, "bin");
+}
+const withLlamaCpp = !values["no-llama-cpp"];
+const bin = withLlamaCpp ? llamaCppBin() : "";
+
+// ---- the three sides ----------------------------------------------------------------------------
 const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
 const model = await llama.loadModel({ modelPath });
-const context = await model.createContext({ contextSize: NUM_CTX, threads, sequences: 1 });
-async function direct(): Promise<{ rate: number; n: number }> {
-  const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
-  let first = 0n;
-  let last = 0n;
-  let n = 0;
-  await completion.generateCompletion(PROMPT, {
-    maxTokens: tokens,
-    ...SAMPLING,
-    repeatPenalty: false,
-    onToken: (t) => {
-      last = process.hrtime.bigint();
-      if (n === 0) first = last;
-      n += t.length;
+const promptTokens = (p: string) => model.tokenize(p).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
+
+async function directSide(threads: number): Promise<Side> {
+  const context: LlamaContext = await model.createContext({ contextSize: NUM_CTX, threads, sequences: 1 });
+  return {
+    name: "node-llama-cpp direct",
+    async one(prompt) {
+      const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
+      let first = 0n;
+      let last = 0n;
+      let n = 0;
+      const t0 = hr();
+      await completion.generateCompletion(prompt, {
+        maxTokens: tokens,
+        ...SAMPLING,
+        repeatPenalty: false,
+        onToken: (t) => {
+          last = hr();
+          if (n === 0) first = last;
+          n += t.length;
+        },
+      });
+      completion.dispose({ disposeSequence: true });
+      return one(t0, first, last, n);
     },
-  });
-  completion.dispose({ disposeSequence: true });
-  return { rate: ((n - 1) * 1e9) / Number(last - first), n };
+    close: () => context.dispose(),
+  };
 }
 
-// mf serve, a separate process, over HTTP
-const server = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "serve", "--host", "127.0.0.1:0", "--no-gpu", "--threads", String(threads)], {
-  env: { ...process.env, MF_MODELS: storeDir, MF_NUM_PARALLEL: "1" },
-  stdio: ["ignore", "pipe", "inherit"],
-});
-const base = await new Promise<string>((res, rej) => {
-  let out = "";
-  server.stdout.on("data", (d) => {
-    out += d;
-    const m = /listening on (http:\/\/\S+)/.exec(out);
-    if (m) res(m[1]!);
+async function mfSide(threads: number, parallel: number): Promise<Side> {
+  const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "serve", "--host", "127.0.0.1:0", "--no-gpu", "--threads", String(threads)], {
+    env: { ...process.env, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1" },
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  server.on("exit", (c) => rej(new Error(`mf serve exited ${c}`)));
-});
-async function served(): Promise<{ rate: number; n: number; serverRate: number }> {
-  const res = await fetch(base + "/api/generate", {
-    method: "POST",
-    body: JSON.stringify({
-      model: "bench", prompt: PROMPT, raw: true,
-      options: { num_predict: tokens, seed: SAMPLING.seed, temperature: SAMPLING.temperature, top_k: SAMPLING.topK, top_p: SAMPLING.topP, repeat_penalty: 1 },
-    }),
+  const base = await new Promise<string>((res, rej) => {
+    let out = "";
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) res(m[1]!);
+    });
+    child.once("exit", (c) => rej(new Error(`mf serve exited ${c}`)));
   });
-  let first = 0n;
-  let end = 0n;
-  let final: { eval_count: number; eval_duration: number } | undefined;
-  const dec = new TextDecoder();
-  let buf = "";
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    const now = process.hrtime.bigint();
-    buf += dec.decode(chunk, { stream: true });
-    for (let i; (i = buf.indexOf("\n")) >= 0; ) {
-      const obj = JSON.parse(buf.slice(0, i)) as { done: boolean; eval_count: number; eval_duration: number };
-      buf = buf.slice(i + 1);
-      if (!obj.done && first === 0n) first = now;
-      if (obj.done) {
-        final = obj;
-        end = now;
-      }
+  child.stdout!.resume();
+  return {
+    name: parallel > 1 ? `mf serve (MF_NUM_PARALLEL=${parallel})` : "mf serve over HTTP",
+    async one(prompt) {
+      const t0 = hr();
+      const res = await fetch(base + "/api/generate", {
+        method: "POST",
+        body: JSON.stringify({
+          model: "bench", prompt, raw: true, keep_alive: -1,
+          options: { num_predict: tokens, seed: SAMPLING.seed, temperature: SAMPLING.temperature, top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1 },
+        }),
+      });
+      let first = 0n;
+      let last = 0n;
+      let n = 0;
+      await lines(res, (line, at) => {
+        const o = JSON.parse(line) as { done: boolean; response: string; eval_count?: number };
+        if (!o.done && o.response && first === 0n) first = at;
+        if (!o.done) last = at;
+        if (o.done) n = o.eval_count ?? 0;
+      });
+      return one(t0, first, last, n);
+    },
+    close: () => stop(child),
+  };
+}
+
+async function llamaServerSide(threads: number, parallel: number): Promise<Side> {
+  const port = await freePort();
+  const child = spawn(
+    join(bin, "llama-server"),
+    ["-m", modelPath, "-t", String(threads), "-tb", String(threads), "-c", String(NUM_CTX * parallel), "-np", String(parallel), "-ngl", "0",
+      "--host", "127.0.0.1", "--port", String(port), "--no-webui", "--log-disable"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let err = "";
+  child.stderr!.on("data", (d) => (err = (err + d).slice(-4000)));
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitHealthy(base + "/health", child, "llama-server");
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw new Error(`${(e as Error).message}: ${err}`);
+  }
+  return {
+    name: parallel > 1 ? `llama-server -np ${parallel}` : "llama-server /completion",
+    async one(prompt) {
+      const t0 = hr();
+      const res = await fetch(base + "/completion", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          prompt, n_predict: tokens, stream: true, cache_prompt: false, seed: SAMPLING.seed, temperature: SAMPLING.temperature,
+          top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1,
+        }),
+      });
+      let first = 0n;
+      let last = 0n;
+      let n = 0;
+      await lines(res, (line, at) => {
+        if (!line.startsWith("data: ")) return;
+        const o = JSON.parse(line.slice(6)) as { stop: boolean; content: string; timings?: { predicted_n: number } };
+        if (!o.stop && first === 0n) first = at;
+        if (!o.stop) last = at;
+        if (o.stop) n = o.timings?.predicted_n ?? 0;
+      });
+      return one(t0, first, last, n);
+    },
+    close: () => stop(child),
+  };
+}
+
+function llamaBench(threads: number[], nPrompt: number): { threads: number; pp: number; tg: number }[] {
+  const r = spawnSync(join(bin, "llama-bench"), ["-m", modelPath, "-t", threads.join(","), "-p", String(nPrompt), "-n", String(tokens), "-r", "3", "-ngl", "0", "-o", "json"], {
+    maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) throw new Error(`llama-bench failed: ${r.stderr.toString().slice(-2000)}`);
+  const rows = JSON.parse(r.stdout.toString()) as { n_threads: number; n_prompt: number; n_gen: number; avg_ts: number }[];
+  return threads.map((t) => ({
+    threads: t,
+    pp: rows.find((x) => x.n_threads === t && x.n_prompt > 0)?.avg_ts ?? NaN,
+    tg: rows.find((x) => x.n_threads === t && x.n_gen > 0)?.avg_ts ?? NaN,
+  }));
+}
+
+// ---- measuring ----------------------------------------------------------------------------------
+interface Figures { ttft: Stat; pp: Stat; gen: Stat; counts: Set<number> }
+const nPrompt = promptTokens(promptOf(0));
+let promptNo = 1;
+
+async function compare(sides: Side[], runs: number): Promise<Map<string, Figures>> {
+  const got = new Map(sides.map((s) => [s.name, { ttft: [] as number[], gen: [] as number[], n: new Set<number>() }]));
+  for (const s of sides) await s.one(promptOf(promptNo++)); // warm-up
+  for (let i = 0; i < runs; i++) {
+    // rotate the order, so that a drift of the machine's load favours no side
+    const order = sides.map((_, k) => sides[(k + i) % sides.length]!);
+    const prompt = promptOf(promptNo++);
+    for (const s of order) {
+      const r = await s.one(prompt);
+      const g = got.get(s.name)!;
+      g.ttft.push(r.ttft);
+      g.gen.push(r.gen);
+      g.n.add(r.n);
+      process.stderr.write(`  ${s.name}: TTFT ${r.ttft.toFixed(0)} ms, ${r.gen.toFixed(1)} tok/s (${r.n} tokens)\n`);
     }
   }
-  const f = final!;
-  return { rate: ((f.eval_count - 1) * 1e9) / Number(end - first), n: f.eval_count, serverRate: (f.eval_count * 1e9) / f.eval_duration };
+  return new Map([...got].map(([k, g]) => [k, { ttft: stat(g.ttft), pp: stat(g.ttft.map((t) => (nPrompt * 1000) / t)), gen: stat(g.gen), counts: g.n }]));
 }
 
+async function concurrent(side: Side, n: number): Promise<{ aggregate: number; tokens: number }> {
+  const t0 = hr();
+  const rs = await Promise.all(Array.from({ length: n }, () => side.one(promptOf(promptNo++))));
+  const wall = ms(t0, hr()) / 1000;
+  const total = rs.reduce((a, r) => a + r.n, 0);
+  return { aggregate: total / wall, tokens: total };
+}
+
+const sections: string[] = [];
+const summary: string[][] = [];
 try {
-  await direct(); // warm-up both sides (page cache, first load)
-  await served();
-  const d: number[] = [];
-  const m: number[] = [];
-  const s: number[] = [];
-  const counts = new Set<string>();
-  const r: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    // ABBA order, so that a drift of the machine's load favours neither side
-    let a: Awaited<ReturnType<typeof direct>>;
-    let b: Awaited<ReturnType<typeof served>>;
-    if (i % 2 === 0) {
-      a = await direct();
-      b = await served();
-    } else {
-      b = await served();
-      a = await direct();
+  process.stderr.write(`inference: prompt of ${nPrompt} tokens, ${tokens} generated, ${reps} runs per side\n`);
+  const perThreads = new Map<number, Map<string, Figures>>();
+  for (const threads of threadCounts) {
+    process.stderr.write(`threads ${threads}:\n`);
+    const sides = [await mfSide(threads, 1), await directSide(threads), ...(withLlamaCpp ? [await llamaServerSide(threads, 1)] : [])];
+    try {
+      perThreads.set(threads, await compare(sides, reps));
+    } finally {
+      for (const s of sides) await s.close();
     }
-    r.push(b.rate / a.rate);
-    d.push(a.rate);
-    m.push(b.rate);
-    s.push(b.serverRate);
-    counts.add(`${a.n}/${b.n}`);
-    process.stderr.write(`run ${i + 1}: direct ${a.rate.toFixed(1)} tok/s (${a.n}), mf serve ${b.rate.toFixed(1)} tok/s (${b.n})\n`);
   }
-  const sd = stat(d);
-  const sm = stat(m);
-  const ss = stat(s);
-  const fmt = (x: ReturnType<typeof stat>) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
+  process.stderr.write("llama-bench…\n");
+  const lb = withLlamaCpp ? llamaBench(threadCounts, nPrompt) : threadCounts.map((t) => ({ threads: t, pp: NaN, tg: NaN }));
+
+  for (const [threads, f] of perThreads) {
+    const direct = f.get("node-llama-cpp direct")!;
+    const server = f.get("llama-server /completion") ?? { gen: stat([NaN]), ttft: stat([NaN]) };
+    const bench = lb.find((x) => x.threads === threads)!;
+    const rows = [...f].map(([name, x]) => [
+      name,
+      fmtStat(x.ttft, 0),
+      fmtStat(x.pp),
+      fmtStat(x.gen),
+      ratio(x.gen.median, direct.gen.median),
+      ratio(x.gen.median, server.gen.median),
+      [...x.counts].join("/"),
+    ]);
+    rows.push(["llama-bench (engine alone, avg of 3)", "", bench.pp.toFixed(1), bench.tg.toFixed(1), ratio(bench.tg, direct.gen.median), ratio(bench.tg, server.gen.median), String(tokens)]);
+    sections.push(
+      `### ${threads} thread${threads > 1 ? "s" : ""}\n\n` +
+        table(["side", "TTFT ms", "prompt eval tok/s", "generation tok/s", "gen ÷ direct", "gen ÷ llama-server", "tokens generated"], rows),
+    );
+    const mf = f.get("mf serve over HTTP")!;
+    summary.push(
+      [`mf serve gen tok/s ÷ node-llama-cpp direct, ${threads}t`, mf.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(mf.gen.median, direct.gen.median), "≥ 0.97×"],
+      [`mf serve TTFT − direct TTFT, ${threads}t`, `${mf.ttft.median.toFixed(0)} ms`, `${direct.ttft.median.toFixed(0)} ms`, `${(mf.ttft.median - direct.ttft.median).toFixed(1)} ms`, "≤ 10 ms"],
+      [`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), "≥ 1.0× (stretch)"],
+    );
+  }
+  if (threadCounts.length > 1) {
+    const [a, b] = [threadCounts[0]!, threadCounts.at(-1)!];
+    const rows = [...perThreads.get(a)!.keys()].map((name) => {
+      const x = perThreads.get(a)!.get(name)!.gen.median;
+      const y = perThreads.get(b)!.get(name)!.gen.median;
+      return [name, y.toFixed(1), x.toFixed(1), ratio(x, y)];
+    });
+    const la = lb.find((x) => x.threads === a)!.tg;
+    const lbb = lb.find((x) => x.threads === b)!.tg;
+    rows.push(["llama-bench", lbb.toFixed(1), la.toFixed(1), ratio(la, lbb)]);
+    sections.push(`### generation tok/s, ${b} vs ${a} threads\n\n` + table(["side", `${b}t`, `${a}t`, `${a}t ÷ ${b}t`], rows));
+  }
+
+  // 1 vs `clients` concurrent clients, at the first thread count
+  if (clients > 1) {
+    const threads = threadCounts[0]!;
+    process.stderr.write(`concurrency: 1 vs ${clients} clients at ${threads} threads:\n`);
+    const sides = [await mfSide(threads, clients), ...(withLlamaCpp ? [await llamaServerSide(threads, clients)] : [])];
+    const agg = new Map(sides.map((s) => [s.name, { one: [] as number[], many: [] as number[], tokens: new Set<number>() }]));
+    try {
+      for (const s of sides) await concurrent(s, clients); // warm-up
+      for (let i = 0; i < concurrentReps; i++) {
+        for (const s of i % 2 ? [...sides].reverse() : sides) {
+          const g = agg.get(s.name)!;
+          const a = await concurrent(s, 1);
+          const b = await concurrent(s, clients);
+          g.one.push(a.aggregate);
+          g.many.push(b.aggregate);
+          g.tokens.add(b.tokens);
+          process.stderr.write(`  ${s.name}: 1 client ${a.aggregate.toFixed(1)} tok/s, ${clients} clients ${b.aggregate.toFixed(1)} tok/s (${b.tokens} tokens)\n`);
+        }
+      }
+    } finally {
+      for (const s of sides) await s.close();
+    }
+    const [mfName, lsName] = sides.map((s) => s.name) as [string, string | undefined];
+    const lsMany = stat(agg.get(lsName ?? "")?.many ?? [NaN]);
+    const rows = [...agg].map(([name, g]) => {
+      const o = stat(g.one);
+      const m = stat(g.many);
+      return [name, fmtStat(o), fmtStat(m), ratio(m.median, o.median), ratio(m.median, lsMany.median), [...g.tokens].join("/")];
+    });
+    sections.push(
+      `### 1 vs ${clients} concurrent clients, ${threads} threads (aggregate generated tok/s over the wall time, prompt included)\n\n` +
+        table(["server", "1 client", `${clients} clients`, `${clients} ÷ 1`, `${clients} clients ÷ llama-server's`, "tokens"], rows),
+    );
+    const mfMany = stat(agg.get(mfName)!.many);
+    summary.push([`aggregate tok/s with ${clients} clients ÷ llama-server -np ${clients}`, mfMany.median.toFixed(1), lsMany.median.toFixed(1), ratio(mfMany.median, lsMany.median), "≥ 1.0×"]);
+  }
+
   report(
     "inference",
-    `## inference: mf serve over HTTP vs node-llama-cpp directly\n\n` +
-      `Model: generated BENCH_200M (${(BENCH_200M.embeddingLength)}-wide, ${BENCH_200M.blockCount} layers, F16), CPU, threads ${threads}, ` +
-      `${tokens} tokens per run (generated tokens direct/mf: ${[...counts].join(", ")}), ${reps} runs, medians (min–max).\n\n` +
-      table(
-        ["", "tokens/s"],
-        [
-          ["node-llama-cpp direct (LlamaCompletion)", fmt(sd)],
-          ["mf serve over HTTP (client-side)", fmt(sm)],
-          ["mf serve, its own eval_count / eval_duration", fmt(ss)],
-          ["ratio mf / direct (client-side medians)", (sm.median / sd.median).toFixed(3)],
-          ["ratio mf / direct (median of per-pair ratios)", `${stat(r).median.toFixed(3)} (${stat(r).min.toFixed(3)}–${stat(r).max.toFixed(3)})`],
-        ],
-      ),
+    `## inference\n\n` +
+      `Model: generated BENCH_200M (${BENCH_200M.embeddingLength}-wide, ${BENCH_200M.blockCount} layers, F16), CPU only; prompt ${nPrompt} tokens ` +
+      `(a different first word each run, so nothing is served from a prompt cache), ${tokens} tokens generated, seed ${SAMPLING.seed}, ` +
+      `temperature ${SAMPLING.temperature}, top_k ${SAMPLING.topK}, top_p ${SAMPLING.topP}, min_p 0, no repeat penalty; ${reps} runs per side ` +
+      `in rotating order, medians (min–max). Client-side times: TTFT = request sent → first token; prompt eval = prompt tokens ÷ TTFT; ` +
+      `generation = tokens after the first ÷ first-to-last time. llama-server and llama-bench are built from node-llama-cpp's own llama.cpp source.\n\n` +
+      table(["question", "mf", "peer", "ratio", "target"], summary) +
+      "\n\n" +
+      sections.join("\n\n") +
+      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients}\``,
   );
 } finally {
-  server.kill("SIGTERM");
-  await context.dispose();
   await model.dispose();
   await llama.dispose();
 }

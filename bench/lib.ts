@@ -1,6 +1,7 @@
 /** Shared bits of the benchmarks: timing commands, medians with spread, Markdown tables, results files. */
 import { spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..");
@@ -37,14 +38,48 @@ export function table(header: string[], rows: string[][]): string {
   return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 }
 
-/** Prints a result section and appends it to bench/results/<date>-<name>.md. */
+/** `median (min–max)` of a Stat, with `digits` decimals. */
+export function fmtStat(s: Stat, digits = 1): string {
+  return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+}
+
+/** a ÷ b of two medians, as `1.23×`. */
+export function ratio(a: number, b: number): string {
+  return `${(a / b).toFixed(2)}×`;
+}
+
+export const RESULTS = join(ROOT, "bench", "results");
+
+/** Today's results file: bench/results/<date>.md. */
+export function resultsFile(date = new Date().toISOString().slice(0, 10)): string {
+  return join(RESULTS, `${date}.md`);
+}
+
+/**
+ * Prints a result section and puts it into today's results file (bench/results/<date>.md), replacing
+ * the section of the same name if the file has one, so `npm run bench -- <name>` refreshes one section
+ * and `npm run bench` writes them all.
+ */
 export function report(name: string, markdown: string): string {
-  const date = new Date().toISOString().slice(0, 10);
-  const dir = join(ROOT, "bench", "results");
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${date}-${name}.md`);
-  writeFileSync(file, markdown + "\n");
-  process.stdout.write(markdown + "\n");
+  mkdirSync(RESULTS, { recursive: true });
+  const file = resultsFile();
+  const begin = `<!-- bench:${name} -->`;
+  const end = `<!-- /bench:${name} -->`;
+  const block = `${begin}\n${markdown.trim()}\n${end}`;
+  let text = existsSync(file) ? readFileSync(file, "utf8") : `# mf benchmarks, ${new Date().toISOString().slice(0, 10)}\n\n${machine()}\n`;
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  if (i >= 0 && j > i) text = text.slice(0, i) + block + text.slice(j + end.length);
+  else text = `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, text);
+  process.stdout.write(markdown.trim() + "\n");
   process.stdout.write(`\n(written to ${file})\n`);
   return file;
+}
+
+/** One line about the machine the figures come from. */
+export function machine(): string {
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
+  return `Machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} at start; node ${process.version}. ` +
+    "Every figure is the median of several runs (min–max), measured side by side with its peer in the same run.";
 }

@@ -40,7 +40,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export async function acquireLock(path: string, opts: { done: () => Promise<boolean>; signal?: AbortSignal; pollMs?: number }): Promise<Lock | null> {
   const me = `${process.pid} ${hostname()}`;
   for (;;) {
-    if (await opts.done()) return null;
+    if (await opts.done()) {
+      // the work is finished; a lock its killed owner left behind is only litter now
+      if (await isStale(path)) await rm(path, { force: true });
+      return null;
+    }
     try {
       const fh = await open(path, "wx");
       await fh.writeFile(me);
@@ -54,16 +58,21 @@ export async function acquireLock(path: string, opts: { done: () => Promise<bool
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
-    const owner = await readFile(path, "utf8").catch(() => "");
-    const [pidText, host] = owner.split(" ");
-    const pid = Number(pidText);
-    // an empty file is a create cut before its write: stale once it is a few seconds old
-    const age = owner === "" ? Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now()) : 0;
-    const stale = owner === "" ? age > 5000 : host === hostname() && Number.isInteger(pid) && pid > 0 && !alive(pid);
-    if (stale) {
+    if (await isStale(path)) {
       await rm(path, { force: true });
       continue;
     }
     await sleep(opts.pollMs ?? 200, opts.signal);
   }
+}
+
+/** Whether the lock at `path` exists and its owner is gone (or its create was cut before the write). */
+async function isStale(path: string): Promise<boolean> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st) return false;
+  const owner = await readFile(path, "utf8").catch(() => "");
+  if (owner === "") return Date.now() - st.mtimeMs > 5000;
+  const [pidText, host] = owner.split(" ");
+  const pid = Number(pidText);
+  return host === hostname() && Number.isInteger(pid) && pid > 0 && !alive(pid);
 }
