@@ -1,45 +1,73 @@
 /**
- * Push and pull throughput of a 2 GiB model (MF_BENCH_BYTES to change the size):
- *   mf client ↔ mf registry (`mf registry serve`, its own process)
- *   mf client ↔ distribution (Debian's docker-registry 2.8)
- *   skopeo ↔ distribution (skopeo 1.9, `oci:` layout ↔ `docker://`; the same layers in an OCI manifest)
- * Every transfer starts against a fresh registry (no blob already there) and, for pulls, a fresh
- * destination; both sides verify digests (the registries on upload, mf and skopeo on download).
- * Run: `node --import tsx bench/transfer.ts` (MF_BENCH_CLI=dist/cli/main.js to serve from the build).
+ * transfer: push and pull of a 2 GiB model over 127.0.0.1, four pairs measured side by side in one run,
+ * in rotating order, each transfer against a freshly started registry (nothing to skip or mount) and each
+ * pull into a fresh destination:
+ *
+ *   mf client → mf registry        `mf push` / `mf pull` (the built binary) ↔ `mf registry serve`
+ *   mf client → distribution       `mf push` / `mf pull` ↔ Debian's docker-registry (CNCF distribution 2.8)
+ *   skopeo → mf registry           `skopeo copy` of the same layers in an OCI manifest (oci: layout)
+ *   skopeo → distribution          the peer pair every ratio is taken against
+ *
+ * Both sides verify digests (the registries on upload, mf and skopeo on download). The registries' peak
+ * RSS is read from /proc/<pid>/status (VmHWM) after each push and pull; the mf registry's is also taken
+ * with a small blob, to show it is flat in blob size. Figures: medians of `--reps` runs (min–max).
+ *
+ *   npm run bench -- transfer [--reps 3] [--gib 2] [--small-mib 64]
  */
-import { execFileSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import { link, mkdir, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { once } from "node:events";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { digestOf } from "../core/digest.js";
+import { serializeManifest } from "../core/manifest.js";
 import { MediaType } from "../core/mediatypes.js";
 import { parseRef } from "../core/reference.js";
 import { LocalStore } from "../core/store.js";
-import { serializeManifest } from "../core/manifest.js";
-import { RegistryClient, toOciManifest } from "../registry/client/index.js";
-import { spawnMfRegistry, startDistribution, tempDir } from "../test/registry/peers.js";
-import { report, table } from "./lib.js";
+import { toOciManifest } from "../registry/client/index.js";
+import { hasCommand, spawnMfRegistry, startDistribution, tempDir } from "../test/registry/peers.js";
+import { ROOT, fmtStat, report, stat, table, type Stat } from "./lib.js";
 
-const SIZE = Number(process.env.MF_BENCH_BYTES ?? 2 * 1024 ** 3);
-const MB = 1e6;
+const { values } = parseArgs({
+  args: process.argv.slice(2).filter((a) => a !== "transfer"),
+  options: {
+    reps: { type: "string", default: "3" },
+    gib: { type: "string", default: "2" },
+    "small-mib": { type: "string", default: "64" },
+  },
+});
+const reps = Number(values.reps);
+const SIZE = Math.round(Number(values.gib) * 2 ** 30);
+const SMALL = Math.round(Number(values["small-mib"]) * 2 ** 20);
+const MF = join(ROOT, "dist", "cli", "main.js");
+
+if (!hasCommand("skopeo")) throw new Error("skopeo is not installed (apt-get install skopeo)");
 
 async function randomFile(path: string, size: number): Promise<void> {
   const out = createWriteStream(path);
-  const chunk = 16 << 20;
-  for (let done = 0; done < size; done += chunk) {
-    if (!out.write(randomBytes(Math.min(chunk, size - done)))) await once(out, "drain");
+  for (let done = 0; done < size; done += 16 << 20) {
+    if (!out.write(randomBytes(Math.min(16 << 20, size - done)))) await once(out, "drain");
   }
   out.end();
   await once(out, "finish");
 }
 
-/** A store with one model whose weights are `size` random bytes; returns the store and the manifest bytes. */
-async function makeModel(dir: string): Promise<{ store: LocalStore; manifest: Buffer }> {
-  const store = new LocalStore(join(dir, "src"));
+interface Model {
+  store: LocalStore;
+  /** an OCI image layout of the same blobs (hard links), for skopeo */
+  layout: string;
+}
+
+/** A store holding `bench/model:latest` whose weights are `size` random bytes, and the same image as an OCI layout. */
+async function makeModel(dir: string, size: number): Promise<Model> {
+  const store = new LocalStore(join(dir, "store"));
   const raw = join(dir, "weights.bin");
-  await randomFile(raw, SIZE);
+  await mkdir(dir, { recursive: true });
+  await randomFile(raw, size);
   const w = await store.importFile(raw, { link: true });
+  await rm(raw);
   const config = await store.writeBlob(JSON.stringify({ model_format: "gguf", model_family: "llama", model_families: ["llama"], model_type: "1B", file_type: "F16", architecture: "amd64", os: "linux" }));
   const manifest = serializeManifest({
     schemaVersion: 2,
@@ -48,102 +76,149 @@ async function makeModel(dir: string): Promise<{ store: LocalStore; manifest: Bu
     layers: [{ mediaType: MediaType.model, digest: w.digest, size: w.size }],
   });
   await store.writeManifest(parseRef("bench/model:latest"), manifest);
-  return { store, manifest };
-}
 
-/** The model as an OCI layout directory (blobs hard-linked) for skopeo. */
-async function ociLayout(store: LocalStore, manifest: Buffer, dir: string): Promise<void> {
-  const m = JSON.parse(manifest.toString()) as { config: { digest: string }; layers: { digest: string }[] };
-  await mkdir(join(dir, "blobs", "sha256"), { recursive: true });
-  for (const d of [m.config.digest, ...m.layers.map((l) => l.digest)]) await link(store.blobPath(d), join(dir, "blobs", "sha256", d.slice(7)));
+  const layout = join(dir, "layout");
+  await mkdir(join(layout, "blobs", "sha256"), { recursive: true });
+  for (const d of [config.digest, w.digest]) await link(store.blobPath(d), join(layout, "blobs", "sha256", d.slice(7)));
   const oci = toOciManifest(JSON.parse(manifest.toString()));
-  const { digestOf } = await import("../core/digest.js");
   const od = digestOf(oci);
-  await writeFile(join(dir, "blobs", "sha256", od.slice(7)), oci);
-  await writeFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  await writeFile(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaType.ociManifest, digest: od, size: oci.length, annotations: { "org.opencontainers.image.ref.name": "latest" } }] }));
+  await writeFile(join(layout, "blobs", "sha256", od.slice(7)), oci);
+  await writeFile(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  await writeFile(join(layout, "index.json"), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ mediaType: MediaType.ociManifest, digest: od, size: oci.length, annotations: { "org.opencontainers.image.ref.name": "latest" } }],
+  }));
+  return { store, layout };
 }
 
-async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+/** Runs a command to completion; resolves with its wall time in seconds. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
+    child.on("close", (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - t0) / 1e9) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err}`))));
+  });
+}
+
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 interface Registry {
   host: string;
-  close(): Promise<void>;
+  pid: number;
+  stop(): Promise<void>;
 }
 
-async function mfRegistry(root: string): Promise<Registry> {
-  if (process.env.MF_BENCH_CLI) process.env.MF_TEST_CLI = process.env.MF_BENCH_CLI;
-  const r = await spawnMfRegistry(root);
-  return { host: new URL(r.base).host, close: async () => { r.child.kill("SIGTERM"); await r.exited; await rm(root, { recursive: true, force: true }); } };
-}
+type RegistryKind = "mf registry" | "distribution";
+type ClientKind = "mf client" | "skopeo";
 
-async function distribution(): Promise<Registry> {
-  const d = await startDistribution();
-  if (!d) throw new Error("docker-registry is not installed");
-  return { host: new URL(d.base).host, close: d.close };
-}
-
-async function main(): Promise<void> {
-  const dir = await tempDir("mf-bench-transfer-");
-  const rows: string[][] = [];
-  const mbps = (s: number) => (SIZE / MB / s).toFixed(0);
-  const results: Record<string, { push: number; pull: number }> = {};
-  try {
-    process.stderr.write(`generating ${SIZE} random bytes…\n`);
-    const { store, manifest } = await makeModel(dir);
-    const client = new RegistryClient();
-    const mfPair = async (label: string, start: () => Promise<Registry>) => {
-      const reg = await start();
-      try {
-        const name = `${reg.host}/bench/model:latest`;
-        await store.copyModel("bench/model:latest", name);
-        const push = await timed(() => client.push(store, name, { insecure: true }));
-        const dst = new LocalStore(join(dir, `dst-${label}`));
-        const pull = await timed(() => client.pull(dst, name, { insecure: true }));
-        await rm(dst.root, { recursive: true, force: true });
-        results[label] = { push, pull };
-        process.stderr.write(`${label}: push ${push.toFixed(2)} s, pull ${pull.toFixed(2)} s\n`);
-      } finally {
-        await reg.close();
-      }
+async function startRegistry(kind: RegistryKind): Promise<Registry> {
+  if (kind === "mf registry") {
+    const root = await tempDir("mf-bench-root-");
+    process.env.MF_TEST_CLI = MF;
+    const r = await spawnMfRegistry(root);
+    return {
+      host: new URL(r.base).host,
+      pid: r.child.pid!,
+      stop: async () => {
+        r.child.kill("SIGTERM");
+        await r.exited;
+        await rm(root, { recursive: true, force: true });
+      },
     };
-    await mfPair("mf client ↔ mf registry", () => mfRegistry(join(dir, "mf-registry")));
-    await mfPair("mf client ↔ distribution", distribution);
-    // skopeo ↔ distribution
-    const layout = join(dir, "layout");
-    await ociLayout(store, manifest, layout);
-    const reg = await distribution();
-    try {
-      const dest = `docker://${reg.host}/bench/skopeo:latest`;
-      const push = await timed(() => execFileSync("skopeo", ["copy", "-q", "--dest-tls-verify=false", `oci:${layout}:latest`, dest], { stdio: ["ignore", "ignore", "inherit"] }));
-      const out = join(dir, "skopeo-pulled");
-      const pull = await timed(() => execFileSync("skopeo", ["copy", "-q", "--src-tls-verify=false", dest, `oci:${out}:latest`], { stdio: ["ignore", "ignore", "inherit"] }));
-      results["skopeo ↔ distribution"] = { push, pull };
-      process.stderr.write(`skopeo: push ${push.toFixed(2)} s, pull ${pull.toFixed(2)} s\n`);
-    } finally {
-      await reg.close();
+  }
+  const d = await startDistribution();
+  if (!d) throw new Error("docker-registry is not installed (apt-get install docker-registry)");
+  return { host: new URL(d.base).host, pid: d.child.pid!, stop: () => d.close() };
+}
+
+interface Sample {
+  push: number;
+  pull: number;
+  rss: number;
+}
+
+/** One push and one pull of `model` between `client` and a fresh `registry`. */
+async function transfer(client: ClientKind, registry: RegistryKind, model: Model, work: string): Promise<Sample> {
+  const reg = await startRegistry(registry);
+  const dst = join(work, "dst");
+  try {
+    let push: number;
+    let pull: number;
+    if (client === "mf client") {
+      const name = `${reg.host}/bench/model:latest`;
+      const env = { ...process.env, MF_MODELS: model.store.root };
+      await run(process.execPath, [MF, "cp", "bench/model:latest", name], env);
+      push = await run(process.execPath, [MF, "push", "-q", "--insecure", name], env);
+      pull = await run(process.execPath, [MF, "pull", "-q", "--insecure", name], { ...process.env, MF_MODELS: dst });
+    } else {
+      const ref = `docker://${reg.host}/bench/model:latest`;
+      push = await run("skopeo", ["--insecure-policy", "copy", "-q", "--dest-tls-verify=false", `oci:${model.layout}:latest`, ref]);
+      pull = await run("skopeo", ["--insecure-policy", "copy", "-q", "--src-tls-verify=false", ref, `oci:${dst}:latest`]);
     }
-    await client.close();
-    const base = results["skopeo ↔ distribution"]!;
-    for (const [label, r] of Object.entries(results)) {
-      rows.push([label, `${mbps(r.push)} MB/s (${r.push.toFixed(2)} s)`, `${mbps(r.pull)} MB/s (${r.pull.toFixed(2)} s)`, `${(base.push / r.push).toFixed(2)}×`, `${(base.pull / r.pull).toFixed(2)}×`]);
-    }
-    const md = [
-      `## Transfer throughput, ${(SIZE / 1024 ** 3).toFixed(2)} GiB model, one blob (${new Date().toISOString().slice(0, 10)})`,
-      "",
-      table(["pair", "push", "pull", "push vs skopeo↔distribution", "pull vs skopeo↔distribution"], rows),
-      "",
-      "Fresh registry per pair; pulls into a fresh store; digests verified on both sides. " +
-        `Machine: ${execFileSync("nproc").toString().trim()} cores; node ${process.version}.`,
-    ].join("\n");
-    report("transfer", md);
+    return { push, pull, rss: peakRssMb(reg.pid) };
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await reg.stop();
+    await rm(dst, { recursive: true, force: true });
   }
 }
 
-await main();
+const PAIRS: [ClientKind, RegistryKind][] = [
+  ["mf client", "mf registry"],
+  ["mf client", "distribution"],
+  ["skopeo", "mf registry"],
+  ["skopeo", "distribution"],
+];
+const label = ([c, r]: [ClientKind, RegistryKind]) => `${c} → ${r}`;
+
+const work = await tempDir("mf-bench-transfer-");
+try {
+  process.stderr.write(`transfer: generating a ${(SIZE / 2 ** 30).toFixed(2)} GiB model and a ${(SMALL / 2 ** 20).toFixed(0)} MiB one…\n`);
+  const big = await makeModel(join(work, "big"), SIZE);
+  const small = await makeModel(join(work, "small"), SMALL);
+  const samples = new Map<string, Sample[]>(PAIRS.map((p) => [label(p), []]));
+  const smallRss: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    // rotate the order so no pair always runs first (cold) or last
+    for (let k = 0; k < PAIRS.length; k++) {
+      const pair = PAIRS[(i + k) % PAIRS.length]!;
+      const s = await transfer(pair[0], pair[1], big, work);
+      samples.get(label(pair))!.push(s);
+      process.stderr.write(`rep ${i + 1}/${reps} ${label(pair)}: push ${(SIZE / 1e6 / s.push).toFixed(0)} MB/s, pull ${(SIZE / 1e6 / s.pull).toFixed(0)} MB/s, registry peak RSS ${s.rss.toFixed(0)} MB\n`);
+    }
+    smallRss.push((await transfer("mf client", "mf registry", small, work)).rss);
+  }
+
+  const tput = (xs: number[]) => stat(xs.map((s) => SIZE / 1e6 / s));
+  const st = new Map<string, { push: Stat; pull: Stat; rss: Stat }>();
+  for (const [k, v] of samples) st.set(k, { push: tput(v.map((s) => s.push)), pull: tput(v.map((s) => s.pull)), rss: stat(v.map((s) => s.rss)) });
+  const base = st.get("skopeo → distribution")!;
+  const x = (a: Stat, b: Stat) => `${(a.median / b.median).toFixed(2)}×`;
+  const rows = [...st].map(([k, v]) => [k, fmtStat(v.push, 0), fmtStat(v.pull, 0), x(v.push, base.push), x(v.pull, base.pull), fmtStat(v.rss, 0)]);
+  const mfmf = st.get("mf client → mf registry")!;
+  const skmf = st.get("skopeo → mf registry")!;
+  const mfRss = stat([...samples.get("mf client → mf registry")!, ...samples.get("skopeo → mf registry")!].map((s) => s.rss));
+  const smallSt = stat(smallRss);
+  const verdict = (ok: boolean) => (ok ? "met" : "**missed**");
+  const md = [
+    `## transfer: ${(SIZE / 2 ** 30).toFixed(2)} GiB model, one blob, push and pull over 127.0.0.1`,
+    "",
+    `Throughput in MB/s (10^6 bytes), medians of ${reps} runs (min–max); ratios are of medians against skopeo ↔ distribution. ` +
+      "Fresh registry per transfer; pulls into a fresh store or layout; digests verified on both sides. mf's side is the built binary (`mf push` / `mf pull`, separate processes).",
+    "",
+    table(["pair", "push MB/s", "pull MB/s", "push ÷ skopeo↔distribution", "pull ÷ skopeo↔distribution", "registry peak RSS MB"], rows),
+    "",
+    `- mf ↔ mf push ${x(mfmf.push, base.push)}, pull ${x(mfmf.pull, base.pull)} of skopeo ↔ distribution (goal ≥ 3×): push ${verdict(mfmf.push.median >= 3 * base.push.median)}, pull ${verdict(mfmf.pull.median >= 3 * base.pull.median)}`,
+    `- skopeo → mf registry push ${x(skmf.push, base.push)} of skopeo → distribution (goal ≥ 1.5×): ${verdict(skmf.push.median >= 1.5 * base.push.median)}`,
+    `- mf registry peak RSS: ${fmtStat(mfRss, 0)} MB with the ${(SIZE / 2 ** 30).toFixed(2)} GiB blob, ${fmtStat(smallSt, 0)} MB with a ${(SMALL / 2 ** 20).toFixed(0)} MiB one (goal < 100 MB and flat): ${verdict(mfRss.max < 100 && mfRss.median - smallSt.median < 10)}`,
+    "",
+    `Command: \`npm run bench -- transfer --reps ${reps} --gib ${values.gib}\``,
+  ].join("\n");
+  report("transfer", md);
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
