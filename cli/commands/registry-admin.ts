@@ -6,12 +6,10 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { MfError } from "../../core/errors.js";
-import { RegistryClient } from "../../registry/client/index.js";
-import { readAll } from "../../registry/client/http.js";
+import type { RegistryClient } from "../../registry/client/index.js";
 import { manifestPath, tagsPath } from "../../registry/protocol/paths.js";
 import { AccessPolicy } from "../../registry/server/access.js";
 import { addApiKey, parseAllow, revokeApiKey } from "../../registry/server/access-edit.js";
-import { cliAuthenticator } from "../credentials.js";
 import { table } from "../table.js";
 
 function readAccess(path: string): string {
@@ -99,7 +97,12 @@ function splitTarget(target: string, insecure: boolean): { base: string; repo?: 
   return { base: `${scheme}://${m[2]}`, repo: m[3]?.toLowerCase(), tag: m[4] };
 }
 
+/**
+ * The registry client is loaded only by the commands that talk to a registry (ls, rm): `mf registry
+ * serve` shares this file's command tree and must not carry undici, tar and ssh2 in its resident memory.
+ */
 async function withApi<T>(args: ApiArgs, fn: (client: RegistryClient) => Promise<T>): Promise<T> {
+  const [{ RegistryClient }, { cliAuthenticator }] = await Promise.all([import("../../registry/client/index.js"), import("../credentials.js")]);
   const client = new RegistryClient({ authenticate: cliAuthenticator(args.key) });
   try {
     return await fn(client);
@@ -109,6 +112,7 @@ async function withApi<T>(args: ApiArgs, fn: (client: RegistryClient) => Promise
 }
 
 async function getJson<T>(client: RegistryClient, url: string): Promise<{ body: T; next?: string }> {
+  const { readAll } = await import("../../registry/client/http.js");
   const res = await client.http.send({ method: "GET", url });
   const body = JSON.parse((await readAll(res.body, 16 << 20)).toString("utf8")) as T;
   const link = res.headers.link;
