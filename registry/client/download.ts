@@ -8,6 +8,7 @@
  */
 import { open, readFile, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { StoreError, RegistryError } from "../../core/errors.js";
 import type { LocalStore } from "../../core/store.js";
 import { header, httpStatusOf, isTransient, type RegistryHttp, redact } from "./http.js";
@@ -126,6 +127,8 @@ async function fetchLocked(o: DownloadOptions, partial: string): Promise<void> {
   };
   const ctl = new AbortController();
   const signal = o.signal ? AbortSignal.any([o.signal, ctl.signal]) : ctl.signal;
+  // every part's request listens on it (undici adds two listeners per request): not a leak
+  setMaxListeners(4 * (o.parallel ?? 8) + 8, signal);
 
   const follower = (async () => {
     const h = createHash("sha256");
