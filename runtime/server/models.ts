@@ -7,12 +7,33 @@ import { RuntimeError } from "../../core/errors.js";
 import { tryParseRef, displayRef } from "../../core/reference.js";
 import type { LocalStore, StoredModel } from "../../core/store.js";
 import { type ModelDescription, describeModel } from "../../builder/describe.js";
-import type { ChatMessage, ImagePrompt } from "../prompt/index.js";
+import { type ChatMessage, type ImagePrompt, prepareTemplate } from "../prompt/index.js";
 import type { LoadOptions } from "../options.js";
 import type { ModelRequest } from "../scheduler.js";
 
 export function notFound(name: string): RuntimeError {
   return new RuntimeError("MODEL_NOT_FOUND", `model "${name}" not found, try pulling it first`);
+}
+
+export type Capability = "completion" | "tools" | "insert";
+
+/** What a template can do (`/api/show`'s `capabilities`): tools when it mentions `.Tools`, insert when `.Suffix`. */
+export function capabilities(template: string | undefined): Capability[] {
+  const caps: Capability[] = ["completion"];
+  if (!template) return caps;
+  try {
+    const t = prepareTemplate(template).template;
+    if (t.mentions("tools")) caps.push("tools");
+    if (t.mentions("suffix")) caps.push("insert");
+  } catch {
+    // a template that does not parse has no extra capabilities
+  }
+  return caps;
+}
+
+/** Ollama's 400 for a request needing what the (effective) template cannot do: `"name" does not support tools`. */
+export function requireCapability(name: string, template: string | undefined, cap: Capability): void {
+  if (!capabilities(template).includes(cap)) throw new RuntimeError("BAD_REQUEST", `"${name}" does not support ${cap}`);
 }
 
 export class ModelResolver {

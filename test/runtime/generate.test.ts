@@ -213,3 +213,88 @@ describe("/api/chat", { concurrency: false }, () => {
     assert.equal((await post(h.base, "/api/chat", { model: "chat", messages: "hi" })).status, 400);
   });
 });
+
+describe("capabilities: suffix and tools", { concurrency: false }, () => {
+  const FIM = "<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>";
+  const TOOLS = `{{- if .Tools }}<|im_start|>system
+Tools: {{ json .Tools }}<|im_end|>
+{{ end }}{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ json .Function.Arguments }}}{{ end }}{{ else }}{{ .Content }}{{ end }}<|im_end|>
+{{ end }}<|im_start|>assistant
+`;
+  const weather = { type: "function", function: { name: "get_weather", description: "the weather of a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } };
+  // a call is forced through `format`: random weights would never write one by themselves
+  const callSchema = {
+    type: "object",
+    properties: {
+      name: { type: "string", enum: ["get_weather"] },
+      arguments: { type: "object", properties: { city: { type: "string", maxLength: 8 } }, required: ["city"] },
+    },
+    required: ["name", "arguments"],
+  };
+
+  before(async () => {
+    for (const [model, template] of [["fim", FIM], ["tooly", TOOLS]]) {
+      const r = await post(h.base, "/api/create", { model, from: "chat", template, stream: false });
+      assert.equal(r.status, 200, r.text);
+    }
+  });
+
+  test("suffix needs a template with .Suffix: else a 400, not a prompt silently dropped", async () => {
+    const r = await post(h.base, "/api/generate", { model: "chat", prompt: "def f(", suffix: "return 1", stream: false });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error, '"chat" does not support insert');
+    const dbg = await post(h.base, "/api/generate", { model: "fim", prompt: "def f(", suffix: "return 1", _debug_render_only: true });
+    assert.equal(dbg.json._debug_info.rendered_template, "<PRE> def f( <SUF>return 1 <MID>");
+    const g = await post(h.base, "/api/generate", { model: "fim", prompt: "def f(", suffix: "return 1", stream: false, options: hot(1, { num_predict: 4 }) });
+    assert.equal(g.status, 200);
+    assert.equal(g.json.eval_count, 4);
+    // a request template with .Suffix makes any model insert-capable
+    const own = await post(h.base, "/api/generate", { model: "chat", prompt: "a", suffix: "b", template: "{{ .Prompt }}|{{ .Suffix }}", _debug_render_only: true });
+    assert.equal(own.json._debug_info.rendered_template, "a|b");
+    assert.deepEqual((await post(h.base, "/api/show", { model: "fim" })).json.capabilities, ["completion", "insert"]);
+  });
+
+  test("tools need a template with .Tools: else a 400", async () => {
+    const r = await post(h.base, "/api/chat", { model: "chat", messages: [{ role: "user", content: "weather?" }], tools: [weather] });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error, '"chat" does not support tools');
+    assert.deepEqual((await post(h.base, "/api/show", { model: "tooly" })).json.capabilities, ["completion", "tools"]);
+  });
+
+  test("tools are rendered through .Tools, and earlier calls and results through the messages", async () => {
+    const r = await post(h.base, "/api/chat", {
+      model: "tooly",
+      messages: [
+        { role: "user", content: "weather in Paris?" },
+        { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { city: "Paris" } } }] },
+        { role: "tool", content: "sunny" },
+      ],
+      tools: [weather],
+      _debug_render_only: true,
+    });
+    const p: string = r.json._debug_info.rendered_template;
+    assert.ok(p.startsWith(`<|im_start|>system\nTools: [{"type":"function","function":{"name":"get_weather"`), p);
+    assert.match(p, /<\|im_start\|>assistant\n\{"name": "get_weather", "arguments": \{"city":"Paris"\}\}<\|im_end\|>\n<\|im_start\|>tool\nsunny<\|im_end\|>\n<\|im_start\|>assistant\n$/);
+  });
+
+  test("an answer that is a call comes back as message.tool_calls, streamed or not", async () => {
+    const body = { model: "tooly", messages: [{ role: "user", content: "weather?" }], tools: [weather], format: callSchema, options: { seed: 2, num_predict: 200 } };
+    const n = await post(h.base, "/api/chat", { ...body, stream: false });
+    assert.equal(n.status, 200, n.text);
+    assert.equal(n.json.message.content, "");
+    const calls = n.json.message.tool_calls;
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].function.name, "get_weather");
+    assert.equal(typeof calls[0].function.arguments.city, "string");
+    const s = await post(h.base, "/api/chat", body);
+    const withCalls = s.lines.filter((l) => l.message.tool_calls);
+    assert.equal(withCalls.length, 1);
+    assert.deepEqual(withCalls[0].message.tool_calls, calls);
+    assert.equal(s.lines.at(-1).done, true);
+    // without tools in the request a call-shaped answer is plain text
+    const plain = await post(h.base, "/api/chat", { ...body, tools: undefined, stream: false });
+    assert.equal(plain.json.message.tool_calls, undefined);
+    assert.equal(JSON.parse(plain.json.message.content).name, "get_weather");
+  });
+});

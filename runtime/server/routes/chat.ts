@@ -6,7 +6,7 @@ import { fitPrompt } from "../../options.js";
 import { parseToolCalls } from "../../toolcalls.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
 import { type RuntimeDeps, acquire, generate, loadOrUnload, prepare, promptTokens, stats } from "../infer.js";
-import { imagePrompt } from "../models.js";
+import { imagePrompt, requireCapability } from "../models.js";
 import { chatSchema } from "../schemas.js";
 import { IMAGES_UNSUPPORTED } from "./generate.js";
 
@@ -31,6 +31,8 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     if (messages.some((m) => m.images?.length)) throw new RuntimeError("BAD_REQUEST", IMAGES_UNSUPPORTED);
     const tools = b.tools ?? [];
     const p = await prepare(deps, b);
+    // tools are rendered through `.Tools`, and calls parsed, only with a template that knows them
+    if (tools.length) requireCapability(b.model, b.template || p.d.template, "tools");
     const signal = clientSignal(req, reply);
     const head = () => ({ model: b.model, created_at: createdAt() });
     const chatReq = { messages, tools: tools.length ? tools : undefined, think: b.think, template: b.template };

@@ -5,7 +5,7 @@ import { renderGeneratePrompt } from "../../prompt/index.js";
 import { fitPrompt } from "../../options.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
 import { type RuntimeDeps, acquire, generate, loadOrUnload, prepare, promptTokens, stats } from "../infer.js";
-import { imagePrompt } from "../models.js";
+import { imagePrompt, requireCapability } from "../models.js";
 import { type GenerateBody, generateSchema } from "../schemas.js";
 
 export const IMAGES_UNSUPPORTED = "images are not supported: mf's engine (node-llama-cpp 3.x) has no vision support";
@@ -19,6 +19,8 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       throw new RuntimeError("BAD_REQUEST", "raw mode does not support template, system, or context");
     }
     const p = await prepare(deps, b);
+    // a template without `.Suffix` would silently drop the prompt: Ollama refuses instead
+    if (b.suffix) requireCapability(b.model, b.template || p.d.template, "insert");
     const signal = clientSignal(req, reply);
     const prompt = b.prompt ?? "";
     const head = () => ({ model: b.model, created_at: createdAt() });

@@ -3,27 +3,13 @@ import type { FastifyInstance } from "fastify";
 import { RuntimeError } from "../../../core/errors.js";
 import { displayRef, tryParseRef } from "../../../core/reference.js";
 import { formatParameters, modelInfo, modelfileOf } from "../../../builder/describe.js";
-import { prepareTemplate } from "../../prompt/index.js";
 import { type RuntimeDeps } from "../infer.js";
-import { notFound } from "../models.js";
+import { capabilities, notFound } from "../models.js";
 import { copySchema, nameSchema } from "../schemas.js";
 
 const hex = (digest: string) => digest.replace(/^sha256:/, "");
 /** Go's zero time is what Ollama shows for "never expires"; mf shows a far future instead. */
 const FOREVER = "2318-01-01T00:00:00Z";
-
-function capabilities(template: string | undefined): string[] {
-  const caps = ["completion"];
-  if (!template) return caps;
-  try {
-    const t = prepareTemplate(template).template;
-    if (t.mentions("tools")) caps.push("tools");
-    if (t.mentions("suffix")) caps.push("insert");
-  } catch {
-    // a template that does not parse has no extra capabilities
-  }
-  return caps;
-}
 
 export function modelRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
   const root = async () => "Ollama is running";
