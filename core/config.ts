@@ -62,7 +62,7 @@ export function resolveConfig(src: ConfigSources = {}): Config {
   const env = src.env ?? process.env;
   const flags = src.flags ?? {};
   const file = src.file ?? {};
-  const home = pick(flags.home, env.MF_HOME, file.home, join(src.home ?? homedir(), ".mf"));
+  const home = pick(flags.home, env.MF_HOME || undefined, file.home, join(src.home ?? homedir(), ".mf"));
   return {
     home,
     models: pick(flags.models, env.MF_MODELS || undefined, file.models, join(home, "models")),

@@ -1,0 +1,47 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { resolveConfig } from "../../core/config.js";
+
+test("defaults: the store under ~/.mf, Ollama's address, 5m keep-alive", () => {
+  const c = resolveConfig({ env: {}, home: "/home/u" });
+  assert.equal(c.home, join("/home/u", ".mf"));
+  assert.equal(c.models, join("/home/u", ".mf", "models"));
+  assert.equal(c.host, "127.0.0.1:11434");
+  assert.equal(c.keepAlive, "5m");
+  assert.equal(c.key, join("/home/u", ".mf", "id_ed25519"));
+  assert.deepEqual([c.maxLoadedModels, c.numParallel, c.maxQueue, c.verbose], [3, 1, 512, false]);
+  assert.deepEqual(c.origins, []);
+});
+
+test("a flag beats its MF_* variable, which beats the default", () => {
+  const env = { MF_MODELS: "/env/models", MF_HOST: "0.0.0.0:1", MF_NUM_PARALLEL: "4", MF_ORIGINS: "a, b,", MF_DEBUG: "1" };
+  const fromEnv = resolveConfig({ env, home: "/home/u" });
+  assert.deepEqual([fromEnv.models, fromEnv.host, fromEnv.numParallel, fromEnv.verbose], ["/env/models", "0.0.0.0:1", 4, true]);
+  assert.deepEqual(fromEnv.origins, ["a", "b"]);
+  const fromFlags = resolveConfig({ env, home: "/home/u", flags: { models: "/flag/models", host: "h:2", numParallel: 2, verbose: false } });
+  assert.deepEqual([fromFlags.models, fromFlags.host, fromFlags.numParallel, fromFlags.verbose], ["/flag/models", "h:2", 2, false]);
+});
+
+test("MF_HOME moves everything that has no setting of its own", () => {
+  const c = resolveConfig({ env: { MF_HOME: "/srv/mf" }, home: "/home/u" });
+  assert.equal(c.models, join("/srv/mf", "models"));
+  assert.equal(c.key, join("/srv/mf", "id_ed25519"));
+  assert.equal(resolveConfig({ env: { MF_HOME: "/srv/mf", MF_MODELS: "/m" }, home: "/home/u" }).models, "/m");
+});
+
+test("empty or malformed variables fall back to the default instead of an empty path or NaN", () => {
+  const c = resolveConfig({ env: { MF_HOME: "", MF_MODELS: "", MF_HOST: "", MF_MAX_QUEUE: "lots", MF_ORIGINS: " " }, home: "/home/u" });
+  assert.equal(c.home, join("/home/u", ".mf"));
+  assert.equal(c.models, join("/home/u", ".mf", "models"));
+  assert.equal(c.host, "127.0.0.1:11434");
+  assert.equal(c.maxQueue, 512);
+  assert.deepEqual(c.origins, []);
+});
+
+test("no OLLAMA_* variable is read", () => {
+  const c = resolveConfig({ env: { OLLAMA_MODELS: "/ollama", OLLAMA_HOST: "0.0.0.0:9", OLLAMA_KEEP_ALIVE: "1h" }, home: "/home/u" });
+  assert.equal(c.models, join("/home/u", ".mf", "models"));
+  assert.equal(c.host, "127.0.0.1:11434");
+  assert.equal(c.keepAlive, "5m");
+});
