@@ -43,7 +43,11 @@ before(async () => {
   await copyFile(await tinyGguf(), join(ctx, "tiny.gguf"));
   await writeFile(join(ctx, "Modelfile"), CHAT_MODELFILE);
   await buildFromModelfile(join(ctx, "Modelfile"), { store: new LocalStore(join(dir, "models")), tags: [parseRef("chat")], contextDir: ctx, homeDir: dir });
-  server = spawn(process.execPath, [MF_BIN, "serve", "--host", "127.0.0.1:0", "--no-gpu", "--threads", "1"], { cwd: ROOT, env: env() });
+  // the address, keep_alive and extra origins come from the environment (core/config), not flags
+  server = spawn(process.execPath, [MF_BIN, "serve", "--no-gpu", "--threads", "1"], {
+    cwd: ROOT,
+    env: env({ MF_HOST: "127.0.0.1:0", MF_KEEP_ALIVE: "7m", MF_ORIGINS: "https://app.example.com" }),
+  });
   let out = "";
   host = await new Promise<string>((res, rej) => {
     server!.stdout!.on("data", (d) => {
@@ -70,10 +74,16 @@ test("mf run with a prompt streams an answer; ps shows the model; stop unloads i
   assert.match(r.stderr, /eval count:\s+\d+ token\(s\)/);
   const ps = await mf(["ps"]);
   assert.equal(ps.code, 0, ps.stderr);
-  assert.match(ps.stdout, /^NAME\s+ID\s+SIZE\s+PROCESSOR\s+CONTEXT\s+UNTIL\nchat:latest\s+[0-9a-f]{12}\s+.*100% CPU\s+512\s+\d+ minutes from now/);
+  assert.match(ps.stdout, /^NAME\s+ID\s+SIZE\s+PROCESSOR\s+CONTEXT\s+UNTIL\nchat:latest\s+[0-9a-f]{12}\s+.*100% CPU\s+512\s+7 minutes from now/);
   const stop = await mf(["stop", "chat"]);
   assert.equal(stop.code, 0, stop.stderr);
   assert.doesNotMatch((await mf(["ps"])).stdout, /chat:latest/);
+});
+
+test("mf serve takes MF_ORIGINS from the environment", async () => {
+  const ok = await fetch(`http://${host}/api/version`, { headers: { origin: "https://app.example.com" } });
+  assert.equal(ok.headers.get("access-control-allow-origin"), "https://app.example.com");
+  assert.equal((await fetch(`http://${host}/api/version`, { headers: { origin: "https://other.example.com" } })).status, 403);
 });
 
 test("mf run without a prompt chats: history, /set parameter, /show, multi-line, /bye", async () => {
@@ -92,4 +102,66 @@ test("mf run tells how to start a server when none is reachable; unknown models 
   const missing = await mf(["run", "nope", "hi"]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /model "nope" not found/);
+});
+
+test("mf run sends what an Ollama client would: the history, multi-line input, /set parameter and /set system", async () => {
+  // a stand-in server that records the requests mf run makes and answers "A1", "A2", …
+  const { createServer } = await import("node:http");
+  const seen: { path: string; body: any }[] = [];
+  let answers = 0;
+  const fake = createServer((req, res) => {
+    let text = "";
+    req.on("data", (d) => (text += d));
+    req.on("end", () => {
+      const body = text ? JSON.parse(text) : undefined;
+      seen.push({ path: req.url!, body });
+      if (req.url === "/") return res.end("Ollama is running");
+      if (req.url === "/api/chat") {
+        const a = `A${++answers}`;
+        res.setHeader("content-type", "application/x-ndjson");
+        return res.end(`${JSON.stringify({ message: { role: "assistant", content: a }, done: false })}\n${JSON.stringify({ message: { role: "assistant", content: "" }, done: true })}\n`);
+      }
+      if (req.url === "/api/generate" && body.prompt) return res.end(`${JSON.stringify({ response: "ok", done: false })}\n${JSON.stringify({ response: "", done: true })}\n`);
+      res.setHeader("content-type", "application/json");
+      res.end(req.url === "/api/show" ? JSON.stringify({ details: { family: "llama" }, parameters: "", system: "" }) : "{}");
+    });
+  });
+  await new Promise<void>((r) => fake.listen(0, "127.0.0.1", r));
+  const at = `127.0.0.1:${(fake.address() as { port: number }).port}`;
+  try {
+    const input = ["/set parameter num_predict 3", "first", '"""two', "lines", '"""', "/set system Be brief.", "third", "/bye", "after bye"].join("\n");
+    const r = await mf(["run", "m", "--interactive", "--keepalive", "1m"], input, { MF_HOST: at });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /A1\n\n[\s\S]*A2\n\n[\s\S]*A3\n\n/);
+    assert.deepEqual(seen.find((x) => x.path === "/api/generate")?.body, { model: "m", keep_alive: "1m" }, "the model is loaded first");
+    const chats = seen.filter((x) => x.path === "/api/chat").map((x) => x.body);
+    assert.equal(chats.length, 3, "nothing is sent after /bye");
+    for (const c of chats) {
+      assert.equal(c.model, "m");
+      assert.deepEqual(c.options, { num_predict: 3 });
+      assert.equal(c.keep_alive, "1m");
+    }
+    assert.deepEqual(chats[0].messages, [{ role: "user", content: "first" }]);
+    assert.deepEqual(chats[1].messages, [
+      { role: "user", content: "first" },
+      { role: "assistant", content: "A1" },
+      { role: "user", content: "two\nlines\n" },
+    ]);
+    assert.deepEqual(chats[2].messages, [
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "first" },
+      { role: "assistant", content: "A1" },
+      { role: "user", content: "two\nlines\n" },
+      { role: "assistant", content: "A2" },
+      { role: "user", content: "third" },
+    ]);
+    // one-shot: the prompt, with piped stdin appended
+    seen.length = 0;
+    const once = await mf(["run", "m", "summarise"], "some text\n", { MF_HOST: at });
+    assert.equal(once.code, 0, once.stderr);
+    assert.equal(once.stdout, "ok\n");
+    assert.equal(seen.find((x) => x.path === "/api/generate")?.body.prompt, "summarise\n\nsome text");
+  } finally {
+    await new Promise((r) => fake.close(r));
+  }
 });
