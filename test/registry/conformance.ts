@@ -251,6 +251,25 @@ export function registryConformance(label: string, getBase: () => string, option
       assert.deepEqual(Buffer.from(await res.arrayBuffer()), m.bytes);
     });
 
+    it("an image index is stored as exact bytes; a missing child manifest → 400 MANIFEST_BLOB_UNKNOWN", async () => {
+      const repo = randomRepo();
+      const amd = await pushImage(b(), repo, "amd64");
+      const arm = await pushImage(b(), repo, "arm64");
+      const mediaType = "application/vnd.oci.image.index.v1+json";
+      const child = (m: typeof amd, architecture: string) => ({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: { architecture, os: "linux" } });
+      const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, manifests: [child(amd, "amd64"), child(arm, "arm64")] }, null, 3));
+      const put = await fetch(`${b()}/v2/${repo}/manifests/multi`, { method: "PUT", body: bytes, headers: { "content-type": mediaType } });
+      assert.equal(put.status, 201, await put.text());
+      assert.equal(put.headers.get("docker-content-digest"), sha256(bytes));
+      const get = await fetch(`${b()}/v2/${repo}/manifests/multi`, { headers: { accept: mediaType } });
+      assert.equal(get.status, 200);
+      assert.equal(get.headers.get("content-type"), mediaType);
+      assert.deepEqual(Buffer.from(await get.arrayBuffer()), bytes);
+      const ghost = { mediaType: amd.mediaType, digest: sha256(randomBytes(16)), size: 500, platform: { architecture: "s390x", os: "linux" } };
+      const broken = JSON.stringify({ schemaVersion: 2, mediaType, manifests: [child(amd, "amd64"), ghost] });
+      await expectError(await fetch(`${b()}/v2/${repo}/manifests/broken`, { method: "PUT", body: broken, headers: { "content-type": mediaType } }), 400, "MANIFEST_BLOB_UNKNOWN");
+    });
+
     it("sha512 blob upload and read", async () => {
       const repo = randomRepo();
       const data = randomBytes(2048);
@@ -303,6 +322,29 @@ export function registryConformance(label: string, getBase: () => string, option
         assert.deepEqual((await p3.json() as { tags: string[] }).tags, ["e5"]);
         assert.equal(p3.headers.get("link"), null);
       }
+    });
+
+    it("catalog: repositories paginated with n/last and a Link header, each once, in order", async () => {
+      const ns = `cat${randomBytes(4).toString("hex")}`;
+      const repos = [`${ns}/a`, `${ns}/b`, `${ns}/c`];
+      for (const r of repos) await pushImage(b(), r, "t");
+      const seen: string[] = [];
+      let url: string | null = `${b()}/v2/_catalog?n=2`;
+      for (let pages = 0; url; pages++) {
+        assert.ok(pages < 500, "pagination does not end");
+        const res: Response = await fetch(url);
+        assert.equal(res.status, 200);
+        const page = (await res.json() as { repositories: string[] }).repositories;
+        assert.ok(page.length <= 2, `a page of n=2 holds ${page.length}`);
+        seen.push(...page);
+        const link = res.headers.get("link");
+        if (link) assert.match(link, /^<[^>]+>; rel="?next"?$/);
+        url = link ? new URL(/<([^>]+)>/.exec(link)![1]!, b()).toString() : null;
+      }
+      assert.deepEqual(seen.filter((r) => r.startsWith(`${ns}/`)), repos);
+      assert.equal(new Set(seen).size, seen.length, "no repository on two pages");
+      const next = await fetch(`${b()}/v2/_catalog?n=1&last=${encodeURIComponent(repos[0]!)}`);
+      assert.deepEqual((await next.json() as { repositories: string[] }).repositories, [repos[1]]);
     });
 
     it("referrers: subject indexed, artifactType filter with OCI-Filters-Applied", async () => {
