@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, writeFile, readFile, copyFile } from "node:fs/promises";
+import { mkdir, writeFile, readFile, copyFile, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { buildFromModelfile, ModelfileBuildError } from "../../builder/build.js";
 import { describeModel, modelfileOf } from "../../builder/describe.js";
@@ -8,7 +8,7 @@ import { LocalStore } from "../../core/store.js";
 import { parseRef } from "../../core/reference.js";
 import { MediaType } from "../../core/mediatypes.js";
 import { digestFile } from "../../core/digest.js";
-import { TINY, writeLlamaGguf } from "../../fixtures/gguf/index.js";
+import { TINY, writeLlamaGguf, writeLoraAdapterGguf } from "../../fixtures/gguf/index.js";
 import { snapshot, withTmp } from "../helpers/tmp.js";
 
 const MODELFILE = `FROM ./tiny.gguf
@@ -165,5 +165,77 @@ test("show --modelfile output builds the same image again", async () => {
     await writeFile(join(dir, "Regenerated"), text);
     const again = await buildFromModelfile(join(dir, "Regenerated"), { store, tags: [parseRef("again")], contextDir: dir, homeDir: dir });
     assert.equal(again.digest, first.digest);
+  });
+});
+
+/** The build's rejection, with the first error's position as `line:column` and its message. */
+async function firstError(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ModelfileBuildError, String(e));
+    const d = e.diagnostics.find((x) => x.severity === "error")!;
+    return `${d.line}:${d.column} ${d.message}`;
+  }
+  assert.fail("the build succeeded");
+}
+
+test("ADAPTER adds an adapter layer (last one wins), inherited by a child; a model name is refused at its position", async () => {
+  await withTmp("adapter", async (dir) => {
+    const ctx = await context(dir, "FROM ./tiny.gguf\nADAPTER ./first.gguf\nADAPTER ./lora.gguf\n");
+    await writeLoraAdapterGguf(join(ctx, "first.gguf"), { base: TINY, rank: 4, seed: 1 });
+    await writeLoraAdapterGguf(join(ctx, "lora.gguf"), { base: TINY, rank: 4, seed: 2 });
+    const store = new LocalStore(join(dir, "models"));
+    const r = await build(store, ctx);
+    assert.deepEqual(r.manifest.layers.map((l) => l.mediaType), [MediaType.model, MediaType.adapter]);
+    assert.equal(r.manifest.layers[1]!.digest, await digestFile(join(ctx, "lora.gguf")));
+    assert.equal(await store.hasBlob(await digestFile(join(ctx, "first.gguf"))), false, "the replaced adapter is not stored");
+
+    await writeFile(join(ctx, "Child"), "FROM mario\nSYSTEM s\n");
+    const child = await build(store, ctx, "child", join(ctx, "Child"));
+    assert.deepEqual(child.manifest.layers[1], { ...r.manifest.layers[1]!, from: "library/mario" });
+
+    await writeFile(join(ctx, "Bad"), "FROM ./tiny.gguf\nADAPTER llama3\n");
+    assert.equal(await firstError(build(store, ctx, "bad", join(ctx, "Bad"))), '2:9 no such adapter file "llama3"');
+  });
+});
+
+test("FROM paths: ~ and absolute paths may leave the context, relative ones resolve against the Modelfile's directory but may not", async () => {
+  await withTmp("paths", async (dir) => {
+    const ctx = await context(dir, "FROM ~/weights/w.gguf\n");
+    const home = join(dir, "home");
+    await mkdir(join(home, "weights"), { recursive: true });
+    const outside = join(home, "weights", "w.gguf");
+    await copyFile(join(ctx, "tiny.gguf"), outside);
+    const store = new LocalStore(join(dir, "models"));
+    const opts = (tag: string) => ({ store, tags: [parseRef(tag)], contextDir: ctx, homeDir: home });
+    const viaHome = await buildFromModelfile(join(ctx, "Modelfile"), opts("home"));
+    assert.equal(viaHome.manifest.layers[0]!.digest, await digestFile(outside));
+
+    await writeFile(join(ctx, "Absolute"), `FROM ${outside}\n`);
+    assert.equal((await buildFromModelfile(join(ctx, "Absolute"), opts("abs"))).digest, viaHome.digest);
+
+    await mkdir(join(ctx, "sub"));
+    await writeFile(join(ctx, "sub", "Modelfile"), "FROM ../tiny.gguf\n");
+    assert.equal((await buildFromModelfile(join(ctx, "sub", "Modelfile"), opts("sub"))).digest, viaHome.digest);
+
+    await symlink(outside, join(ctx, "link.gguf"));
+    await writeFile(join(ctx, "Link"), "FROM ./link.gguf\n");
+    assert.match(await firstError(buildFromModelfile(join(ctx, "Link"), opts("link"))), /^1:6 "\.\/link\.gguf" is outside the build context/);
+  });
+});
+
+test("a TEMPLATE error points into the Modelfile at the template's own line and column", async () => {
+  await withTmp("tplpos", async (dir) => {
+    const ctx = await context(dir);
+    const store = new LocalStore(join(dir, "models"));
+    for (const [modelfile, at] of [
+      ['FROM ./tiny.gguf\nTEMPLATE   "{{ .A }}{{ foo }}"\n', '2:24 invalid TEMPLATE: template: 1:12: function "foo" not defined'],
+      ['FROM ./tiny.gguf\nTEMPLATE """x\n  {{ end }}"""\n', "3:3 invalid TEMPLATE: template: 2:3: unexpected {{end}}"],
+      ["FROM ./tiny.gguf\nTEMPLATE {{ if .System }}\n", "2:10 invalid TEMPLATE: template: 1:1: unexpected EOF: {{if}} has no {{end}}"],
+    ] as const) {
+      await writeFile(join(ctx, "Bad"), modelfile);
+      assert.equal(await firstError(build(store, ctx, "bad", join(ctx, "Bad"))), at, modelfile);
+    }
   });
 });
