@@ -11,8 +11,9 @@ export const pruneCommand: CommandModule<object, { json?: boolean; "dry-run"?: b
     const { store } = cliContext();
     const r = await store.prune({ dryRun: args["dry-run"] });
     if (args.json) return writeJson(r);
-    for (const t of r.removedTemp) process.stdout.write(`removed temp file ${t}\n`);
-    for (const b of r.removedBlobs) process.stdout.write(`removed blob ${b}\n`);
-    process.stdout.write(`${args["dry-run"] ? "would free" : "freed"} ${formatBytes(r.freedBytes)}\n`);
+    const [removed, freed] = args["dry-run"] ? ["would remove", "would free"] : ["removed", "freed"];
+    for (const t of r.removedTemp) process.stdout.write(`${removed} temp file ${t}\n`);
+    for (const b of r.removedBlobs) process.stdout.write(`${removed} blob ${b}\n`);
+    process.stdout.write(`${freed} ${formatBytes(r.freedBytes)}\n`);
   },
 };

@@ -1,8 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, writeFile, readdir } from "node:fs/promises";
+import { mkdir, writeFile, readdir, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { TINY, writeLlamaGguf } from "../../fixtures/gguf/index.js";
+import { digestOf } from "../../core/digest.js";
 import { mf } from "../helpers/mf.js";
 import { snapshot, withTmp } from "../helpers/tmp.js";
 
@@ -135,5 +136,46 @@ test("mf demo (npm start) builds the embedded demo and shows it", async () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\$ mf list\nNAME\s+ID\s+SIZE\s+MODIFIED\nmario:latest/);
     assert.match(r.stdout, /FROM \/.*sha256-/);
+  });
+});
+
+test("-f names a Modelfile outside the context; --link shares the model file's inode, a plain build copies it", async () => {
+  await withTmp("e2e-link", async (dir) => {
+    const { ctx, env } = await setup(dir);
+    await mkdir(join(dir, "files"));
+    await writeFile(join(dir, "files", "Modelfile"), "FROM ../ctx/tiny.gguf\n");
+    const linked = await mf(["build", "-q", "--link", "-t", "linked", "-f", join(dir, "files", "Modelfile"), ctx], { env });
+    assert.equal(linked.code, 0, linked.stderr);
+    const layer = JSON.parse((await mf(["inspect", "linked"], { env })).stdout).manifest.layers[0];
+    const blob = join(env.MF_MODELS, "blobs", layer.digest.replace(":", "-"));
+    assert.equal((await stat(blob)).ino, (await stat(join(ctx, "tiny.gguf"))).ino);
+
+    const copied = await mf(["build", "-q", "-t", "copied", ctx], { env: { ...env, MF_MODELS: join(dir, "other") } });
+    assert.equal(copied.code, 0, copied.stderr);
+    assert.notEqual((await stat(join(dir, "other", "blobs", layer.digest.replace(":", "-")))).ino, (await stat(join(ctx, "tiny.gguf"))).ino);
+  });
+});
+
+test("mf prune: --dry-run only says what would go; then stale temp files and old orphan blobs go, fresh ones stay", async () => {
+  await withTmp("e2e-prune", async (dir) => {
+    const { ctx, env } = await setup(dir);
+    assert.equal((await mf(["build", "-q", "-t", "kept", ctx], { env })).code, 0);
+    const blobs = join(env.MF_MODELS, "blobs");
+    const old = new Date(Date.now() - 2 * 3600_000);
+    const orphan = `sha256-${digestOf("orphan").slice(7)}`;
+    for (const name of [".mf-tmp-stale", ".mf-tmp-fresh", orphan]) await writeFile(join(blobs, name), "orphan");
+    for (const name of [".mf-tmp-stale", orphan]) await utimes(join(blobs, name), old, old);
+    const before = (await readdir(blobs)).sort();
+
+    const dry = await mf(["prune", "--dry-run"], { env });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.equal(dry.stdout, `would remove temp file .mf-tmp-stale\nwould remove blob sha256:${orphan.slice(7)}\nwould free 12 B\n`);
+    assert.deepEqual((await readdir(blobs)).sort(), before);
+
+    const r = await mf(["prune", "--json"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { removedTemp: [".mf-tmp-stale"], removedBlobs: [`sha256:${orphan.slice(7)}`], freedBytes: 12 });
+    assert.deepEqual((await readdir(blobs)).sort(), before.filter((n) => n !== ".mf-tmp-stale" && n !== orphan));
+    assert.equal((await mf(["show", "kept", "--license"], { env })).stdout, "Apache-2.0\n", "the model is intact");
   });
 });
