@@ -50,7 +50,8 @@ export async function prepare(deps: RuntimeDeps, body: { model: string; options?
   const d = await deps.models.describe(body.model);
   for (const w of warnings) deps.warnOnce(w);
   const run = resolveRunOptions(d.params, options);
-  for (const k of run.ignored) deps.warnOnce(`option ${k} is accepted but not applied by the engine`);
+  // the same words as the options table's own warning, so that an option the table also flags is logged once
+  for (const k of run.ignored) deps.warnOnce(`option ${k} is accepted for compatibility but ignored by the engine`);
   return { d, run, keepAliveMs, grammar };
 }
 

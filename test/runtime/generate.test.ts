@@ -4,8 +4,10 @@ import { after, before, describe, test } from "node:test";
 import { type Harness, post, startHarness } from "./harness.js";
 
 let h: Harness;
+/** the server's warnings, as pino JSON lines */
+const warnings: string[] = [];
 before(async () => {
-  h = await startHarness();
+  h = await startHarness({ logger: { level: "warn", stream: { write: (line: string) => void warnings.push(line) } } });
 });
 after(async () => h?.close());
 
@@ -114,6 +116,25 @@ describe("/api/generate", { concurrency: false }, () => {
     const bad = await post(h.base, "/api/generate", { model: "chat", prompt: "x", template: "{{ .Nope.X }}", _debug_render_only: true });
     assert.equal(bad.status, 500);
     assert.match(bad.json.error, /template/);
+  });
+
+  test("options: temperature 0 is greedy, num_ctx sizes the context; options without a knob are accepted and logged once", async () => {
+    const greedy = async (seed: number) =>
+      (await post(h.base, "/api/generate", { model: "raw", prompt: "greedy", stream: false, options: { seed, temperature: 0, num_predict: 16, num_ctx: 768 } })).json;
+    const a = await greedy(1);
+    assert.equal((await greedy(2)).response, a.response, "no sampling at temperature 0");
+    const ps = ((await (await fetch(h.base + "/api/ps")).json()) as { models: any[] }).models;
+    assert.equal(ps.find((m) => m.name === "raw:latest")?.context_length, 768, "the image says 256, the request 768");
+    const unapplied = { mirostat: 1, mirostat_tau: 0.8, typical_p: 0.7, tfs_z: 0.5, num_gpu: 1, use_mmap: true, penalize_newline: true };
+    for (let i = 0; i < 2; i++) {
+      const r = await post(h.base, "/api/generate", { model: "raw", prompt: "x", stream: false, options: { ...unapplied, seed: 1, num_predict: 2, num_ctx: 768 } });
+      assert.equal(r.status, 200, r.text);
+    }
+    for (const k of Object.keys(unapplied)) {
+      const lines = warnings.filter((l) => new RegExp(`option ${k} is accepted`).test(l));
+      assert.equal(lines.length, 1, `${k} reported once: ${lines.join("")}`);
+      assert.equal(JSON.parse(lines[0]!).level, 40);
+    }
   });
 
   test("an over-long prompt is truncated to fit num_ctx", async () => {

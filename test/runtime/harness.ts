@@ -6,7 +6,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { buildFromModelfile } from "../../builder/build.js";
 import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
@@ -48,7 +48,9 @@ export async function tinyGguf(): Promise<string> {
   return cachedFixture(TINY, join(ROOT, ".mf-test-cache"));
 }
 
-export async function startHarness(o: { scheduler?: Partial<Omit<SchedulerOptions, "engine">>; engine?: Engine; origins?: string[] } = {}): Promise<Harness> {
+export async function startHarness(
+  o: { scheduler?: Partial<Omit<SchedulerOptions, "engine">>; engine?: Engine; origins?: string[]; logger?: FastifyServerOptions["logger"] } = {},
+): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "mf-runtime-"));
   const store = new LocalStore(join(dir, "models"));
   const gguf = await tinyGguf();
@@ -62,7 +64,7 @@ export async function startHarness(o: { scheduler?: Partial<Omit<SchedulerOption
   await buildFromModelfile(join(ctx, "Raw.modelfile"), { store, tags: [parseRef("raw")], contextDir: ctx, homeDir: dir });
   const engine = o.engine ?? createLlamaEngine({ threads: 1 });
   const scheduler = new Scheduler({ engine, maxLoaded: 3, numParallel: 2, maxQueue: 16, defaultKeepAliveMs: 300_000, ...o.scheduler });
-  const app = createRuntimeServer({ store, engine, scheduler, config: { host: "127.0.0.1:0", origins: o.origins ?? [] }, homeDir: dir, threads: 1, version: "0.1.0" });
+  const app = createRuntimeServer({ store, engine, scheduler, config: { host: "127.0.0.1:0", origins: o.origins ?? [] }, homeDir: dir, threads: 1, version: "0.1.0", logger: o.logger });
   const base = await app.listen({ host: "127.0.0.1", port: 0 });
   return {
     base,
