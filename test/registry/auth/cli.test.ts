@@ -5,7 +5,7 @@
  * signature.
  */
 import { strict as assert } from "node:assert";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -18,9 +18,10 @@ import { mfCommand, REPO_ROOT, spawnMfRegistry, tempDir, type SpawnedRegistry } 
 
 function mf(args: string[], env: Record<string, string>, input = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const e = { ...process.env, ...env };
+    const e: Record<string, string | undefined> = { ...process.env };
     delete e.MF_DEBUG;
     delete e.MF_KEY;
+    Object.assign(e, env);
     const p = spawn(process.execPath, [...mfCommand(), ...args], { cwd: REPO_ROOT, env: e, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
@@ -77,6 +78,21 @@ describe("mf registry with keys, through the binary", () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^mf: .*bad_key is not an OpenSSH private key/);
     assert.doesNotMatch(bad.stderr, /\n\s+at /);
+    // a real passphrase-protected key (ssh-keygen's) is named as such
+    const enc = join(dir, "encrypted_key");
+    const gen = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "a passphrase", "-C", "enc", "-f", enc]);
+    assert.equal(gen.status, 0, gen.stderr?.toString());
+    const encrypted = await mf(["key", "--key", enc], alice);
+    assert.equal(encrypted.code, 1);
+    assert.match(encrypted.stderr, /^mf: .*encrypted_key is encrypted with a passphrase; mf needs an unencrypted ed25519 key/);
+    assert.doesNotMatch(encrypted.stderr, /\n\s+at /);
+    // MF_KEY points elsewhere: the pair is made there, not in MF_HOME
+    const elsewhere = join(dir, "keys", "ci_ed25519");
+    const viaEnv = await mf(["key"], { ...alice, MF_KEY: elsewhere });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    assert.equal(await readFile(`${elsewhere}.pub`, "utf8"), viaEnv.stdout);
+    assert.notEqual(viaEnv.stdout, first.stdout);
+    assert.equal((await stat(elsewhere)).mode & 0o777, 0o600);
 
     await appendFile(accessPath, `keys:\n  - key: ${first.stdout.trim()}\n    access:\n      "team-a/*": [pull, push, delete]\n    catalog: true\n`);
     await waitForLog(/access file reloaded/, 1);
@@ -114,6 +130,14 @@ describe("mf registry with keys, through the binary", () => {
     assert.match(push.stderr, /not allowed/);
     const list = await mf(["registry", "key", "list", "--access", accessPath], alice);
     assert.match(list.stdout, /apikey\s+ci\s+\S+\s+team-a\/\*=pull/);
+    // revoked: the serving registry reloads the file and the stored key stops working
+    const revoke = await mf(["registry", "key", "revoke", "ci", "--access", accessPath], alice);
+    assert.equal(revoke.code, 0, revoke.stderr);
+    await waitForLog(/access file reloaded/, 3);
+    const revoked = await mf(["pull", `${host}/team-a/model:latest`, "--insecure", "-q"], ci);
+    assert.equal(revoked.code, 1);
+    assert.match(revoked.stderr, /^mf: .*refused a token for the API key stored by `mf login`: unknown API key/m);
+    assert.doesNotMatch((await mf(["registry", "key", "list", "--access", accessPath], alice)).stdout, /apikey\s+ci/);
     assert.equal((await mf(["logout", host], ci)).code, 0);
     assert.equal((await mf(["pull", `${host}/team-a/model:latest`, "--insecure", "-q"], ci)).code, 1);
   });
