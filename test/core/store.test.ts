@@ -1,13 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm, writeFile, utimes, stat, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile, utimes, stat, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { LocalStore, TEMP_PREFIX } from "../../core/store.js";
 import { digestOf } from "../../core/digest.js";
 import { MediaType } from "../../core/mediatypes.js";
-import { parseRef } from "../../core/reference.js";
+import { displayRef, parseRef } from "../../core/reference.js";
 import { serializeManifest } from "../../core/manifest.js";
 
 async function withStore(fn: (s: LocalStore, dir: string) => Promise<void>, now?: () => number): Promise<void> {
@@ -158,5 +158,44 @@ test("importFile copies and hashes in one pass; --link shares the inode", async 
     await s.removeBlob(r.digest);
     const l = await s.importFile(src, { link: true });
     assert.equal((await stat(s.blobPath(l.digest))).ino, (await stat(src)).ino);
+  });
+});
+
+test("an Ollama models directory works as a store, and mf never touches Ollama's -partial files", async () => {
+  await withStore(async (s) => {
+    // laid out by hand as Ollama writes it
+    const blobs = s.blobsDir;
+    const dir = join(s.manifestsDir, "registry.ollama.ai", "library", "llama3");
+    await mkdir(dir, { recursive: true });
+    await mkdir(blobs, { recursive: true });
+    const put = async (text: string) => {
+      await writeFile(join(blobs, `sha256-${digestOf(text).slice(7)}`), text);
+      return { digest: digestOf(text), size: Buffer.byteLength(text) };
+    };
+    const config = await put('{"model_format":"gguf","model_family":"llama"}');
+    const weights = await put("GGUF weights");
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.dockerManifest,
+      config: { mediaType: MediaType.dockerConfig, ...config },
+      layers: [{ mediaType: MediaType.model, ...weights }],
+    });
+    await writeFile(join(dir, "latest"), manifest);
+    const downloading = `sha256-${digestOf("downloading").slice(7)}`;
+    const ollamaPartials = [`${downloading}-partial`, `${downloading}-partial-0`];
+    for (const p of ollamaPartials) await writeFile(join(blobs, p), "x");
+
+    const [listed] = await s.listModels();
+    assert.equal(displayRef(listed!.ref), "llama3:latest");
+    const m = await s.readModel("llama3");
+    assert.equal(m.digest, digestOf(manifest));
+    assert.equal(m.bytes.toString(), manifest, "manifest bytes are read as stored");
+    assert.equal(await s.hasBlob(digestOf("downloading")), false, "a partial download is not a blob");
+
+    const years = new Date(Date.now() - 3 * 365 * 24 * 3600_000);
+    for (const n of await readdir(blobs)) await utimes(join(blobs, n), years, years);
+    assert.deepEqual(await s.prune(), { removedTemp: [], removedBlobs: [], freedBytes: 0 });
+    await s.deleteModel("llama3");
+    assert.deepEqual((await readdir(blobs)).sort(), ollamaPartials.sort());
   });
 });
