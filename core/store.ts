@@ -212,9 +212,11 @@ export class LocalStore {
         : fs.copyFile(src, tmp, fsc.COPYFILE_FICLONE);
       const hashing = digestFile(src, "sha256", { signal: opts.signal, onProgress: opts.onProgress });
       const [, digest] = await Promise.all([copy, hashing]);
-      const after = await fs.stat(tmp);
-      if (after.size !== st.size) {
-        throw new StoreError("BUILD_FAILED", `${src} changed while it was being imported (${st.size} → ${after.size} bytes)`);
+      // the copy and the hash read the source separately: an edit in between would store bytes that
+      // do not match the digest, so a source whose size or modification time moved is refused
+      const [after, srcAfter] = await Promise.all([fs.stat(tmp), fs.stat(src)]);
+      if (after.size !== st.size || srcAfter.size !== st.size || srcAfter.mtimeMs !== st.mtimeMs) {
+        throw new StoreError("BUILD_FAILED", `${src} changed while it was being imported; build again once it is complete`);
       }
       return { digest, size: st.size, created: await this.commitTemp(tmp, digest) };
     } finally {

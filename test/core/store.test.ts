@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, rm, writeFile, utimes, stat, readFile } from "node:fs/promises";
+import { utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -197,5 +198,23 @@ test("an Ollama models directory works as a store, and mf never touches Ollama's
     assert.deepEqual(await s.prune(), { removedTemp: [], removedBlobs: [], freedBytes: 0 });
     await s.deleteModel("llama3");
     assert.deepEqual((await readdir(blobs)).sort(), ollamaPartials.sort());
+  });
+});
+
+test("a source edited while it is imported is refused, and nothing is stored", async () => {
+  await withStore(async (s, dir) => {
+    const src = join(dir, "w.bin");
+    await writeFile(src, Buffer.alloc(3 << 20, 1));
+    let edited = false;
+    const edit = () => {
+      if (edited) return;
+      edited = true;
+      writeFileSync(src, Buffer.alloc(3 << 20, 2));
+      const later = new Date(Date.now() + 60_000);
+      utimesSync(src, later, later);
+    };
+    await assert.rejects(s.importFile(src, { onProgress: edit }), (e: Error & { code?: string }) => e.code === "BUILD_FAILED" && /changed while it was being imported/.test(e.message));
+    assert.ok(edited);
+    assert.deepEqual(await readdir(s.blobsDir), [], "no blob and no temp file");
   });
 });
