@@ -5,7 +5,7 @@
  * signature.
  */
 import { strict as assert } from "node:assert";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -14,24 +14,10 @@ import { LocalStore } from "../../../core/store.js";
 import { parsePrivateKey, publicKeyLine } from "../../../registry/protocol/keys.js";
 import { signRequest, tokenUrl } from "../../../registry/protocol/auth.js";
 import { buildModel } from "../client/helpers.js";
-import { mfCommand, REPO_ROOT, spawnMfRegistry, tempDir, type SpawnedRegistry } from "../peers.js";
+import { spawnMfRegistry, tempDir, type SpawnedRegistry } from "../peers.js";
+import { runMf } from "../run-mf.js";
 
-function mf(args: string[], env: Record<string, string>, input = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const e: Record<string, string | undefined> = { ...process.env };
-    delete e.MF_DEBUG;
-    delete e.MF_KEY;
-    Object.assign(e, env);
-    const p = spawn(process.execPath, [...mfCommand(), ...args], { cwd: REPO_ROOT, env: e, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(input);
-  });
-}
+const mf = runMf;
 
 describe("mf registry with keys, through the binary", () => {
   let dir: string;
