@@ -12,7 +12,7 @@ import { setMaxListeners } from "node:events";
 import { StoreError, RegistryError } from "../../core/errors.js";
 import type { LocalStore } from "../../core/store.js";
 import { header, httpStatusOf, isTransient, type RegistryHttp, redact } from "./http.js";
-import { acquireLock } from "./lock.js";
+import { acquireLock, lockHeld } from "./lock.js";
 
 export interface Part {
   start: number;
@@ -69,14 +69,26 @@ async function loadState(path: string, digest: string, size: number): Promise<Pa
   }
 }
 
+/**
+ * For a blob already in the store: unless a live process still holds its download lock (it is tidying
+ * up), the partial files beside it are litter of a pull killed between its commit and its clean-up.
+ */
+export async function clearLeftovers(store: LocalStore, digest: string): Promise<void> {
+  const partial = store.partialPath(digest);
+  if (await lockHeld(`${partial}.lock`)) return;
+  await Promise.all([partial, `${partial}.json`, `${partial}.json.tmp`, `${partial}.lock`].map((f) => rm(f, { force: true })));
+}
+
 /** Downloads the blob unless the store has it (or another process finished it meanwhile). */
 export async function downloadBlob(o: DownloadOptions): Promise<void> {
   const { store, digest } = o;
-  if (await store.hasBlob(digest)) return;
   const partial = store.partialPath(digest);
-  await store.tempPath(); // makes blobs/
+  if (!(await store.hasBlob(digest))) await store.tempPath(); // makes blobs/
   const lock = await acquireLock(`${partial}.lock`, { done: () => store.hasBlob(digest), signal: o.signal });
-  if (!lock) return;
+  if (!lock) {
+    await clearLeftovers(store, digest);
+    return;
+  }
   try {
     await fetchLocked(o, partial);
   } finally {

@@ -66,6 +66,11 @@ export async function acquireLock(path: string, opts: { done: () => Promise<bool
   }
 }
 
+/** Whether a live process holds the lock at `path`. */
+export async function lockHeld(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined)) !== undefined && !(await isStale(path));
+}
+
 /** Whether the lock at `path` exists and its owner is gone (or its create was cut before the write). */
 async function isStale(path: string): Promise<boolean> {
   const st = await stat(path).catch(() => undefined);

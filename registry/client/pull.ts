@@ -10,7 +10,7 @@ import type { ProgressSink } from "../../core/progress.js";
 import type { ModelRef } from "../../core/reference.js";
 import type { LocalStore } from "../../core/store.js";
 import { blobPath, manifestPath } from "../protocol/paths.js";
-import { downloadBlob, runParallel } from "./download.js";
+import { clearLeftovers, downloadBlob, runParallel } from "./download.js";
 import { header, httpStatusOf, readAll, type RegistryHttp } from "./http.js";
 import { wireRef, type WireRef } from "./names.js";
 import type { SharedDownloads } from "./shared.js";
@@ -93,6 +93,7 @@ export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef |
     const status = `pulling ${shortHex(d.digest)}`;
     const report = throttled((completed) => emit({ status, digest: d.digest, total: d.size, completed }));
     if (await store.hasBlob(d.digest)) {
+      await clearLeftovers(store, d.digest);
       report(d.size, true);
       return;
     }
