@@ -4,7 +4,9 @@
  * node-llama-cpp only says "Failed to load model": a failed load reports llama.cpp's reason.
  */
 import {
+  type ChatHistoryItem,
   getLlama,
+  JinjaTemplateChatWrapper,
   LlamaGrammarEvaluationState,
   LlamaLogLevel,
   type Llama,
@@ -132,6 +134,8 @@ class LlamaEngineModel implements EngineModel {
   private readonly pool: Slot[] = [];
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
   private embedding: Promise<LlamaEmbeddingContext> | undefined;
+  /** null: the GGUF's chat template could not be used */
+  private jinja: JinjaTemplateChatWrapper | null | undefined;
   private embedQueue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -151,6 +155,24 @@ class LlamaEngineModel implements EngineModel {
     const tpl = (model.fileInfo.metadata as { tokenizer?: { chat_template?: string } }).tokenizer?.chat_template;
     this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
     for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: context.getSequence(), busy: false });
+  }
+
+  applyChatTemplate(messages: readonly { role: string; content: string }[]): string | undefined {
+    if (this.chatTemplate === undefined || this.jinja === null) return undefined;
+    try {
+      this.jinja ??= new JinjaTemplateChatWrapper({ template: this.chatTemplate, tokenizer: this.model.tokenizer, trimLeadingWhitespaceInResponses: false });
+    } catch {
+      // a chat template node-llama-cpp cannot use counts as none: the prompt goes as is
+      this.jinja = null;
+      return undefined;
+    }
+    const history: ChatHistoryItem[] = messages.map((m) =>
+      m.role === "system" ? { type: "system", text: m.content } : m.role === "assistant" ? { type: "model", response: [m.content] } : { type: "user", text: m.content },
+    );
+    // an empty model turn at the end opens the answer; a trailing assistant message is continued as a prefill
+    if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
+    const { contextText } = this.jinja.generateContextState({ chatHistory: history });
+    return this.model.detokenize(contextText.tokenize(this.model.tokenizer), true);
   }
 
   tokenize(text: string, opts: { special?: boolean } = {}): number[] {

@@ -59,6 +59,12 @@ export interface EngineModel {
   readonly bosToken: number | null;
   /** the GGUF's own chat template (tokenizer.chat_template), if any */
   readonly chatTemplate: string | undefined;
+  /**
+   * `chatTemplate` (Jinja) applied to a chat, ending with the assistant's turn opened (or continuing a
+   * trailing assistant message), as prompt text with its special tokens written out; undefined when the
+   * GGUF has no chat template.
+   */
+  applyChatTemplate(messages: readonly { role: string; content: string }[]): string | undefined;
   tokenize(text: string, opts?: { special?: boolean }): number[];
   /** `previous`: tokens preceding these, for correct spacing of the continuation */
   detokenize(tokens: readonly number[], opts?: { special?: boolean; previous?: readonly number[] }): string;

@@ -9,7 +9,7 @@
  */
 import type { ExecuteOptions } from "../../grammar/template/index.js";
 import { prepareTemplate, type PreparedTemplate, type TemplateCache } from "./cache.js";
-import { executePrompt } from "./render.js";
+import { type PromptValues, collate, executePrompt } from "./render.js";
 import type { ChatMessage, ChatRequest, GenerateRequest, ImagePrompt, RenderedPrompt } from "./types.js";
 
 /** What an image without TEMPLATE renders: the prompt as is. */
@@ -23,6 +23,19 @@ export interface RenderOptions extends ExecuteOptions {
    * a tool result without the assistant turn that called it) until the prompt fits in `numCtx` tokens.
    */
   fit?: { numCtx: number; countTokens: (text: string) => number; imageTokens?: number };
+  /**
+   * When neither the request nor the image has a template: the GGUF's own chat template (compat.md §6),
+   * rendering the messages; undefined when the GGUF has none, leaving the prompt as is.
+   */
+  ggufTemplate?: (messages: ChatMessage[]) => string | undefined;
+}
+
+/** The renderer of a message list: the Go template, or the GGUF's chat template when there is none. */
+function renderer(text: string | null | undefined, digest: string | undefined, values: Omit<PromptValues, "messages">, opts: RenderOptions): (messages: ChatMessage[]) => string {
+  const go = (t: PreparedTemplate) => (messages: ChatMessage[]) => executePrompt(t, { ...values, messages }, opts);
+  if (text || !opts.ggufTemplate) return go(prepared(text, digest, opts));
+  const gguf = opts.ggufTemplate;
+  return (messages) => gguf(collate(messages).messages) ?? go(prepared(undefined, undefined, opts))(messages);
 }
 
 function prepared(text: string | null | undefined, digest: string | undefined, opts: RenderOptions): PreparedTemplate {
@@ -65,9 +78,8 @@ export function chatMessages(image: ImagePrompt, requestMessages: readonly ChatM
 }
 
 export function renderChatPrompt(image: ImagePrompt, req: ChatRequest, opts: RenderOptions = {}): RenderedPrompt {
-  const t = prepared(req.template || image.template, req.template ? undefined : image.templateDigest, opts);
   const msgs = chatMessages(image, req.messages);
-  const values = { tools: req.tools, think: req.think };
+  const render = renderer(req.template || image.template, req.template ? undefined : image.templateDigest, { tools: req.tools, think: req.think }, opts);
   let start = 0;
   let kept: ChatMessage[] = [];
   if (opts.fit && msgs.length > 0) {
@@ -75,7 +87,7 @@ export function renderChatPrompt(image: ImagePrompt, req: ChatRequest, opts: Ren
     for (let i = 0; i <= last; i++) {
       const s = toolBlockStart(msgs, i);
       const system = msgs.slice(0, s).filter((m) => m.role === "system");
-      const p = executePrompt(t, { ...values, messages: [...system, ...msgs.slice(s)] }, opts);
+      const p = render([...system, ...msgs.slice(s)]);
       let n = opts.fit.countTokens(p);
       for (const m of msgs.slice(s)) n += (opts.fit.imageTokens ?? 0) * (m.images?.length ?? 0);
       if (n <= opts.fit.numCtx || i === last) {
@@ -87,15 +99,14 @@ export function renderChatPrompt(image: ImagePrompt, req: ChatRequest, opts: Ren
   }
   const tagged = tagImages(msgs.slice(start));
   const all = [...kept, ...tagged.messages];
-  const prompt = executePrompt(t, { ...values, messages: all }, opts);
-  return { prompt, prefill: all[all.length - 1]?.role === "assistant", images: tagged.images };
+  return { prompt: render(all), prefill: all[all.length - 1]?.role === "assistant", images: tagged.images };
 }
 
 export function renderGeneratePrompt(image: ImagePrompt, req: GenerateRequest, opts: RenderOptions = {}): RenderedPrompt {
   const images = req.images ?? [];
   if (req.raw) return { prompt: req.prompt, prefill: false, images };
-  const t = prepared(req.template || image.template, req.template ? undefined : image.templateDigest, opts);
   if (req.suffix) {
+    const t = prepared(req.template || image.template, req.template ? undefined : image.templateDigest, opts);
     const prompt = executePrompt(t, { messages: [], prompt: req.prompt, suffix: req.suffix, think: req.think }, opts);
     return { prompt, prefill: false, images };
   }
@@ -105,6 +116,6 @@ export function renderGeneratePrompt(image: ImagePrompt, req: GenerateRequest, o
   if (!req.template && !req.hasContext) msgs.push(...(image.messages ?? []));
   const user = tagImages([{ role: "user", content: req.prompt, images }]).messages[0]!;
   msgs.push({ role: "user", content: user.content });
-  const prompt = executePrompt(t, { messages: msgs, think: req.think }, opts);
-  return { prompt, prefill: false, images };
+  const render = renderer(req.template || image.template, req.template ? undefined : image.templateDigest, { think: req.think }, opts);
+  return { prompt: render(msgs), prefill: false, images };
 }

@@ -10,7 +10,7 @@ import type { ModelDescription } from "../../builder/describe.js";
 import { runGeneration, type GenerationResult } from "../engine/generation.js";
 import type { Engine, GrammarSpec } from "../engine/types.js";
 import { parseKeepAlive, requestOptions, resolveRunOptions, type RunOptions } from "../options.js";
-import type { TemplateCache } from "../prompt/index.js";
+import type { ChatMessage, TemplateCache } from "../prompt/index.js";
 import type { Lease, Scheduler } from "../scheduler.js";
 import { ModelResolver, modelRequest } from "./models.js";
 
@@ -91,6 +91,17 @@ export function stats(r: GenerationResult, loadDuration: number, start: bigint):
     eval_count: r.evalCount,
     eval_duration: r.evalDuration,
   };
+}
+
+/** Whether rendering needs the loaded model: no template in the request or the image (the GGUF's own then). */
+export function needsGgufTemplate(p: Prepared, requestTemplate: string | undefined): boolean {
+  return !requestTemplate && !p.d.template;
+}
+
+/** The loaded model's chat template as runtime/prompt's `ggufTemplate`. */
+export function ggufTemplate(lease: Lease | undefined): ((messages: ChatMessage[]) => string | undefined) | undefined {
+  if (!lease) return undefined;
+  return (messages) => lease.model.applyChatTemplate(messages.map((m) => ({ role: m.role, content: m.content ?? "" })));
 }
 
 /** Tokenizes a rendered prompt after `context`, with BOS when the model wants one, fitted to the context. */

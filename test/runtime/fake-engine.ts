@@ -60,6 +60,10 @@ class FakeModel implements EngineModel {
     this.slots = spec.slots;
   }
 
+  applyChatTemplate(): string | undefined {
+    return undefined;
+  }
+
   tokenize(text: string): number[] {
     return [...Buffer.from(text, "utf8")];
   }

@@ -1,6 +1,11 @@
 /** /api/generate and /api/chat over real HTTP with the real engine on the generated tiny model. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { buildFromModelfile } from "../../builder/build.js";
+import { parseRef } from "../../core/reference.js";
+import { TINY, writeLlamaGguf } from "../../fixtures/gguf/index.js";
 import { type Harness, post, startHarness } from "./harness.js";
 
 let h: Harness;
@@ -317,5 +322,47 @@ Tools: {{ json .Tools }}<|im_end|>
     const plain = await post(h.base, "/api/chat", { ...body, tools: undefined, stream: false });
     assert.equal(plain.json.message.tool_calls, undefined);
     assert.equal(JSON.parse(plain.json.message.content).name, "get_weather");
+  });
+});
+
+describe("an image without TEMPLATE: the GGUF's own chat template", { concurrency: false }, () => {
+  // `raw` is built without TEMPLATE from the tiny GGUF, whose tokenizer.chat_template is ChatML
+  const chatml = (...turns: [string, string][]) => turns.map(([r, c]) => `<|im_start|>${r}\n${c}<|im_end|>\n`).join("");
+
+  test("chat and generate render through it; raw stays as is", async () => {
+    const c = await post(h.base, "/api/chat", { model: "raw", messages: [{ role: "system", content: "S" }, { role: "user", content: "hi" }], _debug_render_only: true });
+    assert.equal(c.status, 200, c.text);
+    assert.equal(c.json._debug_info.rendered_template, chatml(["system", "S"], ["user", "hi"]) + "<|im_start|>assistant\n");
+    const g = await post(h.base, "/api/generate", { model: "raw", prompt: "hi", system: "S", _debug_render_only: true });
+    assert.equal(g.json._debug_info.rendered_template, chatml(["system", "S"], ["user", "hi"]) + "<|im_start|>assistant\n");
+    const prefill = await post(h.base, "/api/chat", { model: "raw", messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "It's" }], _debug_render_only: true });
+    assert.ok(prefill.json._debug_info.rendered_template.startsWith(chatml(["user", "hi"]) + "<|im_start|>assistant\nIt's"), prefill.json._debug_info.rendered_template);
+    const raw = await post(h.base, "/api/generate", { model: "raw", prompt: "as is", raw: true, _debug_render_only: true });
+    assert.equal(raw.json._debug_info.rendered_template, "as is");
+    // a request template still wins
+    const own = await post(h.base, "/api/chat", { model: "raw", messages: [{ role: "user", content: "x" }], template: "{{ range .Messages }}{{ .Content }}{{ end }}", _debug_render_only: true });
+    assert.equal(own.json._debug_info.rendered_template, "x");
+  });
+
+  test("the prompt the model evaluates is that rendering", async () => {
+    const body = { model: "raw", prompt: "hello", stream: false, options: hot(1, { num_predict: 3 }) };
+    const j = (await post(h.base, "/api/generate", body)).json;
+    const viaTemplate = (await post(h.base, "/api/generate", { ...body, prompt: chatml(["user", "hello"]) + "<|im_start|>assistant\n", raw: true })).json;
+    assert.deepEqual(j.context, viaTemplate.context);
+    assert.equal(j.response, viaTemplate.response);
+  });
+
+  test("a GGUF without a chat template, or with one that does not parse: the prompt as is", async () => {
+    for (const [name, chatTemplate] of [["plain", null], ["broken-jinja", "{% for %}"]] as const) {
+      const ctx = join(h.dir, `${name}-ctx`);
+      await mkdir(ctx, { recursive: true });
+      await writeLlamaGguf(join(ctx, "m.gguf"), { ...TINY, chatTemplate });
+      await writeFile(join(ctx, "Modelfile"), "FROM ./m.gguf\n");
+      await buildFromModelfile(join(ctx, "Modelfile"), { store: h.store, tags: [parseRef(name)], contextDir: ctx, homeDir: h.dir });
+      const c = await post(h.base, "/api/chat", { model: name, messages: [{ role: "system", content: "S" }, { role: "user", content: "hi" }], _debug_render_only: true });
+      assert.equal(c.json._debug_info.rendered_template, "hi", name);
+      const g = await post(h.base, "/api/generate", { model: name, prompt: "hi", stream: false, options: hot(1, { num_predict: 2 }) });
+      assert.equal(g.json.eval_count, 2, name);
+    }
   });
 });

@@ -5,7 +5,7 @@ import { type ChatMessage, type Tool, renderChatPrompt } from "../../prompt/inde
 import { fitPrompt } from "../../options.js";
 import { parseToolCalls } from "../../toolcalls.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
-import { type RuntimeDeps, acquire, generate, loadOrUnload, prepare, promptTokens, stats } from "../infer.js";
+import { type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
 import { imagePrompt, requireCapability } from "../models.js";
 import { chatSchema } from "../schemas.js";
 import { IMAGES_UNSUPPORTED } from "./generate.js";
@@ -38,8 +38,14 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     const chatReq = { messages, tools: tools.length ? tools : undefined, think: b.think, template: b.template };
 
     if (b._debug_render_only) {
-      const r = renderChatPrompt(imagePrompt(p.d), chatReq, { cache: deps.templates });
-      return { ...head(), message: { role: "assistant", content: "" }, done: true, _debug_info: { rendered_template: r.prompt, image_count: r.images.length } };
+      // without a template the GGUF's own chat template renders the prompt: that needs the loaded model
+      const lease = needsGgufTemplate(p, b.template) ? await acquire(deps, p, b.model, signal) : undefined;
+      try {
+        const r = renderChatPrompt(imagePrompt(p.d), chatReq, { cache: deps.templates, ggufTemplate: ggufTemplate(lease) });
+        return { ...head(), message: { role: "assistant", content: "" }, done: true, _debug_info: { rendered_template: r.prompt, image_count: r.images.length } };
+      } finally {
+        lease?.release();
+      }
     }
     if (messages.length === 0) {
       const reason = await loadOrUnload(deps, p, b.model, signal);
@@ -51,6 +57,7 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       const m = lease.model;
       const rendered = renderChatPrompt(imagePrompt(p.d), chatReq, {
         cache: deps.templates,
+        ggufTemplate: ggufTemplate(lease),
         fit: { numCtx: m.contextSize, countTokens: (t) => m.tokenize(t, { special: true }).length },
       });
       const tokens = fitPrompt(promptTokens(lease, rendered.prompt, undefined), m.contextSize, p.run.numKeep);

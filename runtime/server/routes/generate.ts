@@ -4,7 +4,8 @@ import { RuntimeError } from "../../../core/errors.js";
 import { renderGeneratePrompt } from "../../prompt/index.js";
 import { fitPrompt } from "../../options.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
-import { type RuntimeDeps, acquire, generate, loadOrUnload, prepare, promptTokens, stats } from "../infer.js";
+import { type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
+import type { Lease } from "../../scheduler.js";
 import { imagePrompt, requireCapability } from "../models.js";
 import { type GenerateBody, generateSchema } from "../schemas.js";
 
@@ -25,26 +26,33 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     const prompt = b.prompt ?? "";
     const head = () => ({ model: b.model, created_at: createdAt() });
 
-    if (b._debug_render_only) {
-      const r = renderGeneratePrompt(
+    const render = (lease?: Lease) =>
+      renderGeneratePrompt(
         imagePrompt(p.d),
         { prompt, suffix: b.suffix, system: b.system, template: b.template, raw: b.raw, think: b.think, hasContext: !!b.context?.length },
-        { cache: deps.templates },
+        { cache: deps.templates, ggufTemplate: ggufTemplate(lease) },
       );
-      return { ...head(), response: "", done: true, _debug_info: { rendered_template: r.prompt, image_count: r.images.length } };
+    // without a template the GGUF's own chat template renders the prompt: that needs the loaded model
+    const needsModel = !b.raw && !b.suffix && needsGgufTemplate(p, b.template);
+
+    if (b._debug_render_only) {
+      const lease = needsModel ? await acquire(deps, p, b.model, signal) : undefined;
+      try {
+        const r = render(lease);
+        return { ...head(), response: "", done: true, _debug_info: { rendered_template: r.prompt, image_count: r.images.length } };
+      } finally {
+        lease?.release();
+      }
     }
     if (prompt === "" && !b.suffix) {
       const reason = await loadOrUnload(deps, p, b.model, signal);
       return { ...head(), response: "", done: true, done_reason: reason };
     }
 
-    const rendered = renderGeneratePrompt(
-      imagePrompt(p.d),
-      { prompt, suffix: b.suffix, system: b.system, template: b.template, raw: b.raw, think: b.think, hasContext: !!b.context?.length },
-      { cache: deps.templates },
-    );
+    const early = needsModel ? undefined : render();
     const lease = await acquire(deps, p, b.model, signal);
     try {
+      const rendered = early ?? render(lease);
       const tokens = fitPrompt(promptTokens(lease, rendered.prompt, b.context), lease.model.contextSize, p.run.numKeep);
       const stream = b.stream !== false;
       const out = stream ? new NdjsonStream(reply) : undefined;
