@@ -11,6 +11,7 @@ import { RegistryClient } from "../../../registry/client/index.js";
 import { buildModel, DISTRIBUTION_MISSING, newStore, type Peer, showOf, startPeer } from "./helpers.js";
 import { startProxy, type CountingProxy } from "./proxy.js";
 import type { LocalStore } from "../../../core/store.js";
+import { parseRef } from "../../../core/reference.js";
 
 for (const kind of ["mf", "distribution"] as const) {
   describe(`push and pull against ${kind}`, { skip: kind === "distribution" ? DISTRIBUTION_MISSING : undefined }, () => {
@@ -81,7 +82,7 @@ for (const kind of ["mf", "distribution"] as const) {
       // the child reuses the base's layers with `from`, as `FROM team/tiny` builds it
       const m = JSON.parse(model.bytes.toString()) as { layers: { from?: string }[] };
       for (const l of m.layers) l.from = "team/tiny";
-      await src.writeManifest((await import("../../../core/reference.js")).parseRef(child), Buffer.from(JSON.stringify(m)));
+      await src.writeManifest(parseRef(child), Buffer.from(JSON.stringify(m)));
       proxy.reset();
       const r = await client.push(src, child, { insecure: true });
       assert.ok(r.mounted >= 3, JSON.stringify(r));
@@ -89,6 +90,31 @@ for (const kind of ["mf", "distribution"] as const) {
       // only the config (which carries no `from`) travels
       assert.equal(r.uploaded, 1);
       assert.equal([...proxy.received.values()].reduce((x, y) => x + y, 0), model.manifest.config.size);
+    });
+
+    it("pushes and pulls a plain OCI image manifest byte for byte", async () => {
+      const host = new URL(proxy.base).host;
+      const model = await src.readModel(`${host}/team/tiny:v1`);
+      const oci = Buffer.from(JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: model.manifest.config.digest, size: model.manifest.config.size },
+        layers: model.manifest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+        annotations: { "org.opencontainers.image.title": "plain" },
+      }, null, 2));
+      const name = `${host}/oci/plain:v1`;
+      const written = await src.writeManifest(parseRef(name), oci);
+      const pushed = await client.push(src, name, { insecure: true });
+      assert.equal(pushed.digest, written.digest);
+      const res = await fetch(`${peer.base}/v2/oci/plain/manifests/v1`, { headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+      assert.equal(res.headers.get("content-type"), "application/vnd.oci.image.manifest.v1+json");
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), oci, "the registry holds the exact bytes");
+      const pulled = await client.pull(dst, name, { insecure: true });
+      assert.equal(pulled.digest, written.digest);
+      const b = await dst.readModel(name);
+      assert.ok(b.bytes.equals(oci));
+      assert.equal(b.manifest.mediaType, "application/vnd.oci.image.manifest.v1+json");
+      assert.deepEqual(await showOf(dst, name), await showOf(src, name));
     });
 
     it("refuses a name OCI cannot spell before any request", async () => {
