@@ -165,3 +165,28 @@ test("mf run sends what an Ollama client would: the history, multi-line input, /
     await new Promise((r) => fake.close(r));
   }
 });
+
+test("mf demo (npm start) serves the demo store and prints a curl line that works", async () => {
+  const demo = spawn(process.execPath, [MF_BIN, "demo", "--dir", join(dir, "demo")], { cwd: ROOT, env: env({ MF_HOST: "127.0.0.1:0" }) });
+  try {
+    let out = "";
+    const curl = await new Promise<RegExpExecArray>((res, rej) => {
+      demo.stdout!.on("data", (d) => {
+        out += d;
+        const m = /curl (http:\/\/127\.0\.0\.1:\d+\/api\/chat) -d '([^']+)'\n/.exec(out);
+        if (m) res(m);
+      });
+      demo.on("exit", (code) => rej(new Error(`mf demo exited ${code}: ${out}`)));
+    });
+    const r = await fetch(curl[1]!, { method: "POST", body: curl[2]!.replace(/}$/, ', "options": {"num_predict": 4}}') });
+    assert.equal(r.status, 200);
+    const j = (await r.json()) as { model: string; message: { role: string }; done: boolean; eval_count: number };
+    assert.equal(j.model, "mario");
+    assert.equal(j.message.role, "assistant");
+    assert.equal(j.eval_count, 4);
+  } finally {
+    const gone = new Promise((r) => demo.once("exit", r));
+    demo.kill("SIGTERM");
+    await gone;
+  }
+});
