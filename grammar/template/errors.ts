@@ -33,7 +33,7 @@ export function isTemplateError(e: unknown): e is TemplateError {
   return e instanceof TemplateError;
 }
 
-/** Maps offsets to 1-based line/column; built lazily, only when an error needs a position. */
+/** Maps offsets to a 1-based line and a 1-based column in code points; built lazily, only when an error needs a position. */
 export class SourceMap {
   private starts: number[] | undefined;
   constructor(readonly text: string) {}
@@ -52,7 +52,13 @@ export class SourceMap {
       if (starts[mid]! <= offset) lo = mid;
       else hi = mid - 1;
     }
-    return { line: lo + 1, column: offset - starts[lo]! + 1, offset };
+    // columns count characters (code points), as the Modelfile's positions do: a surrogate pair is one
+    let column = 1;
+    for (let i = starts[lo]!; i < offset; i++, column++) {
+      const c = this.text.charCodeAt(i);
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < offset && (this.text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++;
+    }
+    return { line: lo + 1, column, offset };
   }
 
   error(phase: TemplatePhase, reason: string, offset: number): TemplateError {

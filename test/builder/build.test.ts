@@ -233,6 +233,7 @@ test("a TEMPLATE error points into the Modelfile at the template's own line and 
       ['FROM ./tiny.gguf\nTEMPLATE   "{{ .A }}{{ foo }}"\n', '2:24 invalid TEMPLATE: template: 1:12: function "foo" not defined'],
       ['FROM ./tiny.gguf\nTEMPLATE """x\n  {{ end }}"""\n', "3:3 invalid TEMPLATE: template: 2:3: unexpected {{end}}"],
       ["FROM ./tiny.gguf\nTEMPLATE {{ if .System }}\n", "2:10 invalid TEMPLATE: template: 1:1: unexpected EOF: {{if}} has no {{end}}"],
+      ['FROM ./tiny.gguf\nTEMPLATE "😀{{ foo }}"\n', '2:15 invalid TEMPLATE: template: 1:5: function "foo" not defined'],
     ] as const) {
       await writeFile(join(ctx, "Bad"), modelfile);
       assert.equal(await firstError(build(store, ctx, "bad", join(ctx, "Bad"))), at, modelfile);

@@ -76,6 +76,11 @@ test("CRLF line ends count as one line in positions", () => {
   assert.throws(() => parseTemplate("a\r\nb\r\n{{ foo }}"), (e) => isTemplateError(e) && e.line === 3 && e.column === 4);
 });
 
+test("columns count characters: an emoji or any character outside the BMP is one column", () => {
+  assert.throws(() => parseTemplate("😀é{{ foo }}"), (e) => isTemplateError(e) && e.line === 1 && e.column === 6 && e.offset === 6);
+  assert.throws(() => parseTemplate("x\n𝔸𝔹 {{ .A.B }}").execute({}), (e) => isTemplateError(e) && e.phase === "exec" && e.line === 2 && e.column === 7);
+});
+
 // Property: for a template that parsed, execution on any data either returns a string or throws a
 // TemplateError with a position inside the template.
 const TEMPLATES = [
