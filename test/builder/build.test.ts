@@ -8,7 +8,7 @@ import { LocalStore } from "../../core/store.js";
 import { parseRef } from "../../core/reference.js";
 import { MediaType } from "../../core/mediatypes.js";
 import { digestFile } from "../../core/digest.js";
-import { TINY, writeLlamaGguf, writeLoraAdapterGguf } from "../../fixtures/gguf/index.js";
+import { TINY, writeGguf, writeLlamaGguf, writeLoraAdapterGguf } from "../../fixtures/gguf/index.js";
 import { snapshot, withTmp } from "../helpers/tmp.js";
 
 const MODELFILE = `FROM ./tiny.gguf
@@ -238,5 +238,22 @@ test("a TEMPLATE error points into the Modelfile at the template's own line and 
       await writeFile(join(ctx, "Bad"), modelfile);
       assert.equal(await firstError(build(store, ctx, "bad", join(ctx, "Bad"))), at, modelfile);
     }
+  });
+});
+
+test("two FROM files, weights and a clip projector, give a model and a projector layer", async () => {
+  await withTmp("projector", async (dir) => {
+    const ctx = await context(dir, "FROM ./tiny.gguf\nFROM ./mmproj.gguf\n");
+    await writeGguf(join(ctx, "mmproj.gguf"), {
+      metadata: new Map([["general.architecture", { type: "string", value: "clip" }]]),
+      tensors: [{ name: "v.patch_embd.weight", dims: [32, 4], type: "F32", fill: { kind: "uniform", scale: 0.01 } }],
+      seed: 3,
+    });
+    const r = await build(new LocalStore(join(dir, "models")), ctx);
+    assert.deepEqual(r.manifest.layers.map((l) => l.mediaType), [MediaType.model, MediaType.projector]);
+    assert.equal(r.manifest.layers[1]!.digest, await digestFile(join(ctx, "mmproj.gguf")));
+    const config = JSON.parse((await new LocalStore(join(dir, "models")).readBlob(r.manifest.config.digest)).toString());
+    assert.equal(config.model_family, "llama");
+    assert.deepEqual(config.model_families, ["llama", "clip"]);
   });
 });
