@@ -77,12 +77,17 @@ export function resolveRunOptions(
   };
 }
 
+/** The most prompt tokens a context of `numCtx` takes, leaving a quarter of it (at most 256) to answer. */
+export function promptBudget(numCtx: number): number {
+  return Math.max(1, numCtx - Math.max(1, Math.min(256, Math.floor(numCtx / 4))));
+}
+
 /**
  * Fits prompt tokens into a context of `numCtx` (leaving room to generate) the way Ollama's runner does:
  * keep the first `numKeep` tokens and the newest ones, dropping from the middle.
  */
 export function fitPrompt(tokens: number[], numCtx: number, numKeep: number): number[] {
-  const max = Math.max(1, numCtx - Math.max(1, Math.min(256, Math.floor(numCtx / 4))));
+  const max = promptBudget(numCtx);
   if (tokens.length <= max) return tokens;
   const keep = Math.min(numKeep, Math.floor(max / 2));
   return [...tokens.slice(0, keep), ...tokens.slice(tokens.length - (max - keep))];

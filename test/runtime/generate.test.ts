@@ -224,9 +224,16 @@ describe("/api/chat", { concurrency: false }, () => {
 
   test("an over-long history keeps the system message and the newest turns", async () => {
     const long = Array.from({ length: 60 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `turn ${i} ` + "blah ".repeat(20) }));
-    const j = (await post(h.base, "/api/chat", { model: "chat", messages: [...long, { role: "user", content: "last" }], stream: false, options: hot(1, { num_predict: 3 }) })).json;
+    const ask = async (system: string, last = "last") =>
+      (await post(h.base, "/api/chat", { model: "chat", messages: [{ role: "system", content: system }, ...long, { role: "user", content: last }], stream: false, options: hot(1, { num_predict: 8 }) })).json;
+    const j = await ask("You are a pirate.");
     assert.equal(j.done, true);
-    assert.ok(j.prompt_eval_count <= 512);
+    // whole turns are dropped so that the prompt leaves room to answer (a quarter of the context, at most 256)
+    assert.ok(j.prompt_eval_count <= 512 - 128 && j.prompt_eval_count > 200, String(j.prompt_eval_count));
+    // the system message survives the cut: another one gives another answer
+    const other = await ask("You are a parrot.");
+    assert.notEqual(other.message.content, j.message.content);
+    assert.equal((await ask("You are a pirate.")).message.content, j.message.content);
   });
 
   test("format json on chat; empty messages load; errors", async () => {

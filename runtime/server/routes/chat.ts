@@ -2,7 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { RuntimeError } from "../../../core/errors.js";
 import { type ChatMessage, type Tool, renderChatPrompt } from "../../prompt/index.js";
-import { fitPrompt } from "../../options.js";
+import { fitPrompt, promptBudget } from "../../options.js";
 import { parseToolCalls } from "../../toolcalls.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
 import { type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
@@ -58,7 +58,8 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       const rendered = renderChatPrompt(imagePrompt(p.d), chatReq, {
         cache: deps.templates,
         ggufTemplate: ggufTemplate(lease),
-        fit: { numCtx: m.contextSize, countTokens: (t) => m.tokenize(t, { special: true }).length },
+        // whole turns are dropped first, to the budget fitPrompt keeps, so that it never cuts the system message
+        fit: { numCtx: promptBudget(m.contextSize), countTokens: (t) => m.tokenize(t, { special: true }).length + (m.bosToken !== null ? 1 : 0) },
       });
       const tokens = fitPrompt(promptTokens(lease, rendered.prompt, undefined), m.contextSize, p.run.numKeep);
       // with tools the answer is read whole, to tell a tool call from text
