@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildFromModelfile } from "../../builder/build.js";
 import { parseRef } from "../../core/reference.js";
-import { TINY, writeLlamaGguf } from "../../fixtures/gguf/index.js";
+import { TINY, writeLlamaGguf, writeLoraAdapterGguf } from "../../fixtures/gguf/index.js";
 import { after, before, describe, test } from "node:test";
 import { type Harness, post, startHarness } from "./harness.js";
 
@@ -127,6 +127,37 @@ describe("catalogue", { concurrency: false }, () => {
     assert.equal(show.license, "L1\nL2");
     assert.equal((await post(h.base, "/api/create", { model: "x" })).status, 400);
     assert.equal((await post(h.base, "/api/create", { model: "x", from: "no-such-model", stream: false })).status, 400);
+  });
+
+  test("/api/create with a LoRA adapter (JSON form); the runtime loads it over the base weights", async () => {
+    const lora = join(h.dir, "lora.gguf");
+    await writeLoraAdapterGguf(lora, { base: TINY, rank: 4, seed: 7 });
+    const bytes = await readFile(lora);
+    const digest = "sha256:" + createHash("sha256").update(bytes).digest("hex");
+    assert.equal((await fetch(`${h.base}/api/blobs/${digest}`, { method: "POST", body: bytes })).status, 201);
+    const r = await post(h.base, "/api/create", { model: "adapted", from: "raw", adapters: { "lora.gguf": digest }, stream: false });
+    assert.equal(r.status, 200, r.text);
+    assert.match((await post(h.base, "/api/show", { model: "adapted" })).json.modelfile, /\nADAPTER \S+sha256-[0-9a-f]{64}\n/);
+    const gen = async (model: string) =>
+      (await post(h.base, "/api/generate", { model, prompt: "once upon", raw: true, stream: false, options: { seed: 3, num_predict: 24, temperature: 1.5, top_k: 0, top_p: 1 } })).json;
+    const base = await gen("raw");
+    const adapted = await gen("adapted");
+    assert.equal(adapted.eval_count, 24);
+    assert.notEqual(adapted.response, base.response, "the adapter changes the weights");
+    assert.equal((await gen("adapted")).response, adapted.response);
+    const ps = ((await (await fetch(h.base + "/api/ps")).json()) as { models: { name: string }[] }).models.map((m) => m.name);
+    assert.ok(ps.includes("adapted:latest") && ps.includes("raw:latest"), "base and adapted weights are two runners");
+  });
+
+  test("/api/create from a Modelfile on the server's disk (the starting document's `path`)", async () => {
+    const path = join(h.dir, "Path.modelfile");
+    await writeFile(path, "FROM chat\nSYSTEM From a path.\n");
+    const r = await post(h.base, "/api/create", { name: "via-path", path, stream: false });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await post(h.base, "/api/show", { model: "via-path" })).json.system, "From a path.");
+    const missing = await post(h.base, "/api/create", { name: "via-path", path: join(h.dir, "nope"), stream: false });
+    assert.equal(missing.status, 400);
+    assert.match(missing.json.error, /cannot read Modelfile/);
   });
 
   test("/api/embed normalises, batches and truncates; /api/embeddings is raw", async () => {
