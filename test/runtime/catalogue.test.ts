@@ -127,6 +127,12 @@ describe("catalogue", { concurrency: false }, () => {
     assert.equal(show.license, "L1\nL2");
     assert.equal((await post(h.base, "/api/create", { model: "x" })).status, 400);
     assert.equal((await post(h.base, "/api/create", { model: "x", from: "no-such-model", stream: false })).status, 400);
+    // streamed, a failure after the first line is a last {"error"} line (the status was sent already)
+    const late = await post(h.base, "/api/create", { model: "x", from: "no-such-model" });
+    assert.equal(late.status, 200);
+    assert.deepEqual(late.lines[0], { status: "parsing modelfile" });
+    assert.match(late.lines.at(-1).error, /no-such-model/);
+    assert.equal(late.lines.at(-1).status, undefined);
   });
 
   test("/api/create with a LoRA adapter (JSON form); the runtime loads it over the base weights", async () => {
