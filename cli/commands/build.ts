@@ -4,6 +4,7 @@ import type { CommandModule } from "yargs";
 import { buildFromModelfile } from "../../builder/build.js";
 import { parseRef } from "../../core/reference.js";
 import { cliContext } from "../context.js";
+import { cliAuthenticator } from "../credentials.js";
 import { progressRenderer } from "../progress.js";
 import { RegistryClient } from "../../registry/client/index.js";
 
@@ -14,6 +15,7 @@ interface Args {
   link?: boolean;
   quiet?: boolean;
   insecure?: boolean;
+  key?: string;
 }
 
 export const buildCommand: CommandModule<object, Args> = {
@@ -26,7 +28,8 @@ export const buildCommand: CommandModule<object, Args> = {
       .option("file", { alias: "f", type: "string", describe: "Modelfile (default: CONTEXT/Modelfile)" })
       .option("link", { type: "boolean", default: false, describe: "hard-link model files into the store instead of copying (an in-place edit of the source then changes the stored blob)" })
       .option("quiet", { alias: "q", type: "boolean", default: false, describe: "print only the image digest" })
-      .option("insecure", { type: "boolean", default: false, describe: "pull a missing FROM base over plain HTTP" }) as never,
+      .option("insecure", { type: "boolean", default: false, describe: "pull a missing FROM base over plain HTTP" })
+      .option("key", { type: "string", describe: "ssh private key for registries with keys (default MF_KEY or ~/.mf/id_ed25519)" }) as never,
   handler: async (args) => {
     const ctx = cliContext();
     // repeated -t gives an array; a greedy array option would swallow the context directory
@@ -34,8 +37,9 @@ export const buildCommand: CommandModule<object, Args> = {
     const contextDir = resolve(args.context);
     const file = args.file ? resolve(args.file) : join(contextDir, "Modelfile");
     const progress = args.quiet ? undefined : progressRenderer();
-    // a FROM naming a model the store lacks is pulled through the registry client
-    const registry = new RegistryClient();
+    // a FROM naming a model the store lacks is pulled through the registry client, with the same
+    // credentials as `mf pull` (a stored API key, else the ssh key)
+    const registry = new RegistryClient({ authenticate: cliAuthenticator(args.key) });
     const result = await buildFromModelfile(file, {
       store: ctx.store,
       tags,

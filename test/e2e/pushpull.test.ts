@@ -101,6 +101,20 @@ for (const kind of ["mf", "distribution"] as const) {
       assert.equal(showB.digest, showA.digest);
     });
 
+    it("mf build FROM a registry name pulls the base into a store that lacks it", async () => {
+      const c = join(dir, "c");
+      const ctx = join(dir, "ctx-child");
+      await mkdir(ctx, { recursive: true });
+      await writeFile(join(ctx, "Modelfile"), `FROM ${host}/e2e/tiny:v1\nSYSTEM a child of the pushed model\n`);
+      const r = await ok(["build", "--insecure", "-t", "local/child", ctx], c);
+      assert.match(r.stderr, /pulling manifest/);
+      const base = JSON.parse((await ok(["show", `${host}/e2e/tiny:v1`, "--json"], c)).stdout) as { digest: string };
+      const pushed = JSON.parse((await ok(["show", `${host}/e2e/tiny:v1`, "--json"], a)).stdout) as { digest: string };
+      assert.equal(base.digest, pushed.digest, "the base arrived whole");
+      const child = JSON.parse((await ok(["show", "local/child", "--json"], c)).stdout) as { system: string };
+      assert.equal(child.system, "a child of the pushed model");
+    });
+
     it("pulling a name that is not there fails with a message and exit code 1", async () => {
       const r = await mf(["pull", "--insecure", `${host}/e2e/absent:v1`], b);
       assert.equal(r.code, 1);

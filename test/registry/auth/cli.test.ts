@@ -96,6 +96,15 @@ describe("mf registry with keys, through the binary", () => {
     const anon = await mf(["pull", name, "--insecure", "-q"], ci);
     assert.equal(anon.code, 1);
     assert.match(anon.stderr, /^mf: .*(authentication required|refused a token)/);
+    // mf build pulls a FROM base with the same key
+    const ctx = join(dir, "child-ctx");
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, "Modelfile"), `FROM ${name}\nSYSTEM built on the team's model\n`);
+    const build = await mf(["build", "-q", "--insecure", "-t", "local/child", ctx], { ...alice, MF_MODELS: join(dir, "alice", "models3") });
+    assert.equal(build.code, 0, build.stderr);
+    const anonBuild = await mf(["build", "-q", "--insecure", "-t", "local/child", ctx], ci);
+    assert.equal(anonBuild.code, 1);
+    assert.match(anonBuild.stderr, /^Modelfile:1:6: error: .*authentication required/);
   });
 
   it("mf registry key add + mf login give a CI machine pull access with an API key", async () => {
