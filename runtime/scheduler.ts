@@ -164,13 +164,17 @@ export class Scheduler {
 
   private pump(): void {
     if (this.closed) return;
+    // a request that must wait for its model holds back the later ones for that model (first come, first served)
+    const waiting = new Set<string>();
     for (const p of [...this.pending]) {
       const req = p.req;
+      if (waiting.has(req.key)) continue;
       const r = this.runners.get(req.key);
       if (r) {
         if (r.state !== "ready" || !r.model) continue;
         if (!sameLoad(r.load, req.load)) {
           // different context options: reload once the model is idle
+          waiting.add(req.key);
           if (r.active === 0) void this.unload(r).then(() => this.pump());
           continue;
         }

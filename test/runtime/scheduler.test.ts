@@ -147,6 +147,29 @@ describe("scheduler", () => {
     await s.close();
   });
 
+  test("a request waiting for a reload is not overtaken by later ones for the same model", async () => {
+    const e = new FakeEngine();
+    const s = sched(e);
+    const big = { load: { modelPath: "/fake/m", adapters: [], contextSize: 512, slots: 2 } };
+    const l1 = await s.acquire(req("m"));
+    const order: string[] = [];
+    const wBig = s.acquire(req("m", big)).then((l) => (order.push("big"), l));
+    // a slot is free at the old size, but the reload asked for first goes first
+    const wSmall = s.acquire(req("m")).then((l) => (order.push("small"), l));
+    await tick();
+    assert.deepEqual(order, []);
+    l1.release();
+    const lBig = await wBig;
+    assert.equal(lBig.model.contextSize, 512);
+    await tick();
+    assert.deepEqual(order, ["big"]);
+    lBig.release();
+    (await wSmall).release();
+    assert.deepEqual(order, ["big", "small"]);
+    assert.deepEqual(e.events, ["load /fake/m", "unload /fake/m", "load /fake/m", "unload /fake/m", "load /fake/m"]);
+    await s.close();
+  });
+
   test("expire unloads an idle model", async () => {
     const e = new FakeEngine();
     const s = sched(e);
