@@ -7,11 +7,14 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { MfError, RuntimeError, apiEnvelope, isMfError, toMfError } from "../../core/errors.js";
 import { isTemplateError } from "../../grammar/template/errors.js";
 
-/** `2024-05-01T12:00:00.123456789Z`: what Go's time.Time marshals to. */
-export function createdAt(d: Date = new Date()): string {
-  const iso = d.toISOString();
-  const ns = String(process.hrtime.bigint() % 1_000_000n).padStart(6, "0");
-  return `${iso.slice(0, -1)}${ns}Z`;
+/** the wall clock in nanoseconds is the monotonic clock plus this offset, fixed once */
+const EPOCH_OFFSET_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
+/** `2024-05-01T12:00:00.123456789Z` (what Go's time.Time marshals to), never going back between calls. */
+export function createdAt(): string {
+  const ns = process.hrtime.bigint() + EPOCH_OFFSET_NS;
+  const seconds = new Date(Number(ns / 1_000_000_000n) * 1000).toISOString().slice(0, 19);
+  return `${seconds}.${String(ns % 1_000_000_000n).padStart(9, "0")}Z`;
 }
 
 /** Any thrown value as the MfError the API answers with. */
