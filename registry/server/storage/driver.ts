@@ -2,9 +2,12 @@
  * The registry's storage driver: a small interface over a flat key space of `/`-separated paths, shaped
  * so that an object store (S3) can implement it as well as a filesystem:
  *
- * - no append-in-place is assumed beyond `writeAt`, which an S3 driver maps to multipart parts (the
- *   offset must equal the committed size, or be smaller, which discards the parts past it);
- * - `move` is the only way a blob becomes visible (rename on a filesystem, copy + delete on S3);
+ * - no append-in-place is assumed beyond `writeAt`, which the S3 driver maps to multipart parts (the
+ *   offset must equal the committed size, or be smaller, which discards the parts past it; on S3 only
+ *   back to the end of an earlier writeAt that no later writeAt started beyond, which is all an upload
+ *   session that persists its offset after each call ever asks: storage/s3-write.ts);
+ * - `move` is the only way a blob becomes visible (rename on a filesystem; on S3, completing the
+ *   multipart upload and linking it at the target: storage/s3.ts);
  * - directories are implied by paths: `list` returns the next path segment under a prefix, `delete`
  *   removes a whole prefix.
  *
@@ -45,6 +48,12 @@ export interface StorageDriver {
   /** Writes a small object atomically (readers see the old or the new bytes, never a mix). */
   putContent(path: string, data: Uint8Array): Promise<void>;
   /**
+   * Writes a small object only when nothing is at `path`, as one atomic step against every writer of the
+   * same storage (other replicas included); false when something was there. Optional: callers fall back
+   * to stat + putContent.
+   */
+  putContentIfAbsent?(path: string, data: Uint8Array): Promise<boolean>;
+  /**
    * Writes `source` into the object starting at `offset`, first discarding everything past `offset`
    * (creating the object when absent and offset is 0). Resolves with the bytes written. On a failure
    * the bytes already reported through `onWritten` stay stored; the caller decides what counts.
@@ -58,6 +67,16 @@ export interface StorageDriver {
   delete(path: string): Promise<void>;
   /** Sets an object's modification time to now (GC's "recently used" mark). */
   touch(path: string): Promise<void>;
+  /**
+   * True when bytes handed to `writeAt` cannot be read back before the object is moved (S3: parts of an
+   * open multipart upload). Upload sessions then keep a resumable hash state beside their offset instead
+   * of re-reading the stored prefix.
+   */
+  readonly sealedWrites?: boolean;
+  /** The smallest chunk a client should send per PATCH (S3: the 5 MiB part minimum), advertised as `OCI-Chunk-Min-Length`. */
+  readonly minChunkBytes?: number;
+  /** A URL from which clients read the object directly for `ttlMs` (S3: pre-signed GET), or null when there is none. */
+  signedReadUrl?(path: string, ttlMs: number): Promise<string | null>;
 }
 
 /** Shared check for driver paths: relative, no empty, `.` or `..` segments. */

@@ -1,6 +1,6 @@
 /** The filesystem storage driver: objects are files under a root directory (tree: storage/layout.ts). */
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { link, mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -76,6 +76,23 @@ export class FsDriver implements StorageDriver {
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;
+    }
+  }
+
+  async putContentIfAbsent(path: string, data: Uint8Array): Promise<boolean> {
+    const file = this.abs(path);
+    await mkdir(dirname(file), { recursive: true });
+    const tmp = `${file}${TMP_MARK}${randomBytes(6).toString("hex")}`;
+    try {
+      await writeFile(tmp, data);
+      // link() fails when the name exists: an exclusive create that never shows a half-written file
+      await link(tmp, file);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw e;
+    } finally {
+      await rm(tmp, { force: true });
     }
   }
 

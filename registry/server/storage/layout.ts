@@ -14,10 +14,16 @@
  * │   └── _referrers/<alg>/<subject-hex>/<alg>-<hex>   descriptor (JSON) of a manifest whose subject is that digest
  * ├── uploads/<uuid>/
  * │   ├── data                                    bytes received so far (bytes past state.offset are garbage)
- * │   └── state.json                              {"repository","offset","startedAt","updatedAt"}: the truth
- * └── auth/nonces/<bucket>/<sha256 of nonce>      token-request nonces seen (bucket = ts / 600 s), shared
- *                                                 by replicas on the same storage; old buckets are removed
+ * │   ├── sealed                                  (S3, sha512 only) data moved aside to be hashed by reading
+ * │   └── state.json                              {"repository","offset","startedAt","updatedAt"}: the truth;
+ * │                                               + "sha256" (resumable hash state) on S3
+ * ├── auth/nonces/<bucket>/<sha256 of nonce>      token-request nonces seen (bucket = ts / 600 s), shared
+ * │                                               by replicas on the same storage; old buckets are removed
+ * └── .mf/                                        (S3 only) the driver's own objects: data/<id> (completed
+ *                                                 multipart uploads that blob links name), staged/<id>/<n>
  * ```
+ * On S3, `data` of an upload is a write state (multipart upload id, parts, staged objects: s3-write.ts)
+ * and `blobs/…/data` of a large blob is a link to `.mf/data/<id>` (s3.ts).
  * Segments starting with `_` can never be repository name components (names start with [a-z0-9]).
  */
 import type { ParsedDigest } from "../../../core/digest.js";
@@ -72,6 +78,10 @@ export function uploadDir(uuid: string): string {
 
 export function uploadDataPath(uuid: string): string {
   return `${uploadDir(uuid)}/data`;
+}
+
+export function uploadSealedPath(uuid: string): string {
+  return `${uploadDir(uuid)}/sealed`;
 }
 
 export function uploadStatePath(uuid: string): string {
