@@ -1,6 +1,7 @@
 /**
- * `mf registry serve` runs the OCI registry on a filesystem root; `mf registry gc` collects unreferenced
- * blobs. Every flag can also come from `--config FILE` (YAML, same keys); flags win over the file.
+ * `mf registry serve` runs the OCI registry on a filesystem root or an S3 bucket (`--storage s3://…`, where
+ * any number of replicas may serve the same registry); `mf registry gc` collects unreferenced blobs.
+ * Every flag can also come from `--config FILE` (YAML, same keys); flags win over the file.
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -9,12 +10,12 @@ import { dirname, join, resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import YAML from "yaml";
 import { MfError } from "../../core/errors.js";
-import { AccessFile, collectGarbage, createRegistryServer, createTokenAuth, FsDriver } from "../../registry/server/index.js";
+import { AccessFile, collectGarbage, createRegistryServer, createTokenAuth } from "../../registry/server/index.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
+import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
 import { registryAdminCommands } from "./registry-admin.js";
 
-interface ServeArgs {
-  root: string;
+interface ServeArgs extends StorageArgs {
   addr: string;
   "public-url"?: string;
   "tls-cert"?: string;
@@ -33,8 +34,7 @@ interface ServeArgs {
   verbose?: boolean;
 }
 
-interface GcArgs {
-  root: string;
+interface GcArgs extends StorageArgs {
   grace: string;
   "dry-run": boolean;
   "upload-expiry": string;
@@ -54,9 +54,11 @@ function yamlConfig(path: string): Record<string, unknown> {
 }
 
 function rootOption<T>(y: Argv<T>) {
-  return y
-    .option("root", { type: "string", describe: "storage directory", default: join(homedir(), ".mf", "registry") })
-    .config("config", "YAML file with the same keys as the flags", yamlConfig);
+  return storageOptions(
+    y
+      .option("root", { type: "string", describe: "storage directory", default: join(homedir(), ".mf", "registry") })
+      .config("config", "YAML file with the same keys as the flags", yamlConfig),
+  );
 }
 
 /** The HMAC key: read from the file, or generated into it (0600) on first start and reused afterwards. */
@@ -75,11 +77,6 @@ export function loadSecret(path: string): Buffer {
   return readFileSync(path);
 }
 
-/** A flag given twice arrives as an array: the last one wins. */
-function last(v: string | string[]): string {
-  return Array.isArray(v) ? String(v[v.length - 1]) : v;
-}
-
 function splitAddr(addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   if (!m) throw new MfError("BAD_REQUEST", `invalid --addr "${addr}" (expected HOST:PORT)`);
@@ -87,16 +84,19 @@ function splitAddr(addr: string): { host: string; port: number } {
 }
 
 async function serve(args: ServeArgs): Promise<void> {
-  const root = resolve(last(args.root));
-  mkdirSync(root, { recursive: true });
-  const secret = loadSecret(resolve(args["secret-file"] ?? join(root, "secret.key")));
+  const opened = openStorage(args);
+  const secretFile = args["secret-file"] ?? (opened.root ? join(opened.root, "secret.key") : undefined);
+  if (!secretFile) {
+    throw new MfError("BAD_REQUEST", "with --storage s3://… give --secret-file: the replicas of one registry share its secret (upload locations, tokens)");
+  }
+  const secret = loadSecret(resolve(secretFile));
   if ((args["tls-cert"] === undefined) !== (args["tls-key"] === undefined)) {
     throw new MfError("BAD_REQUEST", "--tls-cert and --tls-key go together");
   }
   const https = args["tls-cert"] && args["tls-key"]
     ? { cert: readFileSync(args["tls-cert"]), key: readFileSync(args["tls-key"]) }
     : undefined;
-  const storage = new FsDriver({ root });
+  const storage = opened.driver;
   const access = args.access
     ? await AccessFile.open(resolve(args.access), {
         onReload: (p) => process.stderr.write(`mf registry: access file reloaded (${p.keys.length} keys, ${p.apiKeys.length} API keys)\n`),
@@ -122,7 +122,7 @@ async function serve(args: ServeArgs): Promise<void> {
   });
   const { host, port } = splitAddr(last(args.addr));
   const address = await app.listen({ host, port });
-  process.stdout.write(`mf registry listening on ${address} (root ${root}${access ? `, access ${access.path}` : ""})\n`);
+  process.stdout.write(`mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n`);
 
   const graceMs = parseDuration(args["shutdown-grace"]);
   await new Promise<void>((done) => {
@@ -132,6 +132,7 @@ async function serve(args: ServeArgs): Promise<void> {
       const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
       app.close().finally(() => {
         access?.close();
+        opened.close();
         clearTimeout(timer);
         done();
       });
@@ -142,14 +143,14 @@ async function serve(args: ServeArgs): Promise<void> {
 }
 
 async function gc(args: GcArgs): Promise<void> {
-  const root = resolve(args.root);
+  const opened = openStorage(args);
   const report = await collectGarbage({
-    storage: new FsDriver({ root }),
+    storage: opened.driver,
     graceMs: parseDuration(args.grace),
     dryRun: args["dry-run"],
     uploadExpiryMs: parseDuration(args["upload-expiry"]),
     onSweep: (digest, size) => process.stdout.write(`${args["dry-run"] ? "would remove" : "removed"} ${digest} (${size} bytes)\n`),
-  });
+  }).finally(() => opened.close());
   process.stdout.write(
     `${report.manifests} manifests, ${report.markedBlobs} blobs in use, ` +
       `${report.sweptBlobs} blobs ${args["dry-run"] ? "to remove" : "removed"} (${report.sweptBytes} bytes), ` +

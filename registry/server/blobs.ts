@@ -17,8 +17,13 @@ export async function getBlob(ctx: RegistryContext, request: FastifyRequest, rep
   if (!info) throw new RegistryError("BLOB_UNKNOWN", `blob ${ref} unknown to ${name}`, { detail: { digest: ref } });
   if (request.method === "GET" && ctx.settings.redirect) {
     const text = digestString(digest);
-    const expires = ctx.clock() + ctx.settings.signedUrlTtlMs;
-    const location = absoluteUrl(ctx, request, `${SIGNED_BLOB_PREFIX}${text}?${ctx.signer.blobQuery(text, expires)}`);
+    // Storage that serves reads itself (S3: a pre-signed URL, ranges included) gets them; else the signed
+    // /_mf/blobs/ URL of this registry, which any replica verifies with the shared secret.
+    let location = await ctx.store.signedBlobUrl(digest, ctx.settings.signedUrlTtlMs);
+    if (!location) {
+      const expires = ctx.clock() + ctx.settings.signedUrlTtlMs;
+      location = absoluteUrl(ctx, request, `${SIGNED_BLOB_PREFIX}${text}?${ctx.signer.blobQuery(text, expires)}`);
+    }
     reply.code(307).header("Location", location).header("Docker-Content-Digest", text).header("Content-Length", 0).send();
     return;
   }

@@ -2,7 +2,9 @@
  * Token-request nonces already seen, kept in registry storage so that every replica on the same storage
  * refuses a replay. A signed request is only acceptable within ±window of its `ts`, so a nonce is filed
  * under its request's time bucket (the replay carries the same signed `ts`) and whole buckets older
- * than the window are dropped. Concurrent claims inside one process are serialised in memory.
+ * than the window are dropped. A claim is one exclusive create where the driver has one (S3: a PUT with
+ * If-None-Match, so two replicas racing on one nonce cannot both win); concurrent claims inside one
+ * process are also serialised in memory.
  */
 import { createHash } from "node:crypto";
 import type { StorageDriver } from "./storage/driver.js";
@@ -31,8 +33,13 @@ export class NonceStore {
     if (this.pending.has(path)) return false;
     this.pending.add(path);
     try {
-      if (await this.storage.stat(path)) return false;
-      await this.storage.putContent(path, Buffer.from(String(tsS)));
+      const mark = Buffer.from(String(tsS));
+      if (this.storage.putContentIfAbsent) {
+        if (!(await this.storage.putContentIfAbsent(path, mark))) return false;
+      } else {
+        if (await this.storage.stat(path)) return false;
+        await this.storage.putContent(path, mark);
+      }
     } finally {
       this.pending.delete(path);
     }

@@ -45,6 +45,11 @@ export class RepoStore {
     return this.storage.read(L.blobPath(d), span);
   }
 
+  /** A URL the storage itself serves the blob from (S3: pre-signed), or null. */
+  async signedBlobUrl(d: ParsedDigest, ttlMs: number): Promise<string | null> {
+    return this.storage.signedReadUrl ? this.storage.signedReadUrl(L.blobPath(d), ttlMs) : null;
+  }
+
   async linkBlob(name: string, d: ParsedDigest): Promise<void> {
     await this.storage.putContent(L.layerLinkPath(name, d), Buffer.alloc(0));
   }

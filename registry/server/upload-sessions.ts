@@ -1,17 +1,21 @@
 /**
  * Upload sessions as data in storage (architecture principle 7). A session is `uploads/<uuid>/data` plus
- * `state.json` ({repository, offset, startedAt, updatedAt}), rewritten after every request. The persisted
- * offset is the truth: bytes past it (a PATCH cut by a crash) are discarded when the session is next
- * written. The running hash lives in memory and follows exactly the bytes the driver reports written, so
- * the closing PUT never re-reads the blob; a session whose hash is not in memory (after a restart, or on
- * another replica) re-hashes its stored prefix once.
+ * `state.json` ({repository, offset, startedAt, updatedAt[, sha256]}), rewritten after every request. The
+ * persisted offset is the truth: bytes past it (a PATCH cut by a crash) are discarded when the session is
+ * next written. The running hash follows exactly the bytes the driver reports written, so the closing PUT
+ * never re-reads the blob. Where the stored bytes can be read back (filesystem) the hash is node's, in
+ * memory, and a session whose hash is not in memory (after a restart, or on another replica) re-hashes
+ * its stored prefix once. Where they cannot (S3: parts of an open multipart upload; the driver's
+ * `sealedWrites`), the hash is the resumable SHA-256 of storage/sha256-state.ts and its state is saved in
+ * state.json with the offset it covers, so any replica continues where the last request stopped.
  */
-import { randomUUID, type Hash } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { createHasher, type ParsedDigest } from "../../core/digest.js";
 import { RegistryError, StoreError } from "../../core/errors.js";
 import type { BlobInfo, RepoStore } from "./repo-store.js";
 import type { StorageDriver } from "./storage/driver.js";
 import * as L from "./storage/layout.js";
+import { ResumableSha256, type Sha256State } from "./storage/sha256-state.js";
 import { isUuid } from "./validate.js";
 
 export interface UploadState {
@@ -19,11 +23,24 @@ export interface UploadState {
   offset: number;
   startedAt: number;
   updatedAt: number;
+  /** the SHA-256 state of the first `offset` bytes (drivers with sealed writes) */
+  sha256?: Sha256State;
+}
+
+interface RunningHash {
+  update(chunk: Uint8Array): unknown;
+  hex(): string;
+  save?(): Sha256State;
 }
 
 interface LiveHash {
-  hash: Hash;
+  hash: RunningHash;
   offset: number;
+}
+
+function nodeSha256(): RunningHash {
+  const h = createHasher("sha256");
+  return { update: (c) => h.update(c), hex: () => h.copy().digest("hex") };
 }
 
 export interface UploadSessionsOptions {
@@ -64,9 +81,10 @@ export class UploadSessions {
     const uuid = randomUUID();
     const now = this.clock();
     const state: UploadState = { repository, offset: 0, startedAt: now, updatedAt: now };
+    const live: LiveHash = { hash: this.newHash(), offset: 0 };
     await this.storage.putContent(L.uploadDataPath(uuid), Buffer.alloc(0));
-    await this.persist(uuid, state);
-    this.live.set(uuid, { hash: createHasher("sha256"), offset: 0 });
+    await this.persist(uuid, state, live);
+    this.live.set(uuid, live);
     return { uuid, state };
   }
 
@@ -86,9 +104,17 @@ export class UploadSessions {
       let state = await this.load(uuid, repository);
       if (req) state = await this.appendLocked(uuid, state, req);
       // Bytes past the persisted offset are not part of the blob.
-      const data = await this.storage.stat(L.uploadDataPath(uuid));
-      if (data && data.size > state.offset) await this.storage.writeAt(L.uploadDataPath(uuid), state.offset, EMPTY);
-      const actual = await this.digestOf(uuid, state, digest.algorithm);
+      const stored = await this.storage.stat(L.uploadDataPath(uuid));
+      if (stored && stored.size > state.offset) await this.storage.writeAt(L.uploadDataPath(uuid), state.offset, EMPTY);
+      let data = L.uploadDataPath(uuid);
+      if (digest.algorithm !== "sha256" && this.storage.sealedWrites) {
+        // no resumable state for other algorithms: finish the write first, then hash it by reading
+        await this.storage.move(data, L.uploadSealedPath(uuid));
+        data = L.uploadSealedPath(uuid);
+      }
+      const actual = digest.algorithm === "sha256"
+        ? (await this.liveHash(uuid, state)).hash.hex()
+        : await this.hashStored(data, state.offset, digest.algorithm);
       if (actual !== digest.hex) {
         await this.drop(uuid);
         throw new RegistryError("DIGEST_INVALID", `digest mismatch: content is ${digest.algorithm}:${actual}`, {
@@ -96,7 +122,7 @@ export class UploadSessions {
         });
       }
       if (!(await this.store.touchBlob(digest))) {
-        await this.storage.move(L.uploadDataPath(uuid), L.blobPath(digest));
+        await this.storage.move(data, L.blobPath(digest));
         await this.store.touchBlob(digest);
       }
       await this.store.linkBlob(repository, digest);
@@ -125,6 +151,8 @@ export class UploadSessions {
       if (this.locks.has(name)) continue;
       const state = isUuid(name) ? await this.readState(name).catch(() => null) : null;
       let last = state?.updatedAt;
+      // a request still writing (here or on another replica) keeps the data's modification time fresh
+      if (state) last = Math.max(last ?? 0, (await this.storage.stat(L.uploadDataPath(name)))?.modifiedMs ?? 0);
       if (last === undefined) last = (await this.storage.stat(`${L.UPLOADS_ROOT}/${name}`))?.modifiedMs ?? 0;
       if (now - last > this.expiryMs) {
         await this.drop(name);
@@ -163,16 +191,31 @@ export class UploadSessions {
       // Whatever happened, what was written counts: the client asks GET <location> and continues there.
       state.offset = start + written;
       state.updatedAt = this.clock();
-      await this.persist(uuid, state);
+      await this.persist(uuid, state, live);
     }
     return state;
   }
 
-  /** The in-memory hash when it covers exactly the persisted prefix, else a fresh one over the stored bytes. */
+  private newHash(): RunningHash {
+    return this.storage.sealedWrites ? new ResumableSha256() : nodeSha256();
+  }
+
+  /**
+   * The in-memory hash when it covers exactly the persisted prefix; else the saved resumable state
+   * (sealed writes), or a fresh hash over the stored bytes.
+   */
   private async liveHash(uuid: string, state: UploadState): Promise<LiveHash> {
     const cur = this.live.get(uuid);
     if (cur && cur.offset === state.offset) return cur;
-    const fresh: LiveHash = { hash: createHasher("sha256"), offset: 0 };
+    if (this.storage.sealedWrites) {
+      if (!state.sha256 || state.sha256.length !== state.offset) {
+        throw new RegistryError("BLOB_UPLOAD_INVALID", "the upload's hash state does not match its offset; start the upload again", { detail: { uuid } });
+      }
+      const restored: LiveHash = { hash: new ResumableSha256(state.sha256), offset: state.offset };
+      this.live.set(uuid, restored);
+      return restored;
+    }
+    const fresh: LiveHash = { hash: nodeSha256(), offset: 0 };
     if (state.offset > 0) {
       const stream = await this.storage.read(L.uploadDataPath(uuid), { start: 0, end: state.offset - 1 });
       for await (const chunk of stream) {
@@ -184,13 +227,10 @@ export class UploadSessions {
     return fresh;
   }
 
-  private async digestOf(uuid: string, state: UploadState, algorithm: ParsedDigest["algorithm"]): Promise<string> {
-    if (algorithm === "sha256") return (await this.liveHash(uuid, state)).hash.copy().digest("hex");
+  private async hashStored(path: string, size: number, algorithm: ParsedDigest["algorithm"]): Promise<string> {
     const h = createHasher(algorithm);
-    if (state.offset > 0) {
-      for await (const chunk of await this.storage.read(L.uploadDataPath(uuid), { start: 0, end: state.offset - 1 })) {
-        h.update(chunk as Buffer);
-      }
+    if (size > 0) {
+      for await (const chunk of await this.storage.read(path, { start: 0, end: size - 1 })) h.update(chunk as Buffer);
     }
     return h.digest("hex");
   }
@@ -218,7 +258,9 @@ export class UploadSessions {
     return state;
   }
 
-  private async persist(uuid: string, state: UploadState): Promise<void> {
+  /** Stores the state; with sealed writes, with the hash state of exactly `state.offset` bytes. */
+  private async persist(uuid: string, state: UploadState, live?: LiveHash): Promise<void> {
+    if (live?.hash.save && live.offset === state.offset) state.sha256 = live.hash.save();
     await this.storage.putContent(L.uploadStatePath(uuid), Buffer.from(JSON.stringify(state)));
   }
 

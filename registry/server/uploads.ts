@@ -21,6 +21,8 @@ function answerSession(ctx: RegistryContext, request: FastifyRequest, reply: Fas
     .header("Location", uploadLocation(ctx, request, name, uuid))
     .header("Range", formatUploadRange(offset))
     .header("Docker-Upload-UUID", uuid);
+  const min = ctx.store.storage.minChunkBytes;
+  if (min) reply.header("OCI-Chunk-Min-Length", min);
   if (status !== 204) reply.header("Content-Length", 0);
   reply.send();
 }

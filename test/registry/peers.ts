@@ -56,11 +56,20 @@ export function mfCommand(): string[] {
   return entry.endsWith(".ts") ? ["--import", "tsx", entry] : [entry];
 }
 
+export interface SpawnOptions {
+  /** the CLI entry to run (e.g. dist/cli/main.js); default: mfCommand() */
+  entry?: string;
+  /** extra environment for the process */
+  env?: Record<string, string>;
+}
+
 /** Spawns `mf registry serve --addr 127.0.0.1:0 ...` and waits for its "listening on" line. */
-export async function spawnMfRegistry(root: string, args: string[] = [], timeoutMs = 30_000): Promise<SpawnedRegistry> {
-  const child = spawn(process.execPath, [...mfCommand(), "registry", "serve", "--root", root, "--addr", "127.0.0.1:0", ...args], {
+export async function spawnMfRegistry(root: string, args: string[] = [], timeoutMs = 30_000, options: SpawnOptions = {}): Promise<SpawnedRegistry> {
+  const command = options.entry ? [options.entry] : mfCommand();
+  const child = spawn(process.execPath, [...command, "registry", "serve", "--root", root, "--addr", "127.0.0.1:0", ...args], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...options.env },
   });
   let out = "";
   child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
