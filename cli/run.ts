@@ -1,4 +1,4 @@
-/** Top-level error handling for the CLI: an MfError prints its message (never a stack) and exits 1. */
+/** Top-level error handling for the CLI: an MfError prints its message (never a stack) and exits 1 (or the code the command set). */
 import { isMfError } from "../core/errors.js";
 
 export async function runMain(main: () => Promise<void>): Promise<void> {
@@ -16,6 +16,7 @@ export async function runMain(main: () => Promise<void>): Promise<void> {
       process.stderr.write(`mf: ${(e as Error)?.message ?? String(e)}\n`);
       if (process.env.MF_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ""}\n`);
     }
-    process.exitCode = 1;
+    // a command may have chosen its failure code (130: interrupted by Ctrl-C)
+    if (!process.exitCode) process.exitCode = 1;
   }
 }

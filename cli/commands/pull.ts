@@ -23,7 +23,7 @@ export const pullCommand: CommandModule<object, Args> = {
   handler: async (args) => {
     const { store } = cliContext();
     const ref = parseRef(args.name);
-    await withTransfer(`mf pull ${args.name}`, ({ client, signal, onProgress }) =>
+    await withTransfer(`mf pull ${args.insecure ? "--insecure " : ""}${args.name}`, ({ client, signal, onProgress }) =>
       client.pull(store, ref, { insecure: args.insecure, signal, onProgress }), { quiet: args.quiet, key: args.key })
       .then((r) => {
         if (args.quiet) process.stdout.write(`${r.digest}\n`);

@@ -36,7 +36,7 @@ export const pushCommand: CommandModule<object, Args> = {
       if (!args.quiet) process.stderr.write(`copied '${displayRef(from.ref)}' to '${displayRef(target)}'\n`);
     }
     const chunkSize = parseByteSize(args["chunk-size"]);
-    const r = await withTransfer(`mf push ${displayRef(target)}`, ({ client, signal, onProgress }) =>
+    const r = await withTransfer(`mf push ${args.insecure ? "--insecure " : ""}${displayRef(target)}`, ({ client, signal, onProgress }) =>
       client.push(store, target, { insecure: args.insecure, signal, onProgress }), { quiet: args.quiet, chunkSize, key: args.key });
     if (args.quiet) process.stdout.write(`${r.digest}\n`);
     else process.stderr.write(`pushed ${displayRef(target)} (${r.digest}): ${r.uploaded} uploaded, ${r.mounted} mounted, ${r.skipped} already there\n`);

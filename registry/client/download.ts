@@ -240,6 +240,8 @@ async function fetchLocked(o: DownloadOptions, partial: string): Promise<void> {
     await save();
   };
 
+  /** the partial file is complete (then committed or deleted): no state to keep */
+  let settled = false;
   try {
     await runParallel(st.parts.filter((p) => p.done < p.end - p.start + 1), o.parallel ?? 8, (p) =>
       runPart(p).catch((e) => {
@@ -250,6 +252,7 @@ async function fetchLocked(o: DownloadOptions, partial: string): Promise<void> {
     notify();
     const got = await follower;
     await fh!.close();
+    settled = true;
     if (got !== digest) {
       await rm(partial, { force: true });
       await rm(statePath, { force: true });
@@ -261,6 +264,9 @@ async function fetchLocked(o: DownloadOptions, partial: string): Promise<void> {
     ctl.abort(e);
     notify();
     await saving.catch(() => {});
+    // Every part has stopped and counts only bytes already written: an interrupted pull (Ctrl-C, a
+    // failure) resumes from here rather than from the last periodic save.
+    if (!settled) await saveState(statePath, st).catch(() => {});
     await fh!.close().catch(() => {});
     throw e;
   }
