@@ -33,7 +33,7 @@ export const generateSchema = {
     suffix: str,
     system: str,
     template: str,
-    context: { type: "array", items: { type: "integer" } },
+    context: { type: "array", items: { type: "integer", minimum: 0 } },
     stream: bool,
     raw: bool,
     format,

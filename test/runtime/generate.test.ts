@@ -162,6 +162,7 @@ describe("/api/generate", { concurrency: false }, () => {
       [{ model: "chat", prompt: "x", images: ["aGk="] }, 400, /images are not supported/],
       [{ model: "chat", prompt: "x", raw: true, system: "s" }, 400, /raw mode/],
       [{ model: "chat", prompt: "x", raw: true, context: [1] }, 400, /raw mode/],
+      [{ model: "chat", prompt: "x", context: [1, -5] }, 400, /invalid context\.1/],
     ];
     for (const [body, status, re] of cases) {
       const r = await post(h.base, "/api/generate", body);
