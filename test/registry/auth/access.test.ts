@@ -106,6 +106,27 @@ describe("registry access control with ssh keys", () => {
     assert.ok(!(await listTree(reg.root)).some((p) => p.includes("team-b/fresh")));
   });
 
+  it("deletes need the delete action: a pull+push key gets 403 DENIED and nothing goes; a delete key removes", async () => {
+    const digest = (await src.readModel(name("team-a/x"))).digest;
+    const manifestUrl = `${reg.base}/v2/team-a/x/manifests/${digest}`;
+    const blobUrl = `${reg.base}/v2/team-a/x/blobs/${(await src.readModel(name("team-a/x"))).manifest.config.digest}`;
+    const teamA = client({ key: keys.teamA!.key });
+    for (const url of [manifestUrl, blobUrl]) {
+      await assert.rejects(teamA.http.send({ method: "DELETE", url }), (e: Error & { code?: string }) =>
+        e.code === "DENIED" && /delete on team-a\/x is not allowed/.test(e.message));
+    }
+    const still = await teamA.http.send({ method: "HEAD", url: manifestUrl, headers: { accept: "application/vnd.docker.distribution.manifest.v2+json" } });
+    still.body.resume();
+    assert.equal(still.status, 200, "the manifest is still there");
+    const admin = client({ key: keys.admin!.key });
+    const del = await admin.http.send({ method: "DELETE", url: manifestUrl });
+    del.body.resume();
+    assert.equal(del.status, 202);
+    await assert.rejects(admin.http.send({ method: "HEAD", url: manifestUrl }), (e: Error & { code?: string }) => e.code === "NAME_UNKNOWN" || e.code === "MANIFEST_UNKNOWN");
+    // put it back for the tests that follow
+    await admin.push(src, name("team-a/x"), { insecure: true });
+  });
+
   it("anonymous clients pull a public namespace but cannot push to it, nor pull elsewhere", async () => {
     const anon = client({});
     const fresh = await newStore("mf-auth-anon-");
