@@ -117,6 +117,26 @@ for (const kind of ["mf", "distribution"] as const) {
       assert.deepEqual(await showOf(dst, name), await showOf(src, name));
     });
 
+    it("with chunkSize 0 every blob travels in one streamed request (no PATCH)", async () => {
+      const host = new URL(proxy.base).host;
+      const name = `${host}/team/streamed:v1`;
+      await src.copyModel(`${host}/team/tiny:v1`, name);
+      const streamed = new RegistryClient({ chunkSize: 0 });
+      proxy.reset();
+      try {
+        const r = await streamed.push(src, name, { insecure: true });
+        assert.ok(r.uploaded >= 3, JSON.stringify(r));
+        const uploads = proxy.log.filter((l) => l.includes("/v2/team/streamed/blobs/uploads/"));
+        assert.deepEqual(uploads.filter((l) => l.startsWith("PATCH ")), []);
+        assert.equal(uploads.filter((l) => l.startsWith("PUT ") && /digest=sha256/.test(l)).length, r.uploaded);
+        const m = await src.readModel(name);
+        assert.equal([...proxy.received.values()].reduce((x, y) => x + y, 0), [m.manifest.config, ...m.manifest.layers].reduce((x, d) => x + d.size, 0));
+      } finally {
+        await streamed.close();
+      }
+      assert.equal((await client.pull(dst, name, { insecure: true })).digest, (await src.readModel(name)).digest);
+    });
+
     it("refuses a name OCI cannot spell before any request", async () => {
       const host = new URL(proxy.base).host;
       proxy.reset();
