@@ -132,6 +132,38 @@ describe("client faults", () => {
       }
     }));
 
+  it("a connection reset mid-PATCH is resumed at the registry's offset, in the same push", async () => {
+    const target = `${new URL(proxy.base).host}/faults/reset:latest`;
+    await src.copyModel(name, target);
+    let resets = 0;
+    proxy.reset();
+    proxy.uploadDigest = big.digest;
+    proxy.hooks.onUploadChunk = (c) => {
+      if (resets === 0 && c.before > 1.2 * MiB) {
+        resets++;
+        return "reset";
+      }
+    };
+    try {
+      const r = await client.push(src, target, { insecure: true });
+      assert.equal(resets, 1);
+      assert.ok(r.uploaded >= 3, JSON.stringify(r));
+      // after the reset the session was asked where it stood, and the push went on from there
+      const uploads = proxy.log.filter((l) => l.includes("/v2/faults/reset/blobs/uploads/"));
+      assert.ok(uploads.some((l) => l.startsWith("GET ")), uploads.join("\n"));
+      const total = [(await src.readModel(target)).manifest.config, ...(await src.readModel(target)).manifest.layers].reduce((a, d) => a + d.size, 0);
+      const sent = [...proxy.received.values()].reduce((a, b) => a + b, 0);
+      assert.ok(sent < total + 512 * 1024, `resent at most the chunk that was cut (${sent} bytes for ${total})`);
+      const m = await fetch(`${peer.base}/v2/faults/reset/blobs/${big.digest}`);
+      assert.equal(m.status, 200);
+      assert.equal((await m.arrayBuffer()).byteLength, big.size);
+      assert.deepEqual(await new UploadSessions(src.root).list(), []);
+    } finally {
+      proxy.hooks = {};
+      proxy.uploadDigest = undefined;
+    }
+  });
+
   it("an upload session the registry forgot restarts cleanly", async () => {
     const other = await newStore();
     try {
