@@ -6,8 +6,9 @@
  * never re-reads the blob. Where the stored bytes can be read back (filesystem) the hash is node's, in
  * memory, and a session whose hash is not in memory (after a restart, or on another replica) re-hashes
  * its stored prefix once. Where they cannot (S3: parts of an open multipart upload; the driver's
- * `sealedWrites`), the hash is the resumable SHA-256 of storage/sha256-state.ts and its state is saved in
- * state.json with the offset it covers, so any replica continues where the last request stopped.
+ * `sealedWrites`), the hash is the resumable SHA-256 of storage/sha256-state.ts (on a worker thread:
+ * storage/sha256-worker.ts) and its state is saved in state.json with the offset it covers, so any
+ * replica continues where the last request stopped.
  */
 import { randomUUID } from "node:crypto";
 import { createHasher, type ParsedDigest } from "../../core/digest.js";
@@ -15,7 +16,8 @@ import { RegistryError, StoreError } from "../../core/errors.js";
 import type { BlobInfo, RepoStore } from "./repo-store.js";
 import type { StorageDriver } from "./storage/driver.js";
 import * as L from "./storage/layout.js";
-import { ResumableSha256, type Sha256State } from "./storage/sha256-state.js";
+import type { Sha256State } from "./storage/sha256-state.js";
+import { ThreadedSha256 } from "./storage/sha256-worker.js";
 import { isUuid } from "./validate.js";
 
 export interface UploadState {
@@ -29,8 +31,9 @@ export interface UploadState {
 
 interface RunningHash {
   update(chunk: Uint8Array): unknown;
-  hex(): string;
-  save?(): Sha256State;
+  hex(): string | Promise<string>;
+  save?(): Promise<Sha256State>;
+  close?(): void;
 }
 
 interface LiveHash {
@@ -82,9 +85,9 @@ export class UploadSessions {
     const now = this.clock();
     const state: UploadState = { repository, offset: 0, startedAt: now, updatedAt: now };
     const live: LiveHash = { hash: this.newHash(), offset: 0 };
+    this.setLive(uuid, live);
     await this.storage.putContent(L.uploadDataPath(uuid), Buffer.alloc(0));
     await this.persist(uuid, state, live);
-    this.live.set(uuid, live);
     return { uuid, state };
   }
 
@@ -113,7 +116,7 @@ export class UploadSessions {
         data = L.uploadSealedPath(uuid);
       }
       const actual = digest.algorithm === "sha256"
-        ? (await this.liveHash(uuid, state)).hash.hex()
+        ? await (await this.liveHash(uuid, state)).hash.hex()
         : await this.hashStored(data, state.offset, digest.algorithm);
       if (actual !== digest.hex) {
         await this.drop(uuid);
@@ -196,8 +199,15 @@ export class UploadSessions {
     return state;
   }
 
-  private newHash(): RunningHash {
-    return this.storage.sealedWrites ? new ResumableSha256() : nodeSha256();
+  private newHash(state?: Sha256State): RunningHash {
+    return this.storage.sealedWrites ? new ThreadedSha256(state) : nodeSha256();
+  }
+
+  private setLive(uuid: string, live: LiveHash | undefined): void {
+    const old = this.live.get(uuid);
+    if (old && old !== live) old.hash.close?.();
+    if (live) this.live.set(uuid, live);
+    else this.live.delete(uuid);
   }
 
   /**
@@ -211,8 +221,8 @@ export class UploadSessions {
       if (!state.sha256 || state.sha256.length !== state.offset) {
         throw new RegistryError("BLOB_UPLOAD_INVALID", "the upload's hash state does not match its offset; start the upload again", { detail: { uuid } });
       }
-      const restored: LiveHash = { hash: new ResumableSha256(state.sha256), offset: state.offset };
-      this.live.set(uuid, restored);
+      const restored: LiveHash = { hash: this.newHash(state.sha256), offset: state.offset };
+      this.setLive(uuid, restored);
       return restored;
     }
     const fresh: LiveHash = { hash: nodeSha256(), offset: 0 };
@@ -223,7 +233,7 @@ export class UploadSessions {
         fresh.offset += (chunk as Buffer).length;
       }
     }
-    this.live.set(uuid, fresh);
+    this.setLive(uuid, fresh);
     return fresh;
   }
 
@@ -260,12 +270,12 @@ export class UploadSessions {
 
   /** Stores the state; with sealed writes, with the hash state of exactly `state.offset` bytes. */
   private async persist(uuid: string, state: UploadState, live?: LiveHash): Promise<void> {
-    if (live?.hash.save && live.offset === state.offset) state.sha256 = live.hash.save();
+    if (live?.hash.save && live.offset === state.offset) state.sha256 = await live.hash.save();
     await this.storage.putContent(L.uploadStatePath(uuid), Buffer.from(JSON.stringify(state)));
   }
 
   private async drop(uuid: string): Promise<void> {
-    this.live.delete(uuid);
+    this.setLive(uuid, undefined);
     await this.storage.delete(L.uploadDir(uuid));
   }
 
