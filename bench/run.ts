@@ -6,6 +6,8 @@
  *   inference  mf serve vs node-llama-cpp direct vs llama-server / llama-bench
  *   build      mf build (and --link) vs openssl dgst, sha256sum, cp of a ~2 GiB GGUF
  *   transfer   2 GiB push/pull: mf client and skopeo against mf registry and distribution, registry RSS
+ *   s3         2 GiB push/pull through mf registry on S3 (Ceph), one replica and two behind a balancer,
+ *              beside the filesystem registry (uses MF_TEST_S3_* or starts test/services/ceph.sh)
  *
  * Needs the built binary (dist/, built here first), and for transfer Debian's `skopeo` and
  * `docker-registry` (installed with apt-get when missing); inference builds llama.cpp's llama-server and
@@ -21,6 +23,7 @@ const SECTIONS: Record<string, { scripts: string[]; needsDist: boolean; apt?: Re
   inference: { scripts: ["inference.ts"], needsDist: true },
   build: { scripts: ["build.ts"], needsDist: true },
   transfer: { scripts: ["transfer.ts"], needsDist: true, apt: { skopeo: "skopeo", "docker-registry": "docker-registry" } },
+  s3: { scripts: ["transfer-s3.ts"], needsDist: true, apt: { radosgw: "radosgw", "ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd", ceph: "ceph-common" } },
 };
 
 const argv = process.argv.slice(2);

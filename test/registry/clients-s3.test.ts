@@ -1,7 +1,8 @@
 /**
  * Real clients through `mf registry serve --storage s3://…` (two replicas over one bucket prefix, on
  * Ceph in CI): skopeo copies an OCI image in through one replica and out through the other; `mf push`
- * in 3 MiB chunks (staged objects, then parts that begin with them) to one, `mf pull` from both.
+ * in 3 MiB chunks (staged objects, then parts that begin with them) to one, `mf pull` from both; and
+ * `mf push` / `mf pull` through a round-robin balancer, every chunk on the other replica.
  */
 import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
@@ -12,6 +13,7 @@ import { digestFile } from "../../core/digest.js";
 import { LocalStore } from "../../core/store.js";
 import { buildModel, showOf, SKOPEO_MISSING } from "./client/helpers.js";
 import { writeOciLayout } from "./oci-layout.js";
+import { startRoundRobin } from "./round-robin.js";
 import { runMf } from "./run-mf.js";
 import { S3_MISSING } from "./s3-peer.js";
 import { replicaSet, type Replica, type ReplicaSet } from "./s3-replicas.js";
@@ -65,6 +67,24 @@ describe("clients through a registry on S3", { skip: S3_MISSING }, () => {
       assert.equal(pull.code, 0, pull.stderr);
       assert.match(pull.stderr, /verifying sha256 digest/);
       assert.deepEqual(await showOf(new LocalStore(home(`dst-${label}`).MF_MODELS), pulled), want);
+    }
+  });
+
+  it("mf push and pull through a round-robin balancer: each 6 MiB chunk lands on the other replica", async () => {
+    const lb = await startRoundRobin([a.base, b.base]);
+    try {
+      const home = (name: string) => ({ MF_MODELS: join(set.dir, name, "models"), MF_HOME: join(set.dir, name, "home") });
+      const src = new LocalStore(home("lb-src").MF_MODELS);
+      const name = `${lb.host}/team/balanced:v1`;
+      await buildModel(src, set.dir, name, { bigLayerBytes: 20 * 1024 * 1024, seed: 7 });
+      const push = await runMf(["push", "--insecure", "--chunk-size", "6M", name], home("lb-src"));
+      assert.equal(push.code, 0, push.stderr);
+      assert.ok(lb.counts[0]! >= 4 && lb.counts[1]! >= 4, `both replicas served the push: ${lb.counts.join(", ")}`);
+      const pull = await runMf(["pull", "--insecure", name], home("lb-dst"));
+      assert.equal(pull.code, 0, pull.stderr);
+      assert.deepEqual(await showOf(new LocalStore(home("lb-dst").MF_MODELS), name), await showOf(src, name));
+    } finally {
+      await lb.close();
     }
   });
 });

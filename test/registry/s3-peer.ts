@@ -15,8 +15,8 @@ export interface S3Peer extends S3Connection {
   credentials: { accessKeyId: string; secretAccessKey: string };
 }
 
-function fromEnv(): S3Peer | null {
-  const e = process.env;
+/** The engine the variables name (the S3 suites read process.env; the benchmark passes what it started). */
+export function s3PeerFrom(e: Record<string, string | undefined>): S3Peer | null {
   if (!e.MF_TEST_S3_ENDPOINT || !e.MF_TEST_S3_BUCKET || !e.AWS_ACCESS_KEY_ID || !e.AWS_SECRET_ACCESS_KEY) return null;
   return {
     endpoint: e.MF_TEST_S3_ENDPOINT,
@@ -26,7 +26,7 @@ function fromEnv(): S3Peer | null {
   };
 }
 
-export const S3_PEER = fromEnv();
+export const S3_PEER = s3PeerFrom(process.env);
 
 // The pinned SDK warns once per process that its 2027 releases will need node 22; tests need not say so.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -46,15 +46,15 @@ export function s3Driver(prefix: string, options: Partial<S3DriverOptions> = {})
 }
 
 /** Removes every object and open multipart upload under `prefix`. */
-export async function removeS3Prefix(prefix: string): Promise<void> {
-  const objects = new S3Objects(S3_PEER!);
+export async function removeS3Prefix(prefix: string, peer: S3Peer = S3_PEER!): Promise<void> {
+  const objects = new S3Objects(peer);
   try {
     await objects.deleteMany(await objects.listAll(`${prefix}/`));
     const client = objects.client;
     for (;;) {
-      const r = await client.send(new ListMultipartUploadsCommand({ Bucket: S3_PEER!.bucket, Prefix: `${prefix}/` }));
+      const r = await client.send(new ListMultipartUploadsCommand({ Bucket: peer.bucket, Prefix: `${prefix}/` }));
       const uploads = r.Uploads ?? [];
-      for (const u of uploads) await client.send(new AbortMultipartUploadCommand({ Bucket: S3_PEER!.bucket, Key: u.Key!, UploadId: u.UploadId! }));
+      for (const u of uploads) await client.send(new AbortMultipartUploadCommand({ Bucket: peer.bucket, Key: u.Key!, UploadId: u.UploadId! }));
       if (!r.IsTruncated || uploads.length === 0) break;
     }
   } finally {

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { spawnMfRegistry, tempDir, type SpawnedRegistry } from "./peers.js";
-import { removeS3Prefix, s3Prefix, S3_PEER } from "./s3-peer.js";
+import { removeS3Prefix, s3Prefix, S3_PEER, type S3Peer } from "./s3-peer.js";
 
 export const DIST_CLI = "dist/cli/main.js";
 export const QUIET_SDK = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };
@@ -26,19 +26,19 @@ export interface ReplicaSet {
   close(): Promise<void>;
 }
 
-export async function replicaSet(label: string): Promise<ReplicaSet> {
+export async function replicaSet(label: string, peer: S3Peer = S3_PEER!): Promise<ReplicaSet> {
   const dir = await tempDir(`mf-s3-${label}-`);
   const prefix = s3Prefix(label);
   const secretFile = join(dir, "secret.key");
   await writeFile(secretFile, randomBytes(32).toString("hex"), { mode: 0o600 });
-  const storage = `s3://${S3_PEER!.bucket}/${prefix}`;
+  const storage = `s3://${peer.bucket}/${prefix}`;
   const started: Replica[] = [];
   return {
     dir, prefix, storage, secretFile,
     async start(extra = []) {
       const r = await spawnMfRegistry(join(dir, "unused-root"), [
-        "--storage", storage, "--s3-endpoint", S3_PEER!.endpoint, "--s3-region", S3_PEER!.region, "--secret-file", secretFile, ...extra,
-      ], 30_000, { entry: DIST_CLI, env: QUIET_SDK });
+        "--storage", storage, "--s3-endpoint", peer.endpoint, "--s3-region", peer.region, "--secret-file", secretFile, ...extra,
+      ], 30_000, { entry: DIST_CLI, env: { ...QUIET_SDK, AWS_ACCESS_KEY_ID: peer.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: peer.credentials.secretAccessKey } });
       const replica: Replica = {
         ...r,
         host: new URL(r.base).host,
@@ -52,7 +52,7 @@ export async function replicaSet(label: string): Promise<ReplicaSet> {
     },
     async close() {
       for (const r of started) await r.stop();
-      await removeS3Prefix(prefix);
+      await removeS3Prefix(prefix, peer);
       await rm(dir, { recursive: true, force: true });
     },
   };
