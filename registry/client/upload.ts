@@ -1,6 +1,7 @@
 /**
  * One blob to a registry, resumably: an upload session (its location kept on disk), chunked `PATCH`es
- * with `Content-Range: a-b` from the registry's offset, and the closing `PUT <location>?digest=`. After
+ * with `Content-Range: a-b` from the registry's offset (at least the `OCI-Chunk-Min-Length` the registry
+ * asks for), and the closing `PUT <location>?digest=`. After
  * any interruption the session is asked its offset (`GET <location>`) and the upload continues there; a
  * session the registry no longer knows is started again.
  */
@@ -48,15 +49,21 @@ function absolute(location: string | undefined, base: string): string {
 /** Returns "mounted" when the registry mounted the blob, else the bytes sent. */
 export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploaded"> {
   const { http, w, digest, size, sessions } = o;
-  const chunk = o.chunkSize === undefined ? DEFAULT_CHUNK_SIZE : o.chunkSize <= 0 ? Infinity : o.chunkSize;
+  let chunk = o.chunkSize === undefined ? DEFAULT_CHUNK_SIZE : o.chunkSize <= 0 ? Infinity : o.chunkSize;
   let location: string | undefined;
   let offset = 0;
+  /** A registry that asks for larger chunks (`OCI-Chunk-Min-Length`, e.g. S3's 5 MiB parts) gets them. */
+  const honourMinChunk = (res: { headers: Record<string, string | string[] | undefined> }) => {
+    const min = Number(header(res, "oci-chunk-min-length"));
+    if (Number.isSafeInteger(min) && min > chunk) chunk = min;
+  };
 
   const start = async (mount: boolean): Promise<"mounted" | undefined> => {
     const url = w.base + uploadsPath(w.name, mount && o.mountFrom ? { mount: digest, from: o.mountFrom } : {});
     const res = await http.send({ method: "POST", url, headers: { "content-length": "0" }, signal: o.signal, ok: (s) => s === 201 || s === 202 });
     discard(res.body);
     if (res.status === 201) return "mounted";
+    honourMinChunk(res);
     location = absolute(header(res, "location"), res.url);
     offset = 0;
     await sessions.set(w.base, w.name, digest, location, 0);
@@ -70,6 +77,7 @@ export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploade
       discard(res.body);
       const off = offsetOf(header(res, "range"));
       if (off === undefined) return false;
+      honourMinChunk(res);
       offset = off;
       location = header(res, "location") ? absolute(header(res, "location"), location!) : location;
       return true;

@@ -9,9 +9,38 @@ import { after, before, describe, it } from "node:test";
 import type { ProgressEvent } from "../../../core/progress.js";
 import { RegistryClient } from "../../../registry/client/index.js";
 import { buildModel, DISTRIBUTION_MISSING, newStore, type Peer, showOf, startPeer } from "./helpers.js";
+import { FsDriver } from "../../../registry/server/storage/fs.js";
+import type { StorageDriver } from "../../../registry/server/storage/driver.js";
+import { startInProcess, tempDir } from "../peers.js";
 import { startProxy, type CountingProxy } from "./proxy.js";
 import type { LocalStore } from "../../../core/store.js";
 import { parseRef } from "../../../core/reference.js";
+
+describe("a registry that asks for a minimum chunk size (OCI-Chunk-Min-Length)", () => {
+  it("gets PATCHes of at least that size, whatever the client's chunk size", async () => {
+    const fs = new FsDriver({ root: await tempDir("mf-minchunk-") });
+    const storage: StorageDriver = Object.assign(Object.create(fs) as StorageDriver, { minChunkBytes: 1024 * 1024 });
+    const reg = await startInProcess({ storage }, fs.root);
+    const proxy = await startProxy(reg.base);
+    const src = await newStore();
+    const client = new RegistryClient({ chunkSize: 256 * 1024 });
+    try {
+      const name = `${new URL(proxy.base).host}/team/minchunk:v1`;
+      const built = await buildModel(src, src.root, name, { bigLayerBytes: 3 * 1024 * 1024 + 1000 });
+      const r = await client.push(src, name, { insecure: true });
+      assert.equal(r.digest, built.digest);
+      const patches = proxy.log.filter((l) => l.startsWith("PATCH /v2/team/minchunk/blobs/uploads/"));
+      // 3 MiB + 1000 bytes in 1 MiB chunks: four PATCHes, the last one short (256 KiB chunks would take 13)
+      assert.equal(patches.length, 4, proxy.log.join("\n"));
+    } finally {
+      await client.close();
+      await proxy.close();
+      await reg.close();
+      await rm(fs.root, { recursive: true, force: true });
+      await rm(src.root, { recursive: true, force: true });
+    }
+  });
+});
 
 for (const kind of ["mf", "distribution"] as const) {
   describe(`push and pull against ${kind}`, { skip: kind === "distribution" ? DISTRIBUTION_MISSING : undefined }, () => {
