@@ -4,9 +4,8 @@ import type { CommandModule } from "yargs";
 import { buildFromModelfile } from "../../builder/build.js";
 import { parseRef } from "../../core/reference.js";
 import { cliContext } from "../context.js";
-import { cliAuthenticator } from "../credentials.js";
 import { progressRenderer } from "../progress.js";
-import { RegistryClient } from "../../registry/client/index.js";
+import type { RegistryClient } from "../../registry/client/index.js";
 
 interface Args {
   context: string;
@@ -38,8 +37,9 @@ export const buildCommand: CommandModule<object, Args> = {
     const file = args.file ? resolve(args.file) : join(contextDir, "Modelfile");
     const progress = args.quiet ? undefined : progressRenderer();
     // a FROM naming a model the store lacks is pulled through the registry client, with the same
-    // credentials as `mf pull` (a stored API key, else the ssh key)
-    const registry = new RegistryClient({ authenticate: cliAuthenticator(args.key) });
+    // credentials as `mf pull` (a stored API key, else the ssh key); loaded only then, so a build from
+    // files does not spend its start-up on undici, tar and ssh2
+    let registry: RegistryClient | undefined;
     const result = await buildFromModelfile(file, {
       store: ctx.store,
       tags,
@@ -49,9 +49,11 @@ export const buildCommand: CommandModule<object, Args> = {
       onProgress: progress,
       onWarning: (w) => process.stderr.write(`${w}\n`),
       resolveBase: async (ref, signal) => {
+        const [{ RegistryClient }, { cliAuthenticator }] = await Promise.all([import("../../registry/client/index.js"), import("../credentials.js")]);
+        registry ??= new RegistryClient({ authenticate: cliAuthenticator(args.key) });
         await registry.pull(ctx.store, ref, { insecure: args.insecure, signal, onProgress: progress });
       },
-    }).finally(() => registry.close());
+    }).finally(() => registry?.close());
     progress?.done();
     process.stdout.write(`${result.digest}\n`);
   },

@@ -9,7 +9,7 @@
  *   messageCommand   := MESSAGE (Name AnyValue?)?
  *   unknownCommand   := UnknownWord AnyValue?
  */
-import { CstParser } from "chevrotain";
+import { CstParser } from "./chevrotain.js";
 import { allTokens, AnyValue, LineEnd, MessageKw, Name, ParameterKw, TextKeyword, UnknownWord } from "./tokens.js";
 
 export interface ParserOptions {

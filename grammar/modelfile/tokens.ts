@@ -11,7 +11,8 @@
  *
  * Positions are offsets only; `LineMap` turns them into line:column.
  */
-import { createToken, Lexer, type CustomPatternMatcherFunc, type TokenType } from "chevrotain";
+import type { CustomPatternMatcherFunc, TokenType } from "chevrotain";
+import { createToken, Lexer } from "./chevrotain.js";
 import { contentEnd, scanQuoted, trimEnd } from "./text.js";
 
 /** Payload of a QuotedValue token. */
