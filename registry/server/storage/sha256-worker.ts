@@ -3,9 +3,11 @@
  * OpenSSL's speed, so on the S3 upload path it would otherwise block the event loop for every part and
  * add its time to the upload's; on the worker it overlaps with the network and with other requests.
  * Chunks are copied in batches of about 1 MiB; `snapshot()` resolves with the state (to save with the
- * upload) and the digest of everything given so far. One thread serves every hash of a process; it is
- * started on first use and does not keep the process alive.
+ * upload) and the digest of everything given so far. A few threads (one per spare core, up to 4) serve
+ * every hash of a process, each hash pinned to one; they start on first use and do not keep the process
+ * alive.
  */
+import { availableParallelism } from "node:os";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -70,16 +72,26 @@ class HashThread {
   }
 }
 
-const shared = new HashThread();
+const pool: HashThread[] = [];
+let nextThread = 0;
+
+function pickThread(): HashThread {
+  if (pool.length === 0) {
+    const n = Math.max(1, Math.min(4, availableParallelism() - 1));
+    for (let i = 0; i < n; i++) pool.push(new HashThread());
+  }
+  return pool[nextThread++ % pool.length]!;
+}
 
 export class ThreadedSha256 {
+  private readonly thread = pickThread();
   private readonly id: number;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private closed = false;
 
   constructor(state?: Sha256State) {
-    this.id = shared.open(state);
+    this.id = this.thread.open(state);
   }
 
   update(chunk: Uint8Array): void {
@@ -92,7 +104,7 @@ export class ThreadedSha256 {
   /** The state and digest of everything given so far. */
   async snapshot(): Promise<{ state: Sha256State; hex: string }> {
     this.flush();
-    const r = await shared.ask(this.id);
+    const r = await this.thread.ask(this.id);
     return { state: r.state!, hex: r.hex! };
   }
 
@@ -108,7 +120,7 @@ export class ThreadedSha256 {
     if (this.closed) return;
     this.closed = true;
     this.pending = [];
-    shared.post({ op: "close", id: this.id });
+    this.thread.post({ op: "close", id: this.id });
   }
 
   private flush(): void {
@@ -123,6 +135,6 @@ export class ThreadedSha256 {
     }
     this.pending = [];
     this.pendingBytes = 0;
-    shared.post({ op: "update", id: this.id, data }, [data]);
+    this.thread.post({ op: "update", id: this.id, data }, [data]);
   }
 }
