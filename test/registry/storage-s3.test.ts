@@ -8,7 +8,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { S3Driver } from "../../registry/server/storage/s3.js";
-import { S3Objects } from "../../registry/server/storage/s3-objects.js";
+import { META_KIND, META_MTIME, META_SIZE, META_TARGET, S3Objects } from "../../registry/server/storage/s3-objects.js";
+import { loadWrite, markLinked, sealWrite, type WriteContext } from "../../registry/server/storage/s3-write.js";
 import { storageDriverSuite } from "./storage-suite.js";
 import { openMultipartUploads, removeS3Prefix, s3Driver, s3Prefix, S3_MISSING, S3_PEER } from "./s3-peer.js";
 
@@ -125,6 +126,25 @@ describe("S3 driver: multipart writes, links and cleanup", { skip: S3_MISSING },
     assert.deepEqual(await d.list("uploads"), []);
     assert.equal(await openMultipartUploads(prefix), 0);
     assert.deepEqual(await internal("staged"), []);
+  });
+
+  it("a move that dies between linking the blob and removing the write: discarding the write keeps the linked data", async () => {
+    const data = randomBytes(6 * MiB);
+    await d.writeAt("uploads/u2/data", 0, source(data));
+    // what S3Driver.move does, stopped before it deletes the write state
+    const ctx: WriteContext = { objects, internal: `${prefix}/.mf/`, minPart: 5 * MiB, partSize: 16 * MiB, clock: Date.now };
+    const src = `${prefix}/uploads/u2/data`;
+    const dst = `${prefix}/blobs/y/data`;
+    const st = (await loadWrite(ctx, src))!;
+    const sealed = await sealWrite(ctx, st);
+    assert.ok("dataKey" in sealed);
+    await markLinked(ctx, src, st, dst);
+    await objects.put(dst, Buffer.from("{}"), { [META_KIND]: "link", [META_TARGET]: sealed.dataKey, [META_SIZE]: String(st.size), [META_MTIME]: String(Date.now()) });
+    // the session is later swept (or finished again): its directory goes, the blob stays whole
+    await d.delete("uploads/u2");
+    assert.equal(sha(await bytes(await d.read("blobs/y/data"))), sha(data));
+    await d.delete("blobs/y");
+    assert.equal(await objects.head(sealed.dataKey), null);
   });
 
   it("putContentIfAbsent creates once; a second create of the same path (another replica) loses", async () => {

@@ -7,7 +7,8 @@
  *   uploadId,                        the S3 multipart upload, at <root>.mf/data/<id> (created with the first part)
  *   parts: [{ n, etag, size, from }], committed parts in order; `from`: the staged objects the part began with
  *   tail:  [{ key, size }],           staged objects after the last part (<root>.mf/staged/<id>/<seq>),
- *   seq }                             of which only the first `size` bytes count
+ *   seq,                              of which only the first `size` bytes count
+ *   linkedAt }                        set by a move just before it links the completed upload at that key
  * ```
  *
  * Bytes are reported (`onWritten`) only once S3 holds them and the state naming them is stored. Within one
@@ -51,6 +52,8 @@ export interface WriteState {
   parts: Part[];
   tail: Staged[];
   seq: number;
+  /** the key a move is linking the completed upload at (so a discard after a crash keeps linked data) */
+  linkedAt?: string;
 }
 
 export interface WriteContext {
@@ -318,11 +321,22 @@ export async function sealWrite(ctx: WriteContext, st: WriteState): Promise<{ da
   return { dataKey: key };
 }
 
-/** Removes what a write state owns: staged objects, and (unless `keepData`) its multipart upload or data. */
+/** Records, before a move writes its link, where the completed upload is being linked. */
+export async function markLinked(ctx: WriteContext, key: string, st: WriteState, at: string): Promise<void> {
+  st.linkedAt = at;
+  await saveWrite(ctx, key, st);
+}
+
+/**
+ * Removes what a write state owns: staged objects, and (unless `keepData`) its multipart upload or data,
+ * except data that a move crashed half-way through has already linked somewhere.
+ */
 export async function discardWrite(ctx: WriteContext, st: WriteState, keepData: boolean): Promise<void> {
   if (!keepData) {
-    if (st.uploadId) await ctx.objects.abortMultipart(dataKey(ctx, st), st.uploadId);
-    await deleteQuietly(ctx, [dataKey(ctx, st)]);
+    const data = dataKey(ctx, st);
+    if (st.uploadId) await ctx.objects.abortMultipart(data, st.uploadId);
+    const link = st.linkedAt ? await ctx.objects.head(st.linkedAt) : null;
+    if (!(link?.kind === "link" && link.target === data)) await deleteQuietly(ctx, [data]);
   } else if (st.uploadId && st.parts.length === 0) {
     await ctx.objects.abortMultipart(dataKey(ctx, st), st.uploadId);
   }

@@ -24,7 +24,7 @@ import type { Readable } from "node:stream";
 import { MfError, StoreError } from "../../../core/errors.js";
 import { checkStoragePath, type ByteSpan, type StatInfo, type StorageDriver, type WriteAtOptions } from "./driver.js";
 import { META_KIND, META_MTIME, META_SIZE, META_TARGET, S3Objects, isMissing, isPreconditionFailed, type S3Connection } from "./s3-objects.js";
-import { discardWrite, loadWrite, readStagedWrite, sealWrite, writeAt, type WriteContext, type WriteState } from "./s3-write.js";
+import { discardWrite, loadWrite, markLinked, readStagedWrite, sealWrite, writeAt, type WriteContext, type WriteState } from "./s3-write.js";
 
 /** S3's smallest part but the last: the chunk size clients are asked for (`OCI-Chunk-Min-Length`). */
 export const S3_MIN_PART = 5 << 20;
@@ -157,7 +157,11 @@ export class S3Driver implements StorageDriver {
       if (!st) throw new StoreError("BLOB_UNKNOWN", `no object at ${from}`);
       const sealed = await sealWrite(this.w, st);
       if ("bytes" in sealed) await this.objects.put(dst, sealed.bytes, this.mtime());
-      else await this.putLink(dst, sealed.dataKey, st.size);
+      else {
+        // if we die between the link and deleting the write, whoever discards the write keeps the data
+        await markLinked(this.w, src, st, dst);
+        await this.putLink(dst, sealed.dataKey, st.size);
+      }
       await this.objects.deleteMany([src]);
       await discardWrite(this.w, st, true);
     } else {
