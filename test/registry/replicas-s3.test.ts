@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import { signRequest, tokenUrl } from "../../registry/protocol/auth.js";
-import { keysDir, makeKey } from "./auth/helpers.js";
+import { makeKey } from "./auth/helpers.js";
 import { pushBlob, sha256, startUpload } from "./oci-client.js";
 import { REPO_ROOT } from "./peers.js";
 import { ageS3Object, s3Driver, S3_MISSING, S3_PEER } from "./s3-peer.js";
@@ -199,8 +199,7 @@ describe("registry replicas on S3", { skip: S3_MISSING }, () => {
 
   it("a token-request nonce used on one replica is refused by the other; tokens verify on both", async () => {
     const set = await fresh("nonce");
-    const keys = await keysDir();
-    const alice = makeKey(keys, "alice");
+    const alice = makeKey(set.dir, "alice");
     const access = join(set.dir, "access.yaml");
     await writeFile(access, `keys:\n  - key: ${alice.line}\n    access:\n      "team/*": [pull, push]\n`);
     const publicUrl = "http://registry.test:5000";
