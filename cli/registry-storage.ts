@@ -9,7 +9,8 @@ import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Argv } from "yargs";
 import { MfError } from "../core/errors.js";
-import { FsDriver, S3Driver, parseS3Url, type StorageDriver } from "../registry/server/index.js";
+import type { StorageDriver } from "../registry/server/storage/driver.js";
+import { FsDriver } from "../registry/server/storage/fs.js";
 import { parseSize } from "../registry/server/units.js";
 
 export interface StorageArgs {
@@ -48,13 +49,15 @@ export interface OpenedStorage {
   close(): void;
 }
 
-export function openStorage(args: StorageArgs, env: NodeJS.ProcessEnv = process.env): OpenedStorage {
+/** Opens the storage; the S3 driver (and the AWS SDK, ~30 MB resident) is loaded only for an s3:// location. */
+export async function openStorage(args: StorageArgs, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStorage> {
   const where = args.storage ?? last(args.root);
   if (!where.startsWith("s3://")) {
     const root = resolve(where);
     mkdirSync(root, { recursive: true });
     return { driver: new FsDriver({ root }), describe: root, root, close: () => {} };
   }
+  const { S3Driver, parseS3Url } = await import("../registry/server/storage/s3.js");
   const { bucket, prefix } = parseS3Url(where);
   const accessKeyId = args["s3-access-key-id"] ?? env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = args["s3-secret-access-key"] ?? env.AWS_SECRET_ACCESS_KEY;

@@ -8,9 +8,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import YAML from "yaml";
+import { createRequire } from "node:module";
 import { MfError } from "../../core/errors.js";
-import { AccessFile, collectGarbage, createRegistryServer, createTokenAuth } from "../../registry/server/index.js";
+import { collectGarbage } from "../../registry/server/gc.js";
+import { createRegistryServer } from "../../registry/server/server.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
 import { registryAdminCommands } from "./registry-admin.js";
@@ -47,6 +48,8 @@ function yamlConfig(path: string): Record<string, unknown> {
   } catch (e) {
     throw new MfError("FILE_NOT_FOUND", `cannot read config ${path}: ${(e as Error).message}`);
   }
+  // yaml is required here, on use: a registry started without --config does not keep it resident
+  const YAML = createRequire(import.meta.url)("yaml") as typeof import("yaml");
   const doc = YAML.parse(text) as unknown;
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== "object" || Array.isArray(doc)) throw new MfError("BAD_REQUEST", `${path}: expected a mapping of settings`);
@@ -84,7 +87,7 @@ function splitAddr(addr: string): { host: string; port: number } {
 }
 
 async function serve(args: ServeArgs): Promise<void> {
-  const opened = openStorage(args);
+  const opened = await openStorage(args);
   const secretFile = args["secret-file"] ?? (opened.root ? join(opened.root, "secret.key") : undefined);
   if (!secretFile) {
     throw new MfError("BAD_REQUEST", "with --storage s3://… give --secret-file: the replicas of one registry share its secret (upload locations, tokens)");
@@ -97,14 +100,18 @@ async function serve(args: ServeArgs): Promise<void> {
     ? { cert: readFileSync(args["tls-cert"]), key: readFileSync(args["tls-key"]) }
     : undefined;
   const storage = opened.driver;
-  const access = args.access
-    ? await AccessFile.open(resolve(args.access), {
+  // key-based auth (jose, ssh2) is loaded only when an access file turns it on
+  const keyed = args.access
+    ? await Promise.all([import("../../registry/server/access-file.js"), import("../../registry/server/token-auth.js")])
+    : undefined;
+  const access = args.access && keyed
+    ? await keyed[0].AccessFile.open(resolve(args.access), {
         onReload: (p) => process.stderr.write(`mf registry: access file reloaded (${p.keys.length} keys, ${p.apiKeys.length} API keys)\n`),
         onError: (e) => process.stderr.write(`mf registry: access file not reloaded, the previous one stays in force: ${e.message}\n`),
       })
     : undefined;
-  const auth = access
-    ? createTokenAuth({ access, secret, storage, service: args.service, tokenTtlS: Math.max(1, Math.round(parseDuration(args["token-ttl"]) / 1000)), publicUrl: args["public-url"] })
+  const auth = access && keyed
+    ? keyed[1].createTokenAuth({ access, secret, storage, service: args.service, tokenTtlS: Math.max(1, Math.round(parseDuration(args["token-ttl"]) / 1000)), publicUrl: args["public-url"] })
     : undefined;
   const app = createRegistryServer({
     storage,
@@ -143,7 +150,7 @@ async function serve(args: ServeArgs): Promise<void> {
 }
 
 async function gc(args: GcArgs): Promise<void> {
-  const opened = openStorage(args);
+  const opened = await openStorage(args);
   const report = await collectGarbage({
     storage: opened.driver,
     graceMs: parseDuration(args.grace),
