@@ -13,6 +13,7 @@ import { StoreError, RegistryError } from "../../core/errors.js";
 import type { LocalStore } from "../../core/store.js";
 import { header, httpStatusOf, isTransient, type RegistryHttp, redact } from "./http.js";
 import { acquireLock, lockHeld } from "./lock.js";
+import { writeAllv } from "../../core/fileio.js";
 
 export interface Part {
   start: number;
@@ -45,6 +46,7 @@ export interface DownloadOptions {
   onProgress?: (completed: number, total: number) => void;
 }
 
+const WRITE_BATCH = 1 << 20;
 const MiB = 1024 * 1024;
 
 export function planParts(size: number, partSize?: number): Part[] {
@@ -194,34 +196,48 @@ async function fetchLocked(o: DownloadOptions, partial: string): Promise<void> {
         }
         let pos = from;
         const stop = p.end + 1;
-        for await (const c of res.body) {
-          let chunk = c as Buffer;
-          if (skip > 0) {
-            if (chunk.length <= skip) {
-              skip -= chunk.length;
-              continue;
-            }
-            chunk = chunk.subarray(skip);
-            skip = 0;
-          }
-          if (pos + chunk.length > stop) chunk = chunk.subarray(0, stop - pos);
-          if (chunk.length === 0) break;
-          let off = 0;
-          while (off < chunk.length) {
-            const { bytesWritten } = await fh!.write(chunk, off, chunk.length - off, pos + off);
-            off += bytesWritten;
-          }
-          pos += chunk.length;
-          p.done += chunk.length;
-          completed += chunk.length;
-          sinceSave += chunk.length;
+        // Chunks are written in batches of ~1 MiB with one writev (not one write per socket read); only
+        // bytes written count, so a cut leaves the state exact.
+        let batch: Buffer[] = [];
+        let batchBytes = 0;
+        const flush = async () => {
+          if (batchBytes === 0) return;
+          const n = batchBytes;
+          await writeAllv(fh!, batch, pos);
+          batch = [];
+          batchBytes = 0;
+          pos += n;
+          p.done += n;
+          completed += n;
+          sinceSave += n;
           if (sinceSave >= every) {
             sinceSave = 0;
             void save();
           }
           notify();
           o.onProgress?.(completed, size);
-          if (pos >= stop) break;
+        };
+        try {
+          for await (const c of res.body) {
+            let chunk = c as Buffer;
+            if (skip > 0) {
+              if (chunk.length <= skip) {
+                skip -= chunk.length;
+                continue;
+              }
+              chunk = chunk.subarray(skip);
+              skip = 0;
+            }
+            const end = pos + batchBytes;
+            if (end + chunk.length > stop) chunk = chunk.subarray(0, stop - end);
+            if (chunk.length === 0) break;
+            batch.push(chunk);
+            batchBytes += chunk.length;
+            if (batchBytes >= WRITE_BATCH) await flush();
+            if (pos + batchBytes >= stop) break;
+          }
+        } finally {
+          await flush();
         }
         if (pos >= stop) res.body.destroy();
         if (p.done < p.end - p.start + 1) throw Object.assign(new Error(`body of ${redact(o.url)} ended early`), { code: "UND_ERR_SOCKET" });

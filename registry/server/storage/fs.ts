@@ -1,5 +1,6 @@
 /** The filesystem storage driver: objects are files under a root directory (tree: storage/layout.ts). */
 import { createReadStream } from "node:fs";
+import { writeAllv } from "../../../core/fileio.js";
 import { link, mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
@@ -202,20 +203,4 @@ export class FsDriver implements StorageDriver {
 function isMissing(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException)?.code;
   return code === "ENOENT";
-}
-
-/** writev that finishes short writes. */
-async function writeAllv(fh: FileHandle, chunks: Buffer[], position: number): Promise<void> {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  let done = 0;
-  while (done < total) {
-    let rest: Buffer[] = chunks;
-    if (done > 0) {
-      const joined = Buffer.concat(chunks);
-      rest = [joined.subarray(done)];
-    }
-    const { bytesWritten } = await fh.writev(rest, position + done);
-    done += bytesWritten;
-  }
 }
