@@ -90,6 +90,8 @@ async function lines(res: Response, on: (line: string, at: bigint) => void): Pro
       if (line) on(line, at);
     }
   }
+  const rest = buf.trim(); // a last record without its line end
+  if (rest) on(rest, hr());
 }
 
 function waitExit(child: ChildProcess): Promise<void> {
@@ -248,14 +250,19 @@ async function llamaServerSide(threads: number, parallel: number): Promise<Side>
       let first = 0n;
       let last = 0n;
       let n = 0;
+      let chunks = 0;
       await lines(res, (line, at) => {
         if (!line.startsWith("data: ")) return;
-        const o = JSON.parse(line.slice(6)) as { stop: boolean; content: string; timings?: { predicted_n: number } };
+        const o = JSON.parse(line.slice(6)) as { stop: boolean; content: string; tokens_predicted?: number; timings?: { predicted_n: number } };
         if (!o.stop && first === 0n) first = at;
-        if (!o.stop) last = at;
-        if (o.stop) n = o.timings?.predicted_n ?? 0;
+        if (!o.stop) {
+          last = at;
+          chunks++;
+        }
+        if (o.stop) n = o.tokens_predicted ?? o.timings?.predicted_n ?? 0;
       });
-      return one(t0, first, last, n);
+      // every streamed chunk carries at least one token; the final chunk's count when it has one
+      return one(t0, first, last, Math.max(n, chunks));
     },
     close: () => stop(child),
   };

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from "node:http";
 
-export function bodySource(req: IncomingMessage, maxQueued = 8 << 20): AsyncIterable<Uint8Array> {
+export function bodySource(req: IncomingMessage, maxQueued = 2 << 20): AsyncIterable<Uint8Array> {
   return {
     [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
       const queue: Buffer[] = [];

@@ -47,7 +47,7 @@ export class FsDriver implements StorageDriver {
       throw e;
     }
     // The stream owns the handle (autoClose), so a deleted blob keeps serving the bytes already opened.
-    return createReadStream("", { fd: fh, start: span?.start, end: span?.end, highWaterMark: 1 << 20 });
+    return createReadStream("", { fd: fh, start: span?.start, end: span?.end, highWaterMark: 256 << 10 });
   }
 
   async getContent(path: string, maxBytes = 64 << 20): Promise<Buffer | null> {
