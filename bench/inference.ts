@@ -243,7 +243,9 @@ async function llamaServerSide(threads: number, parallel: number): Promise<Side>
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
-          prompt, n_predict: tokens, stream: true, cache_prompt: false, seed: SAMPLING.seed, temperature: SAMPLING.temperature,
+          // ignore_eos: llama-server's sampler stops at an end token on random weights where node-llama-cpp's
+          // does not; every side then generates exactly `tokens`, so the rates and aggregates compare like for like
+          prompt, n_predict: tokens, ignore_eos: true, stream: true, cache_prompt: false, seed: SAMPLING.seed, temperature: SAMPLING.temperature,
           top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1,
         }),
       });

@@ -86,6 +86,14 @@ describe("/api/generate", { concurrency: false }, () => {
     }
   });
 
+  test("generation ends at the model's end-of-generation token: done_reason stop, no tokens past it", async () => {
+    // once the schema's value is complete the grammar allows only the end of generation
+    const j = (await post(h.base, "/api/generate", { model: "chat", prompt: "yes or no", format: { type: "boolean" }, stream: false, options: { seed: 3, num_predict: 200 } })).json;
+    assert.ok(["true", "false"].includes(j.response.trim()), j.response);
+    assert.equal(j.done_reason, "stop");
+    assert.ok(j.eval_count < 20, `eval_count ${j.eval_count}: generation went on past the end token`);
+  });
+
   test("format as a JSON Schema gives JSON that matches it", async () => {
     const schema = {
       type: "object",
