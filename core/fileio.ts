@@ -1,4 +1,4 @@
-/** Small file-handle helpers shared by the store, the registry's filesystem driver and the pull client. */
+/** Small file-handle helpers shared by the registry's filesystem driver and the pull client. */
 import type { FileHandle } from "node:fs/promises";
 
 /** Writes every byte of `chunks` at `position` with writev, finishing short writes. */

@@ -12,12 +12,18 @@ export interface MfResult {
   stderr: string;
 }
 
-export function mf(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string } = {}): Promise<MfResult> {
-  if (!existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
+/**
+ * `mf ARGS` to its end. `command` is how node starts mf (default: the built binary); MF_DEBUG and MF_KEY
+ * are not inherited from this process (a developer's own key never reaches a test), `env` may set them.
+ */
+export function mf(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string; command?: string[] } = {}): Promise<MfResult> {
+  if (!opts.command && !existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
   return new Promise((res, rej) => {
-    const env = { ...process.env, ...opts.env };
+    const env: Record<string, string | undefined> = { ...process.env };
     delete env.MF_DEBUG;
-    const p = spawn(process.execPath, [MF_BIN, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+    delete env.MF_KEY;
+    Object.assign(env, opts.env);
+    const p = spawn(process.execPath, [...(opts.command ?? [MF_BIN]), ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
