@@ -18,6 +18,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { RuntimeError } from "../../core/errors.js";
+import { StepBarrier } from "./step-barrier.js";
 import type { Engine, EngineModel, EvaluateOptions, GrammarSpec, LoadSpec } from "./types.js";
 
 export type EngineLogLevel = "error" | "warn" | "info" | "debug";
@@ -138,6 +139,8 @@ class LlamaEngineModel implements EngineModel {
   private jinja: JinjaTemplateChatWrapper | null | undefined;
   private embedQueue: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  /** keeps the generating slots in step, so that one decode carries a token of each */
+  private readonly barrier = new StepBarrier();
 
   constructor(
     private readonly llama: Llama,
@@ -257,9 +260,12 @@ class LlamaEngineModel implements EngineModel {
       });
       for await (const token of gen) {
         history.push(token);
+        this.barrier.received(slot);
         yield token;
+        await this.barrier.arrive(slot);
       }
     } finally {
+      this.barrier.leave(slot);
       slot.busy = false;
     }
   }

@@ -1,6 +1,7 @@
 /**
  * Serving under load, on the real engine: parallel slots, the fair queue, 503 past the queue limit, and
- * a client disconnect stopping its generation and freeing its slot.
+ * a client disconnect stopping its generation and freeing its slot, a slow consumer not holding back the
+ * other slot.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -14,6 +15,10 @@ class CountingEngine implements Engine {
   yielded = 0;
   closed = 0;
   slow = false;
+  /** the next generation to start holds each token this long before asking for the next one */
+  slowNextMs = 0;
+  /** tokens yielded by that slow generation */
+  slowYielded = 0;
   private readonly inner = createLlamaEngine({ threads: 1 });
 
   async load(spec: Parameters<Engine["load"]>[0]): Promise<EngineModel> {
@@ -21,9 +26,13 @@ class CountingEngine implements Engine {
     const self = this;
     return Object.assign(Object.create(m) as EngineModel, {
       async *evaluate(prompt: readonly number[], opts: EvaluateOptions) {
+        const holdMs = self.slowNextMs;
+        self.slowNextMs = 0;
         try {
           for await (const t of m.evaluate(prompt, opts)) {
             self.yielded++;
+            if (holdMs) self.slowYielded++;
+            if (holdMs) await new Promise((r) => setTimeout(r, holdMs));
             if (self.slow) await new Promise((r) => setTimeout(r, 10));
             yield t;
           }
@@ -126,5 +135,24 @@ describe("serving", { concurrency: false }, () => {
     // both slots are usable again
     const [a, b] = await Promise.all([gen(8, 4), gen(9, 4)]);
     assert.equal(a.json.eval_count + b.json.eval_count, 8);
+  });
+
+  test("a generation whose consumer is slow does not hold back the other slot's (the decode step waits only briefly)", async () => {
+    engine.slowNextMs = 100;
+    engine.slowYielded = 0;
+    const ac = new AbortController();
+    const slow = gen(10, 200, { signal: ac.signal }).catch((e: Error) => e);
+    try {
+      await until(() => engine.slowYielded >= 1);
+      const fast = await gen(11, 10);
+      assert.equal(fast.status, 200);
+      assert.equal(fast.json.eval_count, 10);
+      // in lockstep the fast one would have waited ~100 ms for the slow one at each of its 10 tokens
+      assert.ok(engine.slowYielded < 8, `the slow generation had yielded ${engine.slowYielded} tokens when the fast one's 10 were done`);
+    } finally {
+      ac.abort();
+      await slow;
+      await until(() => h.scheduler.loaded().every((m) => m.active === 0));
+    }
   });
 });
