@@ -8,8 +8,6 @@ import type { Argv, CommandModule } from "yargs";
 import { MfError } from "../../core/errors.js";
 import type { RegistryClient } from "../../registry/client/index.js";
 import { manifestPath, tagsPath } from "../../registry/protocol/paths.js";
-import { AccessPolicy } from "../../registry/server/access.js";
-import { addApiKey, parseAllow, revokeApiKey } from "../../registry/server/access-edit.js";
 import { table } from "../table.js";
 
 function readAccess(path: string): string {
@@ -28,6 +26,9 @@ function writeAccess(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/** The access-file editor (yaml, ssh2) is loaded on use: `mf registry serve` shares this module and must not keep it resident. */
+const accessEdit = () => import("../../registry/server/access-edit.js");
+
 const accessOption = <T>(y: Argv<T>) => y.option("access", { type: "string", demandOption: true, describe: "the registry's access file (YAML)" });
 
 const keyAdd: CommandModule<object, { id: string; access: string; allow: string[]; catalog: boolean }> = {
@@ -38,7 +39,8 @@ const keyAdd: CommandModule<object, { id: string; access: string; allow: string[
       .positional("id", { type: "string", demandOption: true, describe: "a name for the key (e.g. ci)" })
       .option("allow", { type: "string", array: true, default: [], describe: 'GLOB=ACTIONS, e.g. "team-a/*=pull,push" (repeatable)' })
       .option("catalog", { type: "boolean", default: false, describe: "may list repositories" }) as never,
-  handler: (args) => {
+  handler: async (args) => {
+    const { addApiKey, parseAllow } = await accessEdit();
     const rules = parseAllow(args.allow);
     if (!Object.keys(rules).length && !args.catalog) throw new MfError("BAD_REQUEST", 'give at least one --allow "GLOB=ACTIONS"');
     const { text, secret } = addApiKey(readAccess(args.access), args.id, rules, { catalog: args.catalog, source: args.access });
@@ -53,7 +55,8 @@ const keyList: CommandModule<object, { access: string }> = {
   command: "list",
   describe: "list the API keys and ssh keys of an access file",
   builder: (y) => accessOption(y) as never,
-  handler: (args) => {
+  handler: async (args) => {
+    const { AccessPolicy } = await import("../../registry/server/access.js");
     const policy = AccessPolicy.parse(readAccess(args.access), args.access);
     const rules = (g: { rules: { glob: string; actions: Set<string> }[]; catalog: boolean }) =>
       [...g.rules.map((r) => `${r.glob}=${[...r.actions].join(",")}`), ...(g.catalog ? ["catalog"] : [])].join(" ");
@@ -70,7 +73,8 @@ const keyRevoke: CommandModule<object, { id: string; access: string }> = {
   command: "revoke <id>",
   describe: "remove an API key",
   builder: (y) => accessOption(y).positional("id", { type: "string", demandOption: true }) as never,
-  handler: (args) => {
+  handler: async (args) => {
+    const { revokeApiKey } = await accessEdit();
     writeAccess(args.access, revokeApiKey(readAccess(args.access), args.id, args.access));
     process.stderr.write(`revoked API key "${args.id}"\n`);
   },
