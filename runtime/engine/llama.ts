@@ -18,6 +18,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { RuntimeError } from "../../core/errors.js";
+import { inSequenceOrder } from "./batch-order.js";
 import { StepBarrier } from "./step-barrier.js";
 import type { Engine, EngineModel, EvaluateOptions, GrammarSpec, LoadSpec } from "./types.js";
 
@@ -88,13 +89,16 @@ class LlamaEngine implements Engine {
     let model: LlamaModel | undefined;
     try {
       model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal });
+      let created: LlamaContext | undefined;
       const context = await model.createContext({
+        batching: { itemPrioritizationStrategy: inSequenceOrder(() => created) },
         contextSize: Math.min(spec.contextSize, Math.max(model.trainContextSize, 1)) || spec.contextSize,
         sequences: spec.slots,
         batchSize: spec.batchSize,
         threads: spec.threads ?? this.opts.threads,
         lora: spec.adapters.length ? { adapters: spec.adapters.map((filePath) => ({ filePath })) } : undefined,
       });
+      created = context;
       const m = new LlamaEngineModel(llama, model, context, spec, this.opts, () => this.models.delete(m));
       this.models.add(m);
       return m;
