@@ -8,13 +8,21 @@
  *       engine's raw speed), both built once with cmake from the llama.cpp source node-llama-cpp ships
  *       (bench/build-llama-cpp.sh; cached in ~/.cache/mf-bench/)
  *
+ * Engine build: node-llama-cpp's prebuilt linux-x64 binary is a portable build, while cmake builds
+ * llama-server and llama-bench for this CPU (GGML_NATIVE); on a CPU with AVX-512 the portable build
+ * generates at about half the speed. So that every side runs the same engine, `--engine native` (the
+ * default) builds node-llama-cpp's binding from the same bundled source for this CPU first
+ * (`node-llama-cpp source build`, ≈12 min on 2 cores, once: it stays in node_modules, and node-llama-cpp
+ * loads a local build before its prebuilt one, in mf serve as here). `--engine prebuilt` measures the
+ * binary npm installed. The results name the binary every node-llama-cpp side ran.
+ *
  * Figures, all taken on the client side the same way: time to first token (request sent → first
  * token), prompt-eval tokens/s (prompt tokens ÷ that time), generation tokens/s (tokens after the
  * first ÷ the time from the first to the last); at 2 and 1 threads; then 1 vs 4 concurrent clients
  * (aggregate generated tokens ÷ wall time) against `mf serve` with MF_NUM_PARALLEL=4 and
  * `llama-server -np 4`. Every prompt starts differently, so no side reuses a cached prompt.
  *
- *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4]
+ *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -37,6 +45,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2,1" },
     clients: { type: "string", default: "4" },
     "concurrent-reps": { type: "string", default: "3" },
+    engine: { type: "string", default: "native" },
     /** leave llama-server and llama-bench out (while they build); the full run never does */
     "no-llama-cpp": { type: "boolean", default: false },
   },
@@ -145,8 +154,31 @@ function llamaCppBin(): string {
 const withLlamaCpp = !values["no-llama-cpp"];
 const bin = withLlamaCpp ? llamaCppBin() : "";
 
+// ---- node-llama-cpp's binary ---------------------------------------------------------------------
+/** What node-llama-cpp loads here (as mf serve does): "localBuild" or "prebuilt". */
+function engineBuildType(): string {
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e",
+    "import { getLlama } from 'node-llama-cpp'; const l = await getLlama({ gpu: false, build: 'never' }); console.log(l.buildType); await l.dispose();"], { cwd: ROOT });
+  return r.stdout.toString().trim().split("\n").at(-1) ?? "";
+}
+if (values.engine !== "native" && values.engine !== "prebuilt") throw new Error(`--engine is native or prebuilt, not ${values.engine}`);
+if (values.engine === "native" && engineBuildType() !== "localBuild") {
+  const release = (JSON.parse(spawnSync("cat", [join(ROOT, "node_modules/node-llama-cpp/llama/binariesGithubRelease.json")]).stdout.toString()) as { release: string }).release;
+  process.stderr.write(`building node-llama-cpp's binding for this CPU from its bundled llama.cpp ${release} (≈12 min on 2 cores)…\n`);
+  const npx = (args: string[]) => {
+    const r = spawnSync("npx", ["--no", "node-llama-cpp", ...args], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+    if (r.status !== 0) throw new Error(`node-llama-cpp ${args.join(" ")} failed`);
+  };
+  if (!existsSync(join(ROOT, "node_modules/node-llama-cpp/llama/llama.cpp"))) npx(["source", "download", "--release", release, "--skipBuild"]);
+  npx(["source", "build", "--gpu", "false", "--noUsageExample"]);
+}
+
 // ---- the three sides ----------------------------------------------------------------------------
 const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+if (values.engine === "native" && llama.buildType !== "localBuild") throw new Error("node-llama-cpp did not load its local build");
+const engineNote = llama.buildType === "localBuild"
+  ? "node-llama-cpp (direct and inside mf serve) ran its binding built here from its bundled llama.cpp for this CPU, the same source and CPU flags as llama-server and llama-bench"
+  : "node-llama-cpp (direct and inside mf serve) ran its prebuilt portable binary from npm, llama-server and llama-bench a build for this CPU";
 const model = await llama.loadModel({ modelPath });
 const promptTokens = (p: string) => model.tokenize(p).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
 
@@ -414,11 +446,12 @@ try {
       `(a different first word each run, so nothing is served from a prompt cache), ${tokens} tokens generated, seed ${SAMPLING.seed}, ` +
       `temperature ${SAMPLING.temperature}, top_k ${SAMPLING.topK}, top_p ${SAMPLING.topP}, min_p 0, no repeat penalty; ${reps} runs per side ` +
       `in rotating order, medians (min–max). Client-side times: TTFT = request sent → first token; prompt eval = prompt tokens ÷ TTFT; ` +
-      `generation = tokens after the first ÷ first-to-last time. llama-server and llama-bench are built from node-llama-cpp's own llama.cpp source.\n\n` +
+      `generation = tokens after the first ÷ first-to-last time. llama-server and llama-bench are built from node-llama-cpp's own llama.cpp source. ` +
+      `Engine: ${engineNote}. The model's vocabulary detokenizes only to ASCII (asciiOnly), so llama-server never aborts a stream on text that is not UTF-8.\n\n` +
       table(["question", "mf", "peer", "ratio", "target"], summary) +
       "\n\n" +
       sections.join("\n\n") +
-      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients}\``,
+      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients} --engine ${values.engine}\``,
   );
 } finally {
   await model.dispose();
