@@ -10,7 +10,7 @@
  *
  * Engine build: node-llama-cpp's prebuilt linux-x64 binary is a portable build, while cmake builds
  * llama-server and llama-bench for this CPU (GGML_NATIVE); on a CPU with AVX-512 the portable build
- * generates at about half the speed. So that every side runs the same engine, `--engine native` (the
+ * is markedly slower (here: 36.5 tok/s direct, against 54–68 with the binding built for the CPU). So that every side runs the same engine, `--engine native` (the
  * default) builds node-llama-cpp's binding from the same bundled source for this CPU first
  * (`node-llama-cpp source build`, ≈12 min on 2 cores, once: it stays in node_modules, and node-llama-cpp
  * loads a local build before its prebuilt one, in mf serve as here). `--engine prebuilt` measures the
