@@ -10,10 +10,11 @@
  *
  * Engine build: node-llama-cpp's prebuilt linux-x64 binary is a portable build, while cmake builds
  * llama-server and llama-bench for this CPU (GGML_NATIVE); on a CPU with AVX-512 the portable build
- * is markedly slower (here: 36.5 tok/s direct, against 54–68 with the binding built for the CPU). So that every side runs the same engine, `--engine native` (the
- * default) builds node-llama-cpp's binding from the same bundled source for this CPU first
- * (`node-llama-cpp source build`, ≈12 min on 2 cores, once: it stays in node_modules, and node-llama-cpp
- * loads a local build before its prebuilt one, in mf serve as here). `--engine prebuilt` measures the
+ * is markedly slower (here: 36.5 tok/s direct, against 54–68 with the binding built for the CPU). So
+ * that every side runs the same engine, `--engine native` (the default) builds node-llama-cpp's binding
+ * from the same bundled source for this CPU first (`node-llama-cpp source build`, ≈12 min on 2 cores,
+ * once: it stays in node_modules, and node-llama-cpp loads a local build before its prebuilt one, in
+ * mf serve as here). `--engine prebuilt` measures the
  * binary npm installed. The results name the binary every node-llama-cpp side ran.
  *
  * Figures, all taken on the client side the same way: time to first token (request sent → first
@@ -25,7 +26,7 @@
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -141,8 +142,9 @@ await buildImage(
 );
 
 // ---- llama.cpp's own binaries -------------------------------------------------------------------
+/** The llama.cpp release node-llama-cpp bundles: the source of llama-server, llama-bench and a CPU-built binding. */
+const release = (JSON.parse(readFileSync(join(ROOT, "node_modules/node-llama-cpp/llama/binariesGithubRelease.json"), "utf8")) as { release: string }).release;
 function llamaCppBin(): string {
-  const release = (JSON.parse(spawnSync("cat", [join(ROOT, "node_modules/node-llama-cpp/llama/binariesGithubRelease.json")]).stdout.toString()) as { release: string }).release;
   const dir = join(homedir(), ".cache", "mf-bench", `llama.cpp-${release}`);
   if (!existsSync(join(dir, "bin", "llama-server")) || !existsSync(join(dir, "bin", "llama-bench"))) {
     process.stderr.write(`building llama-server and llama-bench from node-llama-cpp's llama.cpp source into ${dir} (≈11 min on 2 cores)…\n`);
@@ -163,7 +165,6 @@ function engineBuildType(): string {
 }
 if (values.engine !== "native" && values.engine !== "prebuilt") throw new Error(`--engine is native or prebuilt, not ${values.engine}`);
 if (values.engine === "native" && engineBuildType() !== "localBuild") {
-  const release = (JSON.parse(spawnSync("cat", [join(ROOT, "node_modules/node-llama-cpp/llama/binariesGithubRelease.json")]).stdout.toString()) as { release: string }).release;
   process.stderr.write(`building node-llama-cpp's binding for this CPU from its bundled llama.cpp ${release} (≈12 min on 2 cores)…\n`);
   const npx = (args: string[]) => {
     const r = spawnSync("npx", ["--no", "node-llama-cpp", ...args], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });

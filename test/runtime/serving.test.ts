@@ -9,12 +9,11 @@ import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import type { Engine, EngineModel, EvaluateOptions } from "../../runtime/engine/types.js";
 import { type Harness, post, startHarness } from "./harness.js";
 
-/** The real engine, counting the tokens it yields; `slow` adds a pause per token. */
+/** The real engine, counting the tokens it yields; `slowNextMs` makes the next generation's consumer slow. */
 class CountingEngine implements Engine {
   readonly name = "counting";
   yielded = 0;
   closed = 0;
-  slow = false;
   /** the next generation to start holds each token this long before asking for the next one */
   slowNextMs = 0;
   /** tokens yielded by that slow generation */
@@ -33,7 +32,6 @@ class CountingEngine implements Engine {
             self.yielded++;
             if (holdMs) self.slowYielded++;
             if (holdMs) await new Promise((r) => setTimeout(r, holdMs));
-            if (self.slow) await new Promise((r) => setTimeout(r, 10));
             yield t;
           }
         } finally {
@@ -113,7 +111,7 @@ describe("serving", { concurrency: false }, () => {
   });
 
   test("a client that disconnects mid-stream stops its generation and frees its slot", async () => {
-    engine.slow = true;
+    engine.slowNextMs = 10;
     try {
       const closedBefore = engine.closed;
       const ac = new AbortController();
@@ -130,7 +128,7 @@ describe("serving", { concurrency: false }, () => {
       assert.ok(engine.yielded - yieldedAtAbort < 50, `stopped after ${engine.yielded - yieldedAtAbort} more tokens, not at the context's end (~240)`);
       await until(() => h.scheduler.loaded().every((m) => m.active === 0));
     } finally {
-      engine.slow = false;
+      engine.slowNextMs = 0;
     }
     // both slots are usable again
     const [a, b] = await Promise.all([gen(8, 4), gen(9, 4)]);
