@@ -70,7 +70,8 @@ const FORMATS: Record<string, string> = (() => {
     '[0-9]{4} "-" ((("01" | "03" | "05" | "07" | "08" | "10" | "12") "-" ("0" [1-9] | [12] [0-9] | "3" [01])) | (("04" | "06" | "09" | "11") "-" ("0" [1-9] | [12] [0-9] | "30")) | ("02" "-" ("0" [1-9] | "1" [0-9] | "2" [0-8])))';
   const time = '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,9})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])';
   const hex = "[0-9a-f]";
-  const label = "[a-zA-Z0-9] ([a-zA-Z0-9-]{0,61} [a-zA-Z0-9])?";
+  // host names stay within 253 characters: at most five labels of at most 48 characters each
+  const label = "[a-zA-Z0-9] ([a-zA-Z0-9-]{0,46} [a-zA-Z0-9])?";
   const octet = '("25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9]? [0-9])';
   const atext = "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]";
   void d2;
@@ -79,10 +80,10 @@ const FORMATS: Record<string, string> = (() => {
     time,
     "date-time": `${date} "T" ${time}`,
     uuid: `${hex}{8} "-" ${hex}{4} "-" ${hex}{4} "-" ${hex}{4} "-" ${hex}{12}`,
-    email: `${atext}{1,64} ("." ${atext}{1,64}){0,8} "@" ${label} ("." ${label}){1,8}`,
-    hostname: `${label} ("." ${label}){0,8}`,
+    email: `${atext}{1,64} ("." ${atext}{1,64}){0,3} "@" ${label} ("." ${label}){1,4}`,
+    hostname: `${label} ("." ${label}){0,4}`,
     ipv4: `${octet} "." ${octet} "." ${octet} "." ${octet}`,
-    uri: `[a-zA-Z] [a-zA-Z0-9+.-]{0,15} "://" ${label} ("." ${label}){0,8} (":" [0-9]{1,5})? ("/" [a-zA-Z0-9._~!$&'()*+,;=:@-]{0,64}){0,16} ("?" [a-zA-Z0-9._~!$&'()*+,;=:@/?-]{0,256})? ("#" [a-zA-Z0-9._~!$&'()*+,;=:@/?-]{0,256})?`,
+    uri: `[a-zA-Z] [a-zA-Z0-9+.-]{0,15} "://" ${label} ("." ${label}){0,4} (":" [0-9]{1,5})? ("/" [a-zA-Z0-9._~!$&'()*+,;=:@-]{0,64}){0,16} ("?" [a-zA-Z0-9._~!$&'()*+,;=:@/?-]{0,256})? ("#" [a-zA-Z0-9._~!$&'()*+,;=:@/?-]{0,256})?`,
   };
 })();
 
@@ -100,6 +101,13 @@ function typeOf(v: unknown): JsonType {
   if (typeof v === "number") return Number.isInteger(v) ? "integer" : "number";
   return typeof v as JsonType;
 }
+
+/**
+ * What a JSON string never holds raw: controls, quote, backslash, DEL (as llama.cpp's `char`), and
+ * what is not a Unicode scalar value: surrogates and code points past U+10FFFF, which llama.cpp's
+ * decoder yields for invalid UTF-8 (a lead byte F5–F7), so that a grammar never admits such bytes.
+ */
+const NOT_RAW: [number, number][] = [[0, 0x1f], [0x22, 0x22], [0x5c, 0x5c], [0x7f, 0x7f], [0xd800, 0xdfff], [0x110000, 0x3fffff]];
 
 const SPACE = "space";
 const CHAR = "char";
@@ -425,7 +433,7 @@ class Converter {
   // Scalars
 
   private char(): string {
-    return this.define(CHAR, `${cls([[0, 0x1f], [0x22, 0x22], [0x5c, 0x5c], [0x7f, 0x7f]], true)} | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})`);
+    return this.define(CHAR, `${cls(NOT_RAW, true)} | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})`);
   }
 
   private string(s: Schema, path: string): string {
@@ -588,7 +596,7 @@ class Converter {
       // a character that leaves the trie: any JSON char except the branch characters (an escape
       // starts with a backslash, which may itself be a branch)
       const raw = firsts.filter((f) => f.length === 1).map((f) => f.codePointAt(0)!);
-      const out = cls([[0, 0x1f], [0x22, 0x22], [0x7f, 0x7f], ...raw.filter((x) => x !== 0x5c).map((x) => [x, x] as [number, number]), [0x5c, 0x5c]], true);
+      const out = cls([...NOT_RAW, ...raw.filter((x) => x !== 0x5c).map((x) => [x, x] as [number, number])], true);
       const esc = raw.includes(0x5c) ? "" : ` | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})`;
       alts.push(`(${out}${esc}) ${c}* "\\""`);
       for (const [ch, nx] of node.next) alts.push(`${lit(ch)} ${walk(nx)}`);

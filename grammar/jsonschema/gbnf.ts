@@ -28,6 +28,7 @@ export function lit(s: string): string {
 
 /** One code point written for use inside a `[ … ]` class. */
 export function classChar(c: number): string {
+  if (c > 0x10ffff) return "\\U" + c.toString(16).padStart(8, "0");
   const ch = String.fromCodePoint(c);
   if (ch === "]" || ch === "[" || ch === "\\" || ch === "^" || ch === "-" || ch === '"') return "\\" + ch;
   if (ch === "\n") return "\\n";

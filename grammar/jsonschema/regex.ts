@@ -276,7 +276,7 @@ export function jsonCharSet(ranges: Ranges): string {
   const alts: string[] = [];
   if (raw.length) {
     // a negated class is shorter when the set holds most of the raw characters
-    const others = complement(raw).filter(([a, b]) => !(a >= 0xd800 && b <= 0xdfff));
+    const others = [...complement(raw), [0x110000, 0x3fffff] as [number, number]];
     alts.push(others.length < raw.length ? cls(others, true) : cls(raw));
   }
   // characters JSON escapes: the short forms, then the rest as \u00XX grouped by their high digit

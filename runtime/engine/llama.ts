@@ -191,12 +191,10 @@ class LlamaEngineModel implements EngineModel {
   }
 
   private grammar(spec: GrammarSpec): Promise<LlamaGrammar> {
-    const key = spec.kind === "json" ? "json" : JSON.stringify(spec.schema);
+    const key = spec.kind === "json" ? "json" : spec.text;
     let g = this.grammars.get(key);
     if (!g) {
-      g = spec.kind === "json"
-        ? this.llama.getGrammarFor("json")
-        : this.llama.createGrammarForJsonSchema(spec.schema as never) as Promise<LlamaGrammar>;
+      g = spec.kind === "json" ? this.llama.getGrammarFor("json") : this.llama.createGrammar({ grammar: spec.text });
       g.catch(() => this.grammars.delete(key));
       if (this.grammars.size > 32) this.grammars.delete(this.grammars.keys().next().value!);
       this.grammars.set(key, g);

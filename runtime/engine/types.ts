@@ -40,7 +40,8 @@ export interface SamplingOptions {
 }
 
 /** Constrained output: any JSON value, or JSON matching a schema. */
-export type GrammarSpec = { kind: "json" } | { kind: "schema"; schema: object };
+/** `json`: any JSON object (Ollama's `format: "json"`); `gbnf`: grammar text, from a JSON Schema by grammar/jsonschema. */
+export type GrammarSpec = { kind: "json" } | { kind: "gbnf"; text: string };
 
 export interface EvaluateOptions {
   sampling: SamplingOptions;

@@ -8,6 +8,7 @@ import { RuntimeError } from "../../core/errors.js";
 import type { LocalStore } from "../../core/store.js";
 import type { ModelDescription } from "../../builder/describe.js";
 import { runGeneration, type GenerationResult } from "../engine/generation.js";
+import { schemaToGbnf } from "../../grammar/jsonschema/index.js";
 import type { Engine, GrammarSpec } from "../engine/types.js";
 import { parseKeepAlive, requestOptions, resolveRunOptions, type RunOptions } from "../options.js";
 import type { ChatMessage, TemplateCache } from "../prompt/index.js";
@@ -39,7 +40,8 @@ export interface Prepared {
 export function grammarOf(format: unknown): GrammarSpec | undefined {
   if (format === undefined || format === null || format === "") return undefined;
   if (format === "json") return { kind: "json" };
-  if (typeof format === "object" && !Array.isArray(format)) return { kind: "schema", schema: format };
+  // converted here, before anything is loaded or streamed, so that a schema mf cannot honour is a 400
+  if (typeof format === "object" && !Array.isArray(format)) return { kind: "gbnf", text: schemaToGbnf(format) };
   throw new RuntimeError("BAD_REQUEST", `invalid format ${JSON.stringify(format)}: use "json" or a JSON Schema object`);
 }
 
