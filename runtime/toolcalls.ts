@@ -6,7 +6,8 @@
  */
 import type { ToolCall } from "./prompt/index.js";
 
-function asCall(v: unknown, index: number, names: ReadonlySet<string>): ToolCall | undefined {
+/** One call object (`{name, arguments}`, `{function: {…}}`, `parameters` for `arguments`), or undefined. */
+export function asCall(v: unknown, index: number, names: ReadonlySet<string>): ToolCall | undefined {
   if (!v || typeof v !== "object" || Array.isArray(v)) return undefined;
   const o = v as Record<string, unknown>;
   const inner = o.function && typeof o.function === "object" ? (o.function as Record<string, unknown>) : o;

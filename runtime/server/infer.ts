@@ -30,6 +30,8 @@ export interface RuntimeDeps {
   warnOnce(message: string): void;
 }
 
+export const IMAGES_UNSUPPORTED = "images are not supported: mf's engine (node-llama-cpp 3.x) has no vision support";
+
 export interface Prepared {
   d: ModelDescription;
   run: RunOptions;

@@ -10,14 +10,18 @@ import { type ModelDescription, describeModel } from "../../builder/describe.js"
 import { type ChatMessage, type ImagePrompt, prepareTemplate } from "../prompt/index.js";
 import type { LoadOptions } from "../options.js";
 import type { ModelRequest } from "../scheduler.js";
+import { inferThinkTags } from "../thinking.js";
 
 export function notFound(name: string): RuntimeError {
   return new RuntimeError("MODEL_NOT_FOUND", `model "${name}" not found, try pulling it first`);
 }
 
-export type Capability = "completion" | "tools" | "insert";
+export type Capability = "completion" | "tools" | "insert" | "thinking";
 
-/** What a template can do (`/api/show`'s `capabilities`): tools when it mentions `.Tools`, insert when `.Suffix`. */
+/**
+ * What a template can do (`/api/show`'s `capabilities`): tools when it mentions `.Tools`, insert when
+ * `.Suffix`, thinking when it prints `.Thinking` between two tags (runtime/thinking.ts).
+ */
 export function capabilities(template: string | undefined): Capability[] {
   const caps: Capability[] = ["completion"];
   if (!template) return caps;
@@ -25,6 +29,7 @@ export function capabilities(template: string | undefined): Capability[] {
     const t = prepareTemplate(template).template;
     if (t.mentions("tools")) caps.push("tools");
     if (t.mentions("suffix")) caps.push("insert");
+    if (inferThinkTags(template)) caps.push("thinking");
   } catch {
     // a template that does not parse has no extra capabilities
   }

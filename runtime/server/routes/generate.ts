@@ -4,12 +4,10 @@ import { RuntimeError } from "../../../core/errors.js";
 import { renderGeneratePrompt } from "../../prompt/index.js";
 import { fitPrompt } from "../../options.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
-import { type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
+import { IMAGES_UNSUPPORTED, type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
 import type { Lease } from "../../scheduler.js";
 import { imagePrompt, requireCapability } from "../models.js";
 import { type GenerateBody, generateSchema } from "../schemas.js";
-
-export const IMAGES_UNSUPPORTED = "images are not supported: mf's engine (node-llama-cpp 3.x) has no vision support";
 
 export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
   app.post<{ Body: GenerateBody }>("/api/generate", { schema: { body: generateSchema } }, async (req, reply) => {
