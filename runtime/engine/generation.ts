@@ -17,6 +17,8 @@ export interface GenerationRequest {
 
 export interface GenerationResult {
   doneReason: "stop" | "length";
+  /** the stop string that ended the answer, when one did (not the end-of-generation token) */
+  stopSequence?: string;
   /** prompt plus generated tokens: Ollama's `context` */
   tokens: number[];
   promptEvalCount: number;
@@ -59,6 +61,7 @@ export async function runGeneration(
   let pending: number[] = [];
   let held = "";
   let doneReason: "stop" | "length" = "stop";
+  let stopSequence: string | undefined;
   const room = model.contextSize - req.prompt.length;
   const limit = req.maxTokens > 0 ? Math.min(req.maxTokens, room) : room;
 
@@ -85,6 +88,7 @@ export async function runGeneration(
           return i >= 0 && (at < 0 || i < at) ? i : at;
         }, -1);
         if (cut >= 0) {
+          stopSequence = stops.filter((s) => held.indexOf(s) === cut).sort((a, b) => b.length - a.length)[0];
           if (cut > 0) onText(held.slice(0, cut));
           held = "";
           stopped = true;
@@ -110,6 +114,7 @@ export async function runGeneration(
   const end = process.hrtime.bigint();
   return {
     doneReason,
+    stopSequence,
     tokens: [...req.prompt, ...generated],
     promptEvalCount: req.prompt.length,
     promptEvalDuration: Number((firstAt ?? end) - start),

@@ -11,6 +11,8 @@
  *   POST /api/embed, /api/embeddings  routes/embed.ts
  *   POST /api/create, HEAD|POST /api/blobs/:digest  routes/create.ts
  *   GET /api/tags, POST /api/show, POST /api/copy, DELETE /api/delete, GET /api/ps, GET /api/version  routes/models.ts
+ *   /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /v1/responses  compat/openai.ts
+ *   POST /v1/messages              compat/anthropic.ts
  *   POST /api/pull, /api/push      not here: registered by `registryRoutes` (the registry-client issue)
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
@@ -28,6 +30,8 @@ import { createRoutes } from "./routes/create.js";
 import { embedRoutes } from "./routes/embed.js";
 import { generateRoute } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
+import { openaiRoutes } from "./compat/openai.js";
+import { anthropicRoutes } from "./compat/anthropic.js";
 
 export interface RuntimeServerOptions {
   store: LocalStore;
@@ -99,6 +103,8 @@ export function createRuntimeServer(opts: RuntimeServerOptions): FastifyInstance
   chatRoute(app, deps);
   embedRoutes(app, deps);
   createRoutes(app, deps);
+  openaiRoutes(app, deps);
+  anthropicRoutes(app, deps);
   opts.registryRoutes?.(app, { store: opts.store });
   app.addHook("onClose", async () => {
     await opts.scheduler.close();

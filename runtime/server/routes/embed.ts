@@ -6,12 +6,12 @@ import { clientSignal } from "../http.js";
 import { type RuntimeDeps, acquire, prepare } from "../infer.js";
 import { embedSchema, embeddingsSchema } from "../schemas.js";
 
-function normalise(v: number[]): number[] {
+export function normalise(v: number[]): number[] {
   const n = Math.hypot(...v);
   return n > 0 ? v.map((x) => x / n) : v;
 }
 
-async function embedOne(lease: Lease, text: string, truncate: boolean, signal: AbortSignal): Promise<{ vector: number[]; tokens: number }> {
+export async function embedOne(lease: Lease, text: string, truncate: boolean, signal: AbortSignal): Promise<{ vector: number[]; tokens: number }> {
   const m = lease.model;
   let tokens = m.tokenize(text, { special: true });
   if (m.bosToken !== null && tokens[0] !== m.bosToken) tokens = [m.bosToken, ...tokens];
