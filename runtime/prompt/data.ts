@@ -68,10 +68,12 @@ const TOOL_PARAMETERS: StructType = {
 const TOOL_PROPERTY: StructType = {
   name: "api.ToolProperty",
   fields: [
+    { name: "AnyOf", json: "anyOf", omitempty: true },
     { name: "Type", json: "type", omitempty: true },
     { name: "Items", json: "items", omitempty: true },
     { name: "Description", json: "description", omitempty: true },
     { name: "Enum", json: "enum", omitempty: true },
+    { name: "Properties", json: "properties", omitempty: true },
   ],
 };
 
@@ -92,24 +94,31 @@ function toolCallData(c: ToolCall): Record<string, unknown> {
 /** A message as templates see it (`.Role`, `.Content`, `.ToolCalls`, …). */
 export function messageData(m: ChatMessage): Record<string, unknown> {
   return goStruct(MESSAGE, {
-    Role: str(m.role),
+    // Ollama lower-cases roles before templates see them
+    Role: str(m.role).toLowerCase(),
     Content: str(m.content),
     Thinking: str(m.thinking),
     Images: Array.isArray(m.images) ? [...m.images] : [],
-    ToolCalls: Array.isArray(m.tool_calls) ? m.tool_calls.map(toolCallData) : [],
+    // a message without calls has a nil slice in Ollama, which `json` prints as null
+    ToolCalls: Array.isArray(m.tool_calls) ? m.tool_calls.map(toolCallData) : null,
     ToolName: str(m.tool_name),
     ToolCallID: str(m.tool_call_id),
   });
 }
 
+/** A parameter's schema as Ollama's ToolProperty: nested objects (`properties`) and `anyOf` included, as Ollama keeps them. */
 function propertyData(p: ToolProperty): Record<string, unknown> {
   const t = p?.type;
   const type = Array.isArray(t) ? (t.length === 1 ? str(t[0]) : t.map(str)) : str(t);
+  const nested: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(p?.properties ?? {})) nested[k] = propertyData(v);
   return goStruct(TOOL_PROPERTY, {
+    AnyOf: Array.isArray(p?.anyOf) ? p.anyOf.map(propertyData) : [],
     Type: type,
     Items: p?.items ?? null,
     Description: str(p?.description),
     Enum: Array.isArray(p?.enum) ? p.enum : [],
+    Properties: nested,
   });
 }
 

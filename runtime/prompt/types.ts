@@ -25,10 +25,13 @@ export interface ChatMessage {
 }
 
 export interface ToolProperty {
+  anyOf?: ToolProperty[];
   type?: string | string[];
   items?: unknown;
   description?: string;
   enum?: unknown[];
+  /** a nested object's own properties */
+  properties?: Record<string, ToolProperty>;
 }
 
 export interface ToolFunctionParameters {

@@ -132,3 +132,41 @@ test("the cache parses a template once per digest and evicts the least recently 
   const r1 = renderChatPrompt({ template: "{{ .Prompt }}", templateDigest: "sha256:t" }, { messages: [u("q")] }, { cache });
   assert.equal(r1.prompt, "q");
 });
+
+test("tool prompts as Ollama renders them: nested parameter objects and anyOf survive into .Tools, roles lower-cased, json of .Messages and .ToolCalls with Ollama's field names", () => {
+  const tmpl = "{{ range .Tools }}{{ json . }}{{ end }}|{{ json .Messages }}|{{ range .Messages }}{{ .Role }}:{{ json .ToolCalls }};{{ end }}";
+  const tools = [
+    {
+      type: "function",
+      function: {
+        name: "book",
+        parameters: {
+          type: "object",
+          required: ["where"],
+          properties: {
+            where: { type: "object", description: "the place", properties: { city: { type: "string" }, zip: { anyOf: [{ type: "string" }, { type: "null" }] } } },
+          },
+        },
+      },
+    },
+  ] as never;
+  const messages = [
+    { role: "User", content: "book it" },
+    { role: "ASSISTANT", content: "", tool_calls: [{ id: "call_1", function: { name: "book", arguments: { where: { city: "Oslo" } } } }] },
+    { role: "tool", content: "done", tool_call_id: "call_1", tool_name: "book" },
+  ];
+  const out = renderChatPrompt({ template: tmpl }, { messages, tools }, { cache: new TemplateCache() }).prompt;
+  const [toolJson, messagesJson, perMessage] = out.split("|");
+  assert.deepEqual(JSON.parse(toolJson!).function.parameters.properties.where, {
+    type: "object",
+    description: "the place",
+    properties: { city: { type: "string" }, zip: { anyOf: [{ type: "string" }, { type: "null" }] } },
+  });
+  assert.deepEqual(JSON.parse(messagesJson!), [
+    { role: "user", content: "book it" },
+    { role: "assistant", content: "", tool_calls: [{ id: "call_1", function: { name: "book", arguments: { where: { city: "Oslo" } } } }] },
+    { role: "tool", content: "done", tool_name: "book", tool_call_id: "call_1" },
+  ]);
+  // a message without calls has none (Go's nil slice prints null), one with calls prints them
+  assert.equal(perMessage, 'user:null;assistant:[{"id":"call_1","function":{"name":"book","arguments":{"where":{"city":"Oslo"}}}}];tool:null;');
+});
