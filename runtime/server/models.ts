@@ -16,13 +16,18 @@ export function notFound(name: string): RuntimeError {
   return new RuntimeError("MODEL_NOT_FOUND", `model "${name}" not found, try pulling it first`);
 }
 
-export type Capability = "completion" | "tools" | "insert" | "thinking";
+export type Capability = "completion" | "tools" | "insert" | "thinking" | "embedding";
+
+/** Architectures that only embed (as Ollama marks them): no completion, the embedding capability. */
+const EMBEDDING_FAMILIES = new Set(["bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "t5encoder", "gte", "xlm-roberta", "modern-bert", "neo-bert"]);
 
 /**
  * What a template can do (`/api/show`'s `capabilities`): tools when it mentions `.Tools`, insert when
- * `.Suffix`, thinking when it prints `.Thinking` between two tags (runtime/thinking.ts).
+ * `.Suffix`, thinking when it prints `.Thinking` between two tags (runtime/thinking.ts); an embedding-only
+ * architecture has `embedding` alone.
  */
-export function capabilities(template: string | undefined): Capability[] {
+export function capabilities(template: string | undefined, family?: string): Capability[] {
+  if (family && EMBEDDING_FAMILIES.has(family.toLowerCase())) return ["embedding"];
   const caps: Capability[] = ["completion"];
   if (!template) return caps;
   try {

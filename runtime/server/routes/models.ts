@@ -28,6 +28,7 @@ export function modelRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
         size: m.size,
         digest: hex(m.digest),
         details: d?.details ?? null,
+        capabilities: d ? capabilities(d.template, d.details.family) : ["completion"],
       });
     }
     return { models };
@@ -46,7 +47,7 @@ export function modelRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
       details: d.details,
       messages: d.messages.length ? d.messages : undefined,
       model_info: await modelInfo(d),
-      capabilities: capabilities(d.template),
+      capabilities: capabilities(d.template, d.details.family),
       modified_at: d.model.modified.toISOString(),
     };
   });
