@@ -7,6 +7,8 @@ import { NdjsonStream, clientSignal, createdAt } from "../http.js";
 import { IMAGES_UNSUPPORTED, type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
 import type { Lease } from "../../scheduler.js";
 import { imagePrompt, requireCapability } from "../models.js";
+import { ThinkingSplitter } from "../../thinking.js";
+import { thinkPlan } from "../turn.js";
 import { type GenerateBody, generateSchema } from "../schemas.js";
 
 export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
@@ -20,6 +22,8 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     const p = await prepare(deps, b);
     // a template without `.Suffix` would silently drop the prompt: Ollama refuses instead
     if (b.suffix) requireCapability(b.model, b.template || p.d.template, "insert");
+    // raw prompts have no template, so no thinking tags to separate by
+    const plan = b.raw ? { think: b.think, tags: undefined } : thinkPlan(b.model, b.template || p.d.template, b.think);
     const signal = clientSignal(req, reply);
     const prompt = b.prompt ?? "";
     const head = () => ({ model: b.model, created_at: createdAt() });
@@ -27,7 +31,7 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     const render = (lease?: Lease) =>
       renderGeneratePrompt(
         imagePrompt(p.d),
-        { prompt, suffix: b.suffix, system: b.system, template: b.template, raw: b.raw, think: b.think, hasContext: !!b.context?.length },
+        { prompt, suffix: b.suffix, system: b.system, template: b.template, raw: b.raw, think: plan.think, hasContext: !!b.context?.length },
         { cache: deps.templates, ggufTemplate: ggufTemplate(lease) },
       );
     // without a template the GGUF's own chat template renders the prompt: that needs the loaded model
@@ -55,9 +59,22 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       const stream = b.stream !== false;
       const out = stream ? new NdjsonStream(reply) : undefined;
       let text = "";
+      let thinking = "";
+      const splitter = plan.tags ? new ThinkingSplitter(plan.tags, rendered.prompt.trimEnd().endsWith(plan.tags.open)) : undefined;
+      const emit = (part: { thinking: string; content: string }) => {
+        if (part.thinking) {
+          if (out) out.write({ ...head(), response: "", thinking: part.thinking, done: false });
+          else thinking += part.thinking;
+        }
+        if (part.content) {
+          if (out) out.write({ ...head(), response: part.content, done: false });
+          else text += part.content;
+        }
+      };
       try {
-        const r = await generate(lease, p, tokens, (t) => (out ? out.write({ ...head(), response: t, done: false }) : (text += t)), signal);
-        const final = { ...head(), response: text, done: true, done_reason: r.doneReason, context: r.tokens, ...stats(r, lease.loadDuration, start) };
+        const r = await generate(lease, p, tokens, (t) => emit(splitter ? splitter.push(t) : { thinking: "", content: t }), signal);
+        if (splitter) emit(splitter.flush());
+        const final = { ...head(), response: text, ...(thinking ? { thinking } : {}), done: true, done_reason: r.doneReason, context: r.tokens, ...stats(r, lease.loadDuration, start) };
         if (!out) return final;
         out.write(final);
         out.end();
