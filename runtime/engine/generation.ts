@@ -3,7 +3,7 @@
  * start of a stop string, ends on a stop string, `num_predict`, a full context or an end-of-generation
  * token, and measures what Ollama reports (counts and nanosecond durations).
  */
-import type { EngineModel, GrammarSpec, SamplingOptions } from "./types.js";
+import type { EngineModel, GrammarSpec, SamplingOptions, TokenProbability } from "./types.js";
 
 export interface GenerationRequest {
   /** the whole prompt, already tokenized and fitted to the context */
@@ -13,6 +13,16 @@ export interface GenerationRequest {
   stop: string[];
   sampling: SamplingOptions;
   grammar?: GrammarSpec;
+  /** each generated token's log-probability and its `top` alternatives, as text (see TokenProbability) */
+  logprobs?: { top: number; sink: (e: LogprobEntry) => void };
+}
+
+/** A token's log-probability as the APIs report it (Ollama's and OpenAI's shape). */
+export interface LogprobEntry {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
 export interface GenerationResult {
@@ -67,7 +77,19 @@ export async function runGeneration(
 
   const start = process.hrtime.bigint();
   let firstAt: bigint | undefined;
-  const gen = model.evaluate(req.prompt, { sampling: req.sampling, grammar: req.grammar });
+  const tokenText = (t: number): { token: string; bytes: number[] } => {
+    const s = model.detokenize([t], { special: true });
+    return { token: s, bytes: [...Buffer.from(s, "utf8")] };
+  };
+  const lp = req.logprobs;
+  const probabilities = lp
+    ? {
+        top: lp.top,
+        sink: (p: TokenProbability) =>
+          lp.sink({ ...tokenText(p.token), logprob: p.logprob, top_logprobs: p.top.map((x) => ({ ...tokenText(x.token), logprob: x.logprob })) }),
+      }
+    : undefined;
+  const gen = model.evaluate(req.prompt, { sampling: req.sampling, grammar: req.grammar, probabilities });
   let stopped = false;
   try {
     while (!stopped) {

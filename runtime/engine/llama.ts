@@ -243,7 +243,7 @@ class LlamaEngineModel implements EngineModel {
       const rp = s.repeat;
       const penalize = rp && rp.lastN !== 0 && (rp.penalty !== 1 || rp.presencePenalty !== 0 || rp.frequencyPenalty !== 0);
       const lastN = rp && rp.lastN < 0 ? this.contextSize : (rp?.lastN ?? 0);
-      const gen = seq.evaluate(prompt.slice(common) as Token[], {
+      const options = {
         temperature: s.temperature,
         topK: s.topK,
         topP: s.topP,
@@ -259,7 +259,11 @@ class LlamaEngineModel implements EngineModel {
             }
           : undefined,
         grammarEvaluationState: grammar ? new LlamaGrammarEvaluationState({ model: this.model, grammar }) : undefined,
-      });
+      };
+      const probs = opts.probabilities;
+      const gen: AsyncGenerator<Token, void, void> = probs
+        ? withProbabilities(seq.evaluateWithMetadata(prompt.slice(common) as Token[], { confidence: true, probabilities: probs.top > 0 }, options), probs)
+        : seq.evaluate(prompt.slice(common) as Token[], options);
       for await (const token of gen) {
         history.push(token);
         this.barrier.received(slot);
@@ -293,5 +297,28 @@ class LlamaEngineModel implements EngineModel {
     if (emb) await (await emb.catch(() => undefined))?.dispose();
     await this.context.dispose();
     await this.model.dispose();
+  }
+}
+
+/** Tokens from node-llama-cpp's metadata stream, each reported with its probabilities first. */
+async function* withProbabilities(
+  gen: AsyncGenerator<{ token: Token; confidence: number; probabilities?: Map<Token, number> }, void, void>,
+  probs: NonNullable<EvaluateOptions["probabilities"]>,
+): AsyncGenerator<Token, void, void> {
+  for await (const out of gen) {
+    const top: { token: number; logprob: number }[] = [];
+    if (probs.top > 0 && out.probabilities) {
+      // the N most probable, kept in order while scanning once
+      for (const [token, p] of out.probabilities) {
+        const lp = Math.log(p);
+        if (top.length === probs.top && lp <= top[top.length - 1]!.logprob) continue;
+        let i = top.length;
+        while (i > 0 && top[i - 1]!.logprob < lp) i--;
+        top.splice(i, 0, { token, logprob: lp });
+        if (top.length > probs.top) top.pop();
+      }
+    }
+    probs.sink({ token: out.token, logprob: Math.log(out.confidence), top });
+    yield out.token;
   }
 }

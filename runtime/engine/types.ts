@@ -39,13 +39,25 @@ export interface SamplingOptions {
   repeat?: RepeatPenalty;
 }
 
-/** Constrained output: any JSON value, or JSON matching a schema. */
 /** `json`: any JSON object (Ollama's `format: "json"`); `gbnf`: grammar text, from a JSON Schema by grammar/jsonschema. */
 export type GrammarSpec = { kind: "json" } | { kind: "gbnf"; text: string };
+
+/** A sampled token's probability and the most probable alternatives, as natural logs. */
+export interface TokenProbability {
+  token: number;
+  logprob: number;
+  top: { token: number; logprob: number }[];
+}
 
 export interface EvaluateOptions {
   sampling: SamplingOptions;
   grammar?: GrammarSpec;
+  /**
+   * Report each sampled token's probability (and the `top` most probable tokens) to `sink` before the
+   * token is yielded. node-llama-cpp gives them after sampling: from the distribution that temperature,
+   * top-k, top-p and min-p left, not the model's raw one.
+   */
+  probabilities?: { top: number; sink: (p: TokenProbability) => void };
 }
 
 export interface EngineModel {

@@ -7,7 +7,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { RuntimeError } from "../../core/errors.js";
 import type { LocalStore } from "../../core/store.js";
 import type { ModelDescription } from "../../builder/describe.js";
-import { runGeneration, type GenerationResult } from "../engine/generation.js";
+import { runGeneration, type GenerationRequest, type GenerationResult, type LogprobEntry } from "../engine/generation.js";
 import { schemaToGbnf } from "../../grammar/jsonschema/index.js";
 import type { Engine, GrammarSpec } from "../engine/types.js";
 import { parseKeepAlive, requestOptions, resolveRunOptions, type RunOptions } from "../options.js";
@@ -124,11 +124,44 @@ export function generate(
   prompt: number[],
   onText: (t: string) => void,
   signal: AbortSignal,
+  logprobs?: GenerationRequest["logprobs"],
 ): Promise<GenerationResult> {
   return runGeneration(
     lease.model,
-    { prompt, maxTokens: p.run.numPredict, stop: p.run.stop, sampling: p.run.sampling, grammar: p.grammar },
+    { prompt, maxTokens: p.run.numPredict, stop: p.run.stop, sampling: p.run.sampling, grammar: p.grammar, logprobs },
     onText,
     signal,
   );
+}
+
+/**
+ * `logprobs` / `top_logprobs` of a request (native or OpenAI): each generated token's log-probability,
+ * collected as it is sampled; a streamed answer drains what came since its last chunk.
+ */
+export class Logprobs {
+  readonly all: LogprobEntry[] = [];
+  private pending: LogprobEntry[] = [];
+  readonly request: NonNullable<GenerationRequest["logprobs"]>;
+
+  private constructor(top: number) {
+    this.request = { top, sink: (e) => (this.all.push(e), this.pending.push(e)) };
+  }
+
+  /** Undefined unless asked for; a 400 for a bad `top_logprobs` (0 to 20, as OpenAI allows). */
+  static of(logprobs: unknown, top: unknown): Logprobs | undefined {
+    if (top !== undefined && top !== null && (!Number.isInteger(top) || (top as number) < 0 || (top as number) > 20)) {
+      throw new RuntimeError("BAD_REQUEST", "top_logprobs must be an integer from 0 to 20");
+    }
+    if (logprobs !== true) {
+      if (top) throw new RuntimeError("BAD_REQUEST", "top_logprobs needs logprobs: true");
+      return undefined;
+    }
+    return new Logprobs((top as number | undefined) ?? 0);
+  }
+
+  drain(): LogprobEntry[] {
+    const d = this.pending;
+    this.pending = [];
+    return d;
+  }
 }

@@ -41,6 +41,8 @@ export const generateSchema = {
     keep_alive: keepAlive,
     options: { type: ["object", "null"] },
     think: { type: ["boolean", "string"] },
+    logprobs: bool,
+    top_logprobs: { type: "integer" },
     _debug_render_only: bool,
   },
 } as const;
@@ -59,6 +61,8 @@ export interface GenerateBody {
   keep_alive?: string | number;
   options?: Record<string, unknown> | null;
   think?: boolean | string;
+  logprobs?: boolean;
+  top_logprobs?: number;
   _debug_render_only?: boolean;
 }
 
@@ -75,6 +79,8 @@ export const chatSchema = {
     keep_alive: keepAlive,
     options: { type: ["object", "null"] },
     think: { type: ["boolean", "string"] },
+    logprobs: bool,
+    top_logprobs: { type: "integer" },
     _debug_render_only: bool,
   },
 } as const;

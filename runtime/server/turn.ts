@@ -16,7 +16,7 @@ import { fitPrompt, promptBudget } from "../options.js";
 import type { Lease } from "../scheduler.js";
 import { ThinkingSplitter, inferThinkTags } from "../thinking.js";
 import { ToolCallStream } from "../toolstream.js";
-import { IMAGES_UNSUPPORTED, type Prepared, type RuntimeDeps, acquire, generate, ggufTemplate, promptTokens } from "./infer.js";
+import { IMAGES_UNSUPPORTED, type Logprobs, type Prepared, type RuntimeDeps, acquire, generate, ggufTemplate, promptTokens } from "./infer.js";
 import { imagePrompt, requireCapability } from "./models.js";
 
 export interface TurnRequest {
@@ -25,6 +25,7 @@ export interface TurnRequest {
   tools?: Tool[];
   think?: Think | null;
   template?: string;
+  logprobs?: Logprobs;
 }
 
 export interface TurnSink {
@@ -93,7 +94,7 @@ export async function runTurn(deps: RuntimeDeps, p: Prepared, req: TurnRequest, 
       }
       if (split.content) deliver(calls ? calls.push(split.content) : { content: split.content, calls: [] });
     };
-    out.result = await generate(lease, p, tokens, (t) => emit(splitter ? splitter.push(t) : { thinking: "", content: t }), signal);
+    out.result = await generate(lease, p, tokens, (t) => emit(splitter ? splitter.push(t) : { thinking: "", content: t }), signal, req.logprobs?.request);
     if (splitter) emit(splitter.flush());
     if (calls) deliver(calls.flush());
     return out;

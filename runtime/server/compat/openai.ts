@@ -11,7 +11,7 @@ import type { GenerationResult } from "../../engine/generation.js";
 import { type ChatMessage, type Tool, type ToolCall, renderGeneratePrompt } from "../../prompt/index.js";
 import { fitPrompt } from "../../options.js";
 import { apiError, clientSignal } from "../http.js";
-import { type Prepared, type RuntimeDeps, acquire, generate, ggufTemplate, prepare, promptTokens } from "../infer.js";
+import { Logprobs, type Prepared, type RuntimeDeps, acquire, generate, ggufTemplate, prepare, promptTokens } from "../infer.js";
 import { imagePrompt } from "../models.js";
 import { embedOne, normalise } from "../routes/embed.js";
 import { type TurnRequest, type TurnResult, checkTurn, runTurn } from "../turn.js";
@@ -167,7 +167,8 @@ export function openaiRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
         const options = samplingOptions(b, b.max_completion_tokens ?? b.max_tokens);
         const p = await prepare(deps, { model: b.model, options, format: tc.format });
         addStops(p.run, p.d.params, options.stop);
-        const turn: TurnRequest = { model: b.model, messages, tools: tc.tools, think: thinkOf(b.reasoning_effort ?? b.reasoning?.effort) };
+        const logprobs = Logprobs.of(b.logprobs, b.top_logprobs);
+        const turn: TurnRequest = { model: b.model, messages, tools: tc.tools, think: thinkOf(b.reasoning_effort ?? b.reasoning?.effort), logprobs };
         checkTurn(turn, p);
         const signal = clientSignal(req, reply);
         const id = newId("chatcmpl-");
@@ -183,12 +184,13 @@ export function openaiRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
               const { index: _index, ...rest } = wireCall(c, i);
               return rest;
             });
-            return { ...head, object: "chat.completion", choices: [{ index: 0, message, finish_reason: finishReason(t), logprobs: null }], usage: usage(t.result) };
+            const lp = logprobs ? { content: logprobs.all, refusal: null } : null;
+            return { ...head, object: "chat.completion", choices: [{ index: 0, message, finish_reason: finishReason(t), logprobs: lp }], usage: usage(t.result) };
           });
         }
         const sse = new SseStream(reply);
         const chunk = (delta: Body, finish: string | null = null) =>
-          sse.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }] });
+          sse.send({ ...head, object: "chat.completion.chunk", choices: [{ index: 0, delta, finish_reason: finish, logprobs: logprobs ? { content: logprobs.drain(), refusal: null } : null }] });
         let calls = 0;
         const first = () => {
           if (!sse.started) chunk({ role: "assistant", content: "" });

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { type ChatMessage, type Tool, renderChatPrompt } from "../../prompt/index.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
-import { type RuntimeDeps, acquire, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, stats } from "../infer.js";
+import { Logprobs, type RuntimeDeps, acquire, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, stats } from "../infer.js";
 import { imagePrompt } from "../models.js";
 import { chatSchema } from "../schemas.js";
 import { type TurnRequest, checkTurn, runTurn, thinkPlan } from "../turn.js";
@@ -17,6 +17,8 @@ interface ChatBody {
   keep_alive?: string | number;
   options?: Record<string, unknown> | null;
   think?: boolean | string;
+  logprobs?: boolean;
+  top_logprobs?: number;
   _debug_render_only?: boolean;
 }
 
@@ -27,7 +29,8 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     const messages: ChatMessage[] = (b.messages ?? []).map((m) => ({ ...m, content: m.content ?? "" }) as ChatMessage);
     const tools = b.tools ?? [];
     const p = await prepare(deps, b);
-    const turn: TurnRequest = { model: b.model, messages, tools, think: b.think, template: b.template };
+    const logprobs = Logprobs.of(b.logprobs, b.top_logprobs);
+    const turn: TurnRequest = { model: b.model, messages, tools, think: b.think, template: b.template, logprobs };
     checkTurn(turn, p);
     const signal = clientSignal(req, reply);
     const head = () => ({ model: b.model, created_at: createdAt() });
@@ -50,7 +53,11 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
 
     // thinking, text and each tool call go out as they come, each in its own done:false chunk
     const out = b.stream !== false ? new NdjsonStream(reply) : undefined;
-    const chunk = (message: Record<string, unknown>) => out?.write({ ...head(), message: { role: "assistant", content: "", ...message }, done: false });
+    const withLogprobs = () => {
+      const lp = logprobs?.drain();
+      return lp?.length ? { logprobs: lp } : {};
+    };
+    const chunk = (message: Record<string, unknown>) => out?.write({ ...head(), message: { role: "assistant", content: "", ...message }, done: false, ...withLogprobs() });
     try {
       const t = await runTurn(deps, p, turn, {
         thinking: (thinking) => chunk({ thinking }),
@@ -60,9 +67,9 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       const done = { done_reason: t.result.doneReason, done: true, ...stats(t.result, t.loadDuration, start) };
       if (!out) {
         const message = { role: "assistant", content: t.content, ...(t.thinking ? { thinking: t.thinking } : {}), ...(t.toolCalls.length ? { tool_calls: t.toolCalls } : {}) };
-        return { ...head(), message, ...done };
+        return { ...head(), message, ...done, ...(logprobs ? { logprobs: logprobs.all } : {}) };
       }
-      out.write({ ...head(), message: { role: "assistant", content: "" }, ...done });
+      out.write({ ...head(), message: { role: "assistant", content: "" }, ...done, ...withLogprobs() });
       out.end();
     } catch (e) {
       if (signal.aborted) return reply.hijack();

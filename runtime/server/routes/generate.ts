@@ -4,7 +4,7 @@ import { RuntimeError } from "../../../core/errors.js";
 import { renderGeneratePrompt } from "../../prompt/index.js";
 import { fitPrompt } from "../../options.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
-import { IMAGES_UNSUPPORTED, type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
+import { IMAGES_UNSUPPORTED, Logprobs, type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
 import type { Lease } from "../../scheduler.js";
 import { imagePrompt, requireCapability } from "../models.js";
 import { ThinkingSplitter } from "../../thinking.js";
@@ -24,6 +24,11 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     if (b.suffix) requireCapability(b.model, b.template || p.d.template, "insert");
     // raw prompts have no template, so no thinking tags to separate by
     const plan = b.raw ? { think: b.think, tags: undefined } : thinkPlan(b.model, b.template || p.d.template, b.think);
+    const logprobs = Logprobs.of(b.logprobs, b.top_logprobs);
+    const withLogprobs = () => {
+      const lp = logprobs?.drain();
+      return lp?.length ? { logprobs: lp } : {};
+    };
     const signal = clientSignal(req, reply);
     const prompt = b.prompt ?? "";
     const head = () => ({ model: b.model, created_at: createdAt() });
@@ -63,19 +68,20 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       const splitter = plan.tags ? new ThinkingSplitter(plan.tags, rendered.prompt.trimEnd().endsWith(plan.tags.open)) : undefined;
       const emit = (part: { thinking: string; content: string }) => {
         if (part.thinking) {
-          if (out) out.write({ ...head(), response: "", thinking: part.thinking, done: false });
+          if (out) out.write({ ...head(), response: "", thinking: part.thinking, done: false, ...withLogprobs() });
           else thinking += part.thinking;
         }
         if (part.content) {
-          if (out) out.write({ ...head(), response: part.content, done: false });
+          if (out) out.write({ ...head(), response: part.content, done: false, ...withLogprobs() });
           else text += part.content;
         }
       };
       try {
-        const r = await generate(lease, p, tokens, (t) => emit(splitter ? splitter.push(t) : { thinking: "", content: t }), signal);
+        const r = await generate(lease, p, tokens, (t) => emit(splitter ? splitter.push(t) : { thinking: "", content: t }), signal, logprobs?.request);
         if (splitter) emit(splitter.flush());
         const final = { ...head(), response: text, ...(thinking ? { thinking } : {}), done: true, done_reason: r.doneReason, context: r.tokens, ...stats(r, lease.loadDuration, start) };
-        if (!out) return final;
+        if (!out) return logprobs ? { ...final, logprobs: logprobs.all } : final;
+        Object.assign(final, withLogprobs());
         out.write(final);
         out.end();
       } catch (e) {
