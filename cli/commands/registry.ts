@@ -111,7 +111,8 @@ async function listen(app: { listen(o: { host: string; port: number }): Promise<
       throw new MfError("BAD_REQUEST", `cannot listen on ${addr}: permission denied (ports below 1024 need privileges); pick another port with --addr HOST:PORT`, { cause: e });
     }
     if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN") {
-      throw new MfError("BAD_REQUEST", `cannot listen on ${addr}: ${host} is not an address of this machine; give one with --addr HOST:PORT (0.0.0.0: every interface)`, { cause: e });
+      const why = code === "EADDRNOTAVAIL" ? "is not an address of this machine" : "does not resolve to an address";
+      throw new MfError("BAD_REQUEST", `cannot listen on ${addr}: ${host} ${why}; give one of this machine's with --addr HOST:PORT (0.0.0.0: every interface)`, { cause: e });
     }
     throw e;
   }

@@ -100,7 +100,7 @@ describe("clear errors for clients, through the binary", () => {
     assert.match(open.stderr, /asks for no credentials, so the key could not be checked/);
   });
 
-  it("mf registry serve on a busy port says which address is taken and what to do", async () => {
+  it("mf registry serve on a busy port (or an address not of this machine) says which address and what to do", async () => {
     const busy: Server = createServer();
     await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
     const port = (busy.address() as { port: number }).port;
@@ -111,6 +111,13 @@ describe("clear errors for clients, through the binary", () => {
       assert.match(r.stderr, new RegExp(`^mf: cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use .*--addr HOST:PORT`));
     } finally {
       await new Promise((r) => busy.close(r));
+    }
+    // an address this machine does not have (TEST-NET-1), a name that does not resolve
+    for (const [addr, why] of [["192.0.2.1:0", "192\\.0\\.2\\.1 is not an address of this machine"], ["nonexistent.invalid:0", "nonexistent\\.invalid does not resolve to an address"]]) {
+      const r = await runMf(["registry", "serve", "--root", join(dir, "busy-root"), "--addr", addr!]);
+      assert.equal(r.code, 1, r.stderr);
+      assertClear(r.stderr);
+      assert.match(r.stderr, new RegExp(`^mf: cannot listen on ${addr!.replace(/\./g, "\\.")}: ${why}; .*--addr HOST:PORT`));
     }
   });
 });
