@@ -10,7 +10,7 @@ export interface ByteRange {
 /**
  * Parses a request `Range: bytes=a-b` header against a resource of `size` bytes.
  * Returns the satisfiable range, `null` when the header is absent or not a single byte range we serve
- * (the caller then sends the whole body), or `"unsatisfiable"` (416).
+ * (the caller then sends the whole body), or `"unsatisfiable"` (416: past the end, or last < first).
  */
 export function parseRangeHeader(header: string | undefined, size: number): ByteRange | null | "unsatisfiable" {
   if (!header) return null;
@@ -28,7 +28,8 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
   } else {
     start = Number(a);
     end = b === "" ? size - 1 : Math.min(Number(b), size - 1);
-    if (b !== "" && Number(b) < start) return null;
+    // last < first: RFC 9110 calls the range invalid, and a set of only invalid ranges is refused (416)
+    if (b !== "" && Number(b) < start) return "unsatisfiable";
   }
   if (start >= size || size === 0) return "unsatisfiable";
   return { start, end };

@@ -32,6 +32,7 @@ interface ServeArgs extends StorageArgs {
   access?: string;
   service: string;
   "token-ttl": string;
+  "allow-foreign-layers"?: string;
   verbose?: boolean;
 }
 
@@ -86,7 +87,39 @@ function splitAddr(addr: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || "0.0.0.0"), port: Number(m[3]) };
 }
 
+/** `--allow-foreign-layers REGEX`: urls of non-distributable layers that may stay unpushed. */
+function foreignLayerPolicy(text: string | string[] | undefined): RegExp | undefined {
+  if (text === undefined) return undefined;
+  const source = last(text);
+  try {
+    return new RegExp(source);
+  } catch (e) {
+    throw new MfError("BAD_REQUEST", `--allow-foreign-layers: ${JSON.stringify(source)} is not a regular expression (${(e as Error).message})`);
+  }
+}
+
+/** Listens, turning the usual failures into a message that names the address and what to do. */
+async function listen(app: { listen(o: { host: string; port: number }): Promise<string> }, addr: string, host: string, port: number): Promise<string> {
+  try {
+    return await app.listen({ host, port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") {
+      throw new MfError("BAD_REQUEST", `cannot listen on ${addr}: the address is already in use (another registry or program holds port ${port}); stop it, or pick another port with --addr HOST:PORT (port 0: any free port)`, { cause: e });
+    }
+    if (code === "EACCES") {
+      throw new MfError("BAD_REQUEST", `cannot listen on ${addr}: permission denied (ports below 1024 need privileges); pick another port with --addr HOST:PORT`, { cause: e });
+    }
+    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN") {
+      const why = code === "EADDRNOTAVAIL" ? "is not an address of this machine" : "does not resolve to an address";
+      throw new MfError("BAD_REQUEST", `cannot listen on ${addr}: ${host} ${why}; give one of this machine's with --addr HOST:PORT (0.0.0.0: every interface)`, { cause: e });
+    }
+    throw e;
+  }
+}
+
 async function serve(args: ServeArgs): Promise<void> {
+  const allowForeignLayers = foreignLayerPolicy(args["allow-foreign-layers"]);
   const opened = await openStorage(args);
   const secretFile = args["secret-file"] ?? (opened.root ? join(opened.root, "secret.key") : undefined);
   if (!secretFile) {
@@ -125,10 +158,17 @@ async function serve(args: ServeArgs): Promise<void> {
     manifestMaxBytes: parseSize(args["body-limit"]),
     signedUrlTtlMs: parseDuration(args["signed-url-ttl"]),
     idleTimeoutMs: parseDuration(args["idle-timeout"]),
+    allowForeignLayers,
     https,
   });
-  const { host, port } = splitAddr(last(args.addr));
-  const address = await app.listen({ host, port });
+  const addr = last(args.addr);
+  const { host, port } = splitAddr(addr);
+  const address = await listen(app, addr, host, port).catch(async (e: unknown) => {
+    await app.close();
+    access?.close();
+    opened.close();
+    throw e;
+  });
   process.stdout.write(`mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n`);
 
   const graceMs = parseDuration(args["shutdown-grace"]);
@@ -184,7 +224,11 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGTERM, wait this long for in-flight requests" })
       .option("access", { type: "string", describe: "access file (YAML: keys, API keys, anonymous rules); turns key-based auth on, reloaded on change" })
       .option("service", { type: "string", default: "mf-registry", describe: "service name in auth challenges and tokens (the same on every replica)" })
-      .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" }) as unknown as Argv<ServeArgs>,
+      .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" })
+      .option("allow-foreign-layers", {
+        type: "string",
+        describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",
+      }) as unknown as Argv<ServeArgs>,
   handler: serve,
 };
 

@@ -17,6 +17,8 @@ export interface KeyAuthOptions {
   key?: SshKey | (() => SshKey | undefined);
   /** the API key stored for a registry host (`host[:port]`), from `mf login` */
   apiKey?: (host: string) => string | undefined;
+  /** how messages name the API key (default "the API key stored by `mf login`") */
+  apiKeyName?: string;
   dispatcher?: Dispatcher;
 }
 
@@ -75,7 +77,7 @@ export function keyAuthenticator(opts: KeyAuthOptions): Authenticate {
       } catch {
         /* no envelope */
       }
-      const how = apiKey ? "the API key stored by `mf login`" : k ? "the ssh key" : "no credentials (no key found; see `mf key`)";
+      const how = apiKey ? (opts.apiKeyName ?? "the API key stored by `mf login`") : k ? "the ssh key" : "no credentials (no key found; see `mf key`)";
       throw new AuthError("UNAUTHORIZED", `${host} refused a token for ${how}: ${message || `status ${res.statusCode}`}`);
     }
     const body = JSON.parse((await readAll(res.body, 1 << 20)).toString("utf8")) as Partial<TokenResponse>;

@@ -4,7 +4,7 @@
  */
 import type { ModelRef } from "../../core/reference.js";
 import type { LocalStore } from "../../core/store.js";
-import { RegistryHttp, type HttpOptions } from "./http.js";
+import { discard, RegistryHttp, type HttpOptions } from "./http.js";
 import { pull, type PullResult, type PullSettings, type TransferOptions } from "./pull.js";
 import { push, type PushResult, type PushSettings } from "./push.js";
 import { SharedDownloads } from "./shared.js";
@@ -29,6 +29,12 @@ export class RegistryClient {
   /** Pushes the model `name` from `store` to the registry its name points at. */
   push(store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PushResult> {
     return push({ http: this.http, settings: this.opts }, store, name, opts);
+  }
+
+  /** `GET /v2/` on the registry at `base` (`http(s)://host[:port]`), answering its challenge as any request does. */
+  async ping(base: string, signal?: AbortSignal): Promise<void> {
+    const res = await this.http.send({ method: "GET", url: `${base}/v2/`, signal });
+    discard(res.body);
   }
 
   async close(): Promise<void> {

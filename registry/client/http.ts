@@ -310,9 +310,31 @@ export class RegistryHttp {
   }
 }
 
+/**
+ * A TLS handshake with a server that answered in plain HTTP: OpenSSL's "wrong version number" (or
+ * "packet length too long", "http request"), on the error or its cause.
+ */
+function isPlainHttpAnswer(e: unknown): boolean {
+  for (let x = e as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; x && depth < 4; x = x.cause as typeof x, depth++) {
+    const code = typeof x.code === "string" ? x.code : "";
+    const message = typeof x.message === "string" ? x.message : "";
+    if (/^ERR_SSL_(WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST)$/.test(code)) return true;
+    if (/wrong version number|packet length too long|ssl3?_get_record|http request/i.test(message) && /ssl|tls/i.test(`${code} ${message}`)) return true;
+  }
+  return false;
+}
+
 function wrapNetworkError(e: unknown, req: HttpRequest): unknown {
   if (e instanceof MfError) return e;
   if ((e as { name?: string })?.name === "AbortError" || req.signal?.aborted) return e;
+  if (req.url.startsWith("https:") && isPlainHttpAnswer(e)) {
+    const origin = new URL(req.url).origin;
+    return new RegistryError(
+      "BAD_REQUEST",
+      `${origin} does not speak HTTPS (it answered the TLS handshake in plain HTTP); if it is a plain-HTTP registry, pass --insecure`,
+      { cause: e },
+    );
+  }
   if (isTransient(e)) {
     const msg = (e as Error).message ?? String(e);
     return new RegistryError("SERVICE_UNAVAILABLE", `${req.method} ${redact(req.url)}: ${msg}`, { cause: e });
@@ -344,6 +366,23 @@ export function httpStatusOf(e: unknown): number | undefined {
   return e instanceof RegistryHttpError ? e.httpStatus : undefined;
 }
 
+/** The action a request needs, as registries name it in scopes. */
+function actionOf(method: string): string {
+  if (method === "GET" || method === "HEAD") return "pull";
+  if (method === "DELETE") return "delete";
+  return "push";
+}
+
+/** What a bodiless 401/403 refused: the action on the repository the URL names. */
+function refusal(req: HttpRequest, status: number): string {
+  const path = new URL(req.url).pathname;
+  const m = /^\/v2\/(.+?)\/(?:blobs|manifests|tags|referrers)\//.exec(path);
+  const what = m ? `${actionOf(req.method)} on ${decodeURIComponent(m[1]!)}` : path === "/v2/_catalog" ? "listing the catalog" : `${req.method} ${path}`;
+  return status === 403
+    ? `${what} is not allowed for these credentials (the registry answered 403)`
+    : `${what} needs credentials the registry did not accept (it answered 401)`;
+}
+
 async function errorOf(res: HttpResponse, req: HttpRequest): Promise<MfError> {
   let text = "";
   try {
@@ -359,7 +398,11 @@ async function errorOf(res: HttpResponse, req: HttpRequest): Promise<MfError> {
   }
   const err = fromOciEnvelope(res.status, body);
   if (res.status === 401 || res.status === 403) {
-    return new AuthError(res.status === 401 ? "UNAUTHORIZED" : "DENIED", `${req.method} ${redact(req.url)}: ${err.message}`, { detail: err.detail });
+    // A HEAD answer has no body, and some registries send none: say what was refused, as the registry's
+    // own envelope would ("push on team-a/x is not allowed for these credentials").
+    const hasMessage = !!(body as { errors?: { message?: unknown }[] } | null)?.errors?.[0]?.message;
+    const message = hasMessage ? err.message : refusal(req, res.status);
+    return new AuthError(res.status === 401 ? "UNAUTHORIZED" : "DENIED", `${req.method} ${redact(req.url)}: ${message}`, { detail: err.detail });
   }
   if (!(body as { errors?: unknown } | null)?.errors) {
     const code = res.status === 404 ? "NAME_UNKNOWN" : res.status === 416 ? "RANGE_INVALID" : res.status === 429 ? "TOOMANYREQUESTS" : res.status >= 500 ? "UNKNOWN" : "BAD_REQUEST";

@@ -12,6 +12,8 @@ export interface RegistrySettings {
   allowDelete: boolean;
   manifestMaxBytes: number;
   signedUrlTtlMs: number;
+  /** non-distributable layers whose every `urls` entry matches may be absent (off when undefined) */
+  allowForeignLayers?: RegExp;
 }
 
 export interface RegistryContext {
@@ -53,6 +55,17 @@ export function absoluteUrl(ctx: RegistryContext, request: FastifyRequest, path:
 export function queryOf(request: FastifyRequest): URLSearchParams {
   const q = request.url.indexOf("?");
   return new URLSearchParams(q < 0 ? "" : request.url.slice(q + 1));
+}
+
+/**
+ * Every JSON answer of the API goes out through here, as bytes: fastify appends `; charset=utf-8` to any
+ * JSON media type when it serializes a string or an object itself, and clients that compare
+ * `Content-Type` exactly (the OCI referrers API requires `application/vnd.oci.image.index.v1+json`)
+ * would refuse it.
+ */
+export function sendJson(reply: FastifyReply, status: number, value: unknown, mediaType = "application/json"): void {
+  const body = Buffer.from(JSON.stringify(value));
+  reply.code(status).header("Content-Type", mediaType).header("Content-Length", body.length).send(body);
 }
 
 export function requireDelete(ctx: RegistryContext): void {

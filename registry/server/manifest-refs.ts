@@ -12,6 +12,8 @@ export interface ManifestFacts {
   mediaType: string;
   /** config and layers (image manifests), blobs (artifact manifests) */
   blobs: ParsedDigest[];
+  /** non-distributable layers that name `urls` to fetch them from: their blobs may live only there */
+  foreign: ForeignLayer[];
   /** child manifests (indexes) */
   manifests: ParsedDigest[];
   subject?: ParsedDigest;
@@ -19,11 +21,23 @@ export interface ManifestFacts {
   annotations?: Record<string, string>;
 }
 
+export interface ForeignLayer {
+  digest: ParsedDigest;
+  urls: string[];
+}
+
 interface RawDescriptor {
   mediaType?: unknown;
   digest?: unknown;
   size?: unknown;
+  urls?: unknown;
 }
+
+/** OCI's non-distributable layer types and Docker's foreign layers. */
+const NON_DISTRIBUTABLE = /^(?:application\/vnd\.oci\.image\.layer\.nondistributable\.v1\.tar(?:\+[a-z0-9]+)?|application\/vnd\.docker\.image\.rootfs\.foreign\.diff\.tar(?:\.gzip)?)$/;
+
+/** Content types that say nothing about which manifest it is (the body's `mediaType` decides). */
+const GENERIC_TYPES = new Set(["application/octet-stream", "application/json"]);
 
 function invalid(message: string): RegistryError {
   return new RegistryError("MANIFEST_INVALID", message);
@@ -57,13 +71,23 @@ export function manifestFacts(bytes: Buffer, contentType: string | undefined): M
   }
   if (!m || typeof m !== "object" || Array.isArray(m)) throw invalid("manifest must be a JSON object");
   const declared = typeof m.mediaType === "string" ? m.mediaType : undefined;
-  const header = contentType?.split(";")[0]?.trim() || undefined;
-  const mediaType = declared ?? (header && header !== "application/octet-stream" ? header : undefined) ??
-    (Array.isArray(m.manifests) ? MediaType.ociIndex : MediaType.ociManifest);
+  const header = contentType?.split(";")[0]?.trim().toLowerCase() || undefined;
+  const headerType = header && !GENERIC_TYPES.has(header) ? header : undefined;
+  if (declared !== undefined && headerType !== undefined && declared.toLowerCase() !== headerType) {
+    throw invalid(`Content-Type ${headerType.slice(0, 200)} contradicts the manifest's mediaType ${declared.slice(0, 200)}`);
+  }
+  const mediaType = declared ?? headerType ?? (Array.isArray(m.manifests) ? MediaType.ociIndex : MediaType.ociManifest);
   if (m.schemaVersion !== 2 && m.schemaVersion !== undefined) throw invalid("only schemaVersion 2 manifests are accepted");
-  const facts: ManifestFacts = { mediaType, blobs: [], manifests: [] };
+  const facts: ManifestFacts = { mediaType, blobs: [], foreign: [], manifests: [] };
   if (m.config !== undefined) facts.blobs.push(descriptorDigest(m.config, "config"));
-  facts.blobs.push(...descriptorList(m.layers, "layers"), ...descriptorList(m.blobs, "blobs"));
+  const layers = descriptorList(m.layers, "layers");
+  layers.forEach((digest, i) => {
+    const d = (m.layers as RawDescriptor[])[i]!;
+    if (typeof d.mediaType !== "string" || !NON_DISTRIBUTABLE.test(d.mediaType) || !Array.isArray(d.urls) || d.urls.length === 0) return;
+    if (!d.urls.every((u): u is string => typeof u === "string")) throw invalid(`layers[${i}]: urls must be strings`);
+    facts.foreign.push({ digest, urls: d.urls });
+  });
+  facts.blobs.push(...layers, ...descriptorList(m.blobs, "blobs"));
   facts.manifests = descriptorList(m.manifests, "manifests");
   if (m.subject !== undefined) facts.subject = descriptorDigest(m.subject, "subject");
   if (typeof m.artifactType === "string") facts.artifactType = m.artifactType;

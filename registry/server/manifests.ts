@@ -2,9 +2,12 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { createHasher, type ParsedDigest } from "../../core/digest.js";
 import { RegistryError } from "../../core/errors.js";
-import { absoluteUrl, authorize, requireDelete, type RegistryContext } from "./context.js";
-import { manifestFacts } from "./manifest-refs.js";
-import { parseManifestRef, digestString, type ManifestRef } from "./validate.js";
+import { absoluteUrl, authorize, queryOf, requireDelete, type RegistryContext } from "./context.js";
+import { manifestFacts, type ForeignLayer } from "./manifest-refs.js";
+import { assertTag, parseManifestRef, digestString, type ManifestRef } from "./validate.js";
+
+/** How many `?tag=` a manifest PUT may carry (the spec asks registries to take at least 10). */
+const MAX_QUERY_TAGS = 100;
 
 async function resolveRef(ctx: RegistryContext, name: string, ref: ManifestRef): Promise<ParsedDigest> {
   const d = ref.kind === "digest" ? ref.digest : await ctx.store.tagTarget(name, ref.tag);
@@ -45,8 +48,30 @@ async function readCapped(request: FastifyRequest, max: number): Promise<Buffer>
   return Buffer.concat(chunks);
 }
 
+/** Why a missing layer that names `urls` is not excused, or null when the --allow-foreign-layers policy excuses it. */
+function foreignRefusal(ctx: RegistryContext, layer: ForeignLayer): string | null {
+  const allow = ctx.settings.allowForeignLayers;
+  if (!allow) return "a non-distributable layer: this registry accepts those unpushed only with --allow-foreign-layers";
+  for (const u of layer.urls) {
+    let url: URL | undefined;
+    try {
+      url = new URL(u);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.hash !== "" || !allow.test(u)) {
+      return `its url ${JSON.stringify(u.slice(0, 200))} is not allowed by --allow-foreign-layers`;
+    }
+  }
+  return null;
+}
+
 export async function putManifest(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply, name: string, refText: string): Promise<void> {
   const ref = parseManifestRef(refText);
+  // OCI 1.1: `?tag=` (repeatable) tags the manifest too, typically on a PUT by digest
+  const extraTags = [...new Set(queryOf(request).getAll("tag"))];
+  if (extraTags.length > MAX_QUERY_TAGS) throw new RegistryError("TAG_INVALID", `at most ${MAX_QUERY_TAGS} tags per manifest PUT`);
+  for (const t of extraTags) assertTag(t);
   await authorize(ctx, request, reply, name, ["push"]);
   const bytes = await readCapped(request, ctx.settings.manifestMaxBytes);
   const algorithm = ref.kind === "digest" ? ref.digest.algorithm : "sha256";
@@ -57,11 +82,17 @@ export async function putManifest(ctx: RegistryContext, request: FastifyRequest,
     });
   }
   const facts = manifestFacts(bytes, request.headers["content-type"]);
-  // Every referenced blob must be readable here; touching them tells a concurrent GC to keep them.
+  // Every referenced blob must be readable here (touching them tells a concurrent GC to keep them), except
+  // non-distributable layers the foreign-layer policy lets live only at their urls.
+  const foreign = new Map(facts.foreign.map((f) => [digestString(f.digest), f]));
   for (const b of facts.blobs) {
-    if (!(await ctx.store.repoBlob(name, b)) || !(await ctx.store.touchBlob(b))) {
-      throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${digestString(b)} unknown to ${name}`, { detail: { digest: digestString(b) } });
-    }
+    if ((await ctx.store.repoBlob(name, b)) && (await ctx.store.touchBlob(b))) continue;
+    const layer = foreign.get(digestString(b));
+    const refusal = layer ? foreignRefusal(ctx, layer) : "";
+    if (refusal === null) continue;
+    throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${digestString(b)} unknown to ${name}${refusal ? ` (${refusal})` : ""}`, {
+      detail: { digest: digestString(b) },
+    });
   }
   for (const m of facts.manifests) {
     if (!(await ctx.store.revision(name, m)) || !(await ctx.store.touchBlob(m))) {
@@ -81,6 +112,8 @@ export async function putManifest(ctx: RegistryContext, request: FastifyRequest,
     reply.header("OCI-Subject", digestString(facts.subject));
   }
   if (ref.kind === "tag") await ctx.store.putTag(name, ref.tag, d);
+  for (const t of extraTags) await ctx.store.putTag(name, t, d);
+  if (extraTags.length > 0) reply.header("OCI-Tag", extraTags);
   reply
     .code(201)
     .header("Location", absoluteUrl(ctx, request, `/v2/${name}/manifests/${digestString(d)}`))

@@ -1,7 +1,7 @@
 /** `GET /v2/<name>/referrers/<digest>[?artifactType=]`: an image index of the manifests whose subject it is. */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { MediaType } from "../../core/mediatypes.js";
-import { authorize, queryOf, type RegistryContext } from "./context.js";
+import { authorize, queryOf, sendJson, type RegistryContext } from "./context.js";
 import { compareStrings } from "./repo-store.js";
 import { checkDigest } from "./validate.js";
 
@@ -17,5 +17,5 @@ export async function listReferrers(ctx: RegistryContext, request: FastifyReques
     manifests = manifests.filter((m) => m.artifactType === artifactType);
     reply.header("OCI-Filters-Applied", "artifactType");
   }
-  reply.code(200).type(MediaType.ociIndex).send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
+  sendJson(reply, 200, { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }, MediaType.ociIndex);
 }

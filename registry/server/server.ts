@@ -6,7 +6,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
 import { allowAll, type AuthHook } from "./auth.js";
-import type { RegistryContext } from "./context.js";
+import { sendJson, type RegistryContext } from "./context.js";
 import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
 import { Signer } from "./signing.js";
@@ -34,6 +34,12 @@ export interface RegistryServerOptions {
   manifestMaxBytes?: number;
   /** lifetime of a signed blob URL (default 15 min) */
   signedUrlTtlMs?: number;
+  /**
+   * accept a manifest whose non-distributable layers (OCI `nondistributable` types, Docker foreign
+   * layers) were never pushed, when every one of their `urls` is http(s) and matches (default: off, such
+   * a manifest is refused with MANIFEST_BLOB_UNKNOWN like any other missing blob)
+   */
+  allowForeignLayers?: RegExp;
   /** a connection silent this long is closed (default 2 min) */
   idleTimeoutMs?: number;
   /** non-blob requests must finish within this (default 5 min) */
@@ -65,6 +71,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
       allowDelete: options.allowDelete ?? true,
       manifestMaxBytes: options.manifestMaxBytes ?? 8 << 20,
       signedUrlTtlMs: options.signedUrlTtlMs ?? 15 * 60_000,
+      allowForeignLayers: options.allowForeignLayers,
     },
   };
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
@@ -78,6 +85,20 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     connectionTimeout: options.idleTimeoutMs ?? 120_000,
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    // A path fastify cannot decode (a malformed percent-escape such as /v2/%ff/tags/list) never reaches a
+    // route: answer it here, in the API's envelope, with the error of the parameter it falls in.
+    frameworkErrors: (err, request, reply) => {
+      let e: MfError;
+      try {
+        const path = request.raw.url!.split("?")[0]!;
+        const match = matchRoute(request.raw.method!, path);
+        checkParams({ route: match.route, params: match.params.map(decode) });
+        e = new MfError("BAD_REQUEST", `${err.message.slice(0, 300)}`);
+      } catch (x) {
+        e = asMfError(x);
+      }
+      sendError(request, reply, e);
+    },
   }) as unknown as FastifyInstance;
 
   // Bodies are handlers' business: blobs stream from request.raw, manifests are read with a cap.
@@ -103,7 +124,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   });
 
   app.get("/healthz", async (_request, reply) => {
-    reply.code(200).send({ status: "ok" });
+    sendJson(reply, 200, { status: "ok" });
   });
   ctx.auth.register?.(app);
 
@@ -128,11 +149,11 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
       reply.header("Connection", "close");
       request.raw.resume();
     }
-    reply.code(e.status).type("application/json").send(ociEnvelope(e));
+    sendError(request, reply, e);
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).type("application/json").send(ociEnvelope(new MfError("NAME_UNKNOWN", `no endpoint at ${request.url.slice(0, 200)}`)));
+    sendError(request, reply, new MfError("NAME_UNKNOWN", `no endpoint at ${request.url.slice(0, 200)}`));
   });
 
   let sweeper: NodeJS.Timeout | undefined;
@@ -169,6 +190,13 @@ export function redactUrl(url: string): string {
   return `${path}?${params.toString()}`;
 }
 
+/** An error in the OCI envelope (the one way errors leave the server). */
+function sendError(request: FastifyRequest, reply: FastifyReply, e: MfError): void {
+  if (request.url.startsWith("/v2")) reply.header("Docker-Distribution-API-Version", "registry/2.0");
+  sendJson(reply, e.status, ociEnvelope(e));
+}
+
+/** A path parameter decoded; one with a malformed escape is kept as is, and fails validation. */
 function decode(s: string): string {
   try {
     return decodeURIComponent(s);

@@ -1,7 +1,7 @@
 /** Listings: `GET /v2/<name>/tags/list` and `GET /v2/_catalog`, both with `n`/`last` pagination and `Link`. */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { MfError, RegistryError } from "../../core/errors.js";
-import { authorize, queryOf, type RegistryContext } from "./context.js";
+import { authorize, queryOf, sendJson, type RegistryContext } from "./context.js";
 
 const MAX_PAGE = 10_000;
 
@@ -36,12 +36,12 @@ export async function listTags(ctx: RegistryContext, request: FastifyRequest, re
   }
   const page = paginate(await ctx.store.tags(name), request, `/v2/${name}/tags/list`);
   if (page.next) reply.header("Link", `<${page.next}>; rel="next"`);
-  reply.code(200).send({ name, tags: page.items });
+  sendJson(reply, 200, { name, tags: page.items });
 }
 
 export async function catalog(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   await authorize(ctx, request, reply, null, ["pull"]);
   const page = paginate(await ctx.store.repositories(), request, "/v2/_catalog");
   if (page.next) reply.header("Link", `<${page.next}>; rel="next"`);
-  reply.code(200).send({ repositories: page.items });
+  sendJson(reply, 200, { repositories: page.items });
 }

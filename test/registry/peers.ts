@@ -163,3 +163,41 @@ export async function startDistribution(): Promise<DistributionRegistry | null> 
     },
   };
 }
+
+/** A throwaway self-signed certificate for 127.0.0.1 (openssl), as PEM files in `dir`. */
+export function selfSignedCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  const gen = spawnSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert,
+  ]);
+  if (gen.status !== 0) throw new Error(`openssl could not make a certificate: ${gen.stderr.toString()}`);
+  return { cert, key };
+}
+
+/** Spawned registries and temp dirs a test file collects; `cleanup()` (in its `after`) stops and removes them. */
+export class Cleanup {
+  readonly registries: SpawnedRegistry[] = [];
+  readonly dirs: string[] = [];
+
+  async tempDir(prefix: string): Promise<string> {
+    const d = await tempDir(prefix);
+    this.dirs.push(d);
+    return d;
+  }
+
+  async serve(root: string, args: string[] = [], options: SpawnOptions = {}): Promise<SpawnedRegistry> {
+    const r = await spawnMfRegistry(root, args, 30_000, options);
+    this.registries.push(r);
+    return r;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const r of this.registries) {
+      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGTERM");
+      await r.exited;
+    }
+    for (const d of this.dirs) await rm(d, { recursive: true, force: true });
+  }
+}

@@ -115,7 +115,7 @@ describe("mf registry with keys, through the binary", () => {
     secrets.push(secret);
     assert.ok(!(await readFile(accessPath, "utf8")).includes(secret), "only the hash is stored");
     await waitForLog(/access file reloaded/, 2);
-    const login = await mf(["login", host], ci, `${secret}\n`);
+    const login = await mf(["login", host, "--insecure"], ci, `${secret}\n`);
     assert.equal(login.code, 0, login.stderr);
     assert.equal((await stat(join(ci.MF_HOME!, "config.json"))).mode & 0o777, 0o600);
     const pull = await mf(["pull", `${host}/team-a/model:latest`, "--insecure", "-q"], ci);
