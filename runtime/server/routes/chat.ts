@@ -1,7 +1,7 @@
 /** `POST /api/chat`: the next assistant message of a conversation, tools and `_debug_render_only` included. */
 import type { FastifyInstance } from "fastify";
 import { RuntimeError } from "../../../core/errors.js";
-import { type ChatMessage, type Tool, renderChatPrompt } from "../../prompt/index.js";
+import { type ChatMessage, type Tool, renderChatPromptAsync } from "../../prompt/index.js";
 import { fitPrompt, promptBudget } from "../../options.js";
 import { parseToolCalls } from "../../toolcalls.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
@@ -41,7 +41,7 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       // without a template the GGUF's own chat template renders the prompt: that needs the loaded model
       const lease = needsGgufTemplate(p, b.template) ? await acquire(deps, p, b.model, signal) : undefined;
       try {
-        const r = renderChatPrompt(imagePrompt(p.d), chatReq, { cache: deps.templates, ggufTemplate: ggufTemplate(lease) });
+        const r = await renderChatPromptAsync(imagePrompt(p.d), chatReq, { cache: deps.templates, ggufTemplate: ggufTemplate(lease), budget: deps.templateBudget() });
         return { ...head(), message: { role: "assistant", content: "" }, done: true, _debug_info: { rendered_template: r.prompt, image_count: r.images.length } };
       } finally {
         lease?.release();
@@ -55,9 +55,11 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     const lease = await acquire(deps, p, b.model, signal);
     try {
       const m = lease.model;
-      const rendered = renderChatPrompt(imagePrompt(p.d), chatReq, {
+      // rendered in slices: a template that loops until its budget is spent leaves the server responsive
+      const rendered = await renderChatPromptAsync(imagePrompt(p.d), chatReq, {
         cache: deps.templates,
         ggufTemplate: ggufTemplate(lease),
+        budget: deps.templateBudget(),
         // whole turns are dropped first, to the budget fitPrompt keeps, so that it never cuts the system message
         fit: { numCtx: promptBudget(m.contextSize), countTokens: (t) => m.tokenize(t, { special: true }).length + (m.bosToken !== null ? 1 : 0) },
       });
