@@ -34,7 +34,8 @@ export interface ResolveContext {
 }
 
 /** The hint of a refused server-side path. */
-export const UPLOAD_HINT = "upload the file as a blob (POST /api/blobs/sha256:<digest>) and name it by its digest, or start the server with --create-root DIR";
+export const UPLOAD_HINT = "upload the file as a blob (POST /api/blobs/sha256:<digest>) and name it by its digest";
+const NO_ROOT_HINT = `${UPLOAD_HINT}, or start the server with --create-root DIR`;
 
 const PATHLIKE = /^(\.{1,2}[/\\]|[/\\~])|\.(gguf|bin|safetensors)$/i;
 
@@ -120,9 +121,9 @@ export async function fileInRoot(path: string, root: string): Promise<{ path: st
 async function resolveInRoot(value: string, ctx: ResolveContext, root: string | null): Promise<Resolved> {
   const pathLike = PATHLIKE.test(value);
   if (root === null) {
-    if (pathLike) return { kind: "error", message: `"${value}" names a file on the server, and this server reads none`, hint: UPLOAD_HINT };
+    if (pathLike) return { kind: "error", message: `"${value}" names a file on the server, and this server reads none`, hint: NO_ROOT_HINT };
     const ref = tryParseRef(value);
-    return ref ? { kind: "model", ref } : { kind: "error", message: `"${value}" is neither a blob digest nor a valid model name`, hint: UPLOAD_HINT };
+    return ref ? { kind: "model", ref } : { kind: "error", message: `"${value}" is neither a blob digest nor a valid model name`, hint: NO_ROOT_HINT };
   }
   const path = serverPath(value, ctx);
   const f = await fileInRoot(path, root);

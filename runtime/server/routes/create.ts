@@ -51,7 +51,9 @@ const MAX_MODELFILE_BYTES = 64 << 20;
 /** The Modelfile at `path` inside the create root, as bytes. Never says more than "not there" about a file outside. */
 async function readServerModelfile(path: string, deps: RuntimeDeps): Promise<{ bytes: Buffer; dir: string }> {
   const root = deps.createRoot;
-  if (!root) throw new RuntimeError("BAD_REQUEST", `this server reads no files, so "path" cannot be used: send the Modelfile's text as "modelfile" (${UPLOAD_HINT})`);
+  if (!root) {
+    throw new RuntimeError("BAD_REQUEST", `this server reads no files, so "path" cannot be used: send the Modelfile's text as "modelfile" (for its files: ${UPLOAD_HINT}), or start the server with --create-root DIR`);
+  }
   const f = await fileInRoot(serverPath(path, { baseDir: root, homeDir: deps.homeDir }), root);
   if ("error" in f) {
     throw new RuntimeError("BAD_REQUEST", f.error === "outside" ? `"${path}" is outside the directory this server reads (--create-root)` : `no Modelfile "${path}" in the directory this server reads (--create-root)`);
