@@ -51,6 +51,15 @@ class Collector {
   }
 }
 
+/**
+ * Why a FROM/ADAPTER file is not usable. A server does not quote a file it read itself (its magic bytes,
+ * key or tensor names): only what the client sent, the value, is named.
+ */
+function ggufError(e: unknown, value: string, serverFile: boolean, ctx: PlanContext): string {
+  if (serverFile && ctx.resolve.fileRoot !== undefined) return `"${value}" is not a valid GGUF file`;
+  return (e as Error).message;
+}
+
 export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ plan?: BuildPlan; diagnostics: Diagnostic[] }> {
   const c = new Collector();
   const last = <K extends Command["kind"]>(kind: K) => [...ast.commands].reverse().find((x) => x.kind === kind) as CommandOf<K> | undefined;
@@ -86,7 +95,7 @@ export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ 
     try {
       info = await readGgufInfo(path, ctx.signal);
     } catch (e) {
-      c.error(f.valueLoc ?? f.loc, len, (e as Error).message);
+      c.error(f.valueLoc ?? f.loc, len, ggufError(e, f.value, r.kind === "file", ctx));
       continue;
     }
     const source: LayerSource = r.kind === "file"
@@ -113,7 +122,7 @@ export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ 
             ? { kind: "file", path, size: info.fileSize }
             : { kind: "existing", descriptor: { mediaType: MediaType.adapter, digest: r.digest, size: info.fileSize } };
         } catch (e) {
-          c.error(a.valueLoc ?? a.loc, a.value.length, (e as Error).message);
+          c.error(a.valueLoc ?? a.loc, a.value.length, ggufError(e, a.value, r.kind === "file", ctx));
         }
       }
     }

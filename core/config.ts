@@ -26,6 +26,8 @@ export interface Config {
   key: string;
   /** MF_DEBUG / --verbose */
   verbose: boolean;
+  /** MF_CREATE_ROOT / `mf serve --create-root`: the only directory /api/create may read files from (none when unset) */
+  createRoot: string | undefined;
 }
 
 export type ConfigFlags = Partial<Config>;
@@ -74,5 +76,6 @@ export function resolveConfig(src: ConfigSources = {}): Config {
     origins: pick(flags.origins, list(env.MF_ORIGINS), file.origins, []),
     key: pick(flags.key, env.MF_KEY || undefined, file.key, join(home, "id_ed25519")),
     verbose: pick(flags.verbose, bool(env.MF_DEBUG), file.verbose, false),
+    createRoot: flags.createRoot ?? (env.MF_CREATE_ROOT || undefined) ?? file.createRoot,
   };
 }

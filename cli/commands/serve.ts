@@ -2,7 +2,8 @@
  * `mf serve`: the Ollama API on MF_HOST (default 127.0.0.1:11434) over the store MF_MODELS, inference by
  * node-llama-cpp. `startRuntime` is shared with `mf demo`.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { CommandModule } from "yargs";
 import { MfError } from "../../core/errors.js";
@@ -10,7 +11,8 @@ import type { Config } from "../../core/config.js";
 import type { LocalStore } from "../../core/store.js";
 import { parseKeepAlive } from "../../runtime/options.js";
 import { Scheduler } from "../../runtime/scheduler.js";
-import { createRuntimeServer, hostOf } from "../../runtime/server/app.js";
+import { type RuntimeServer, createRuntimeServer, hostOf } from "../../runtime/server/app.js";
+import { parseDuration } from "../../registry/server/units.js";
 import { RegistryClient } from "../../registry/client/index.js";
 import { pullPushRoutes } from "../../runtime/server/routes/pull-push.js";
 import { cliContext } from "../context.js";
@@ -27,6 +29,13 @@ export interface StartRuntimeOptions {
   key?: string;
 }
 
+/** The started server; `close(graceMs)` lets answers in flight finish for up to that long first. */
+export interface StartedRuntime {
+  app: RuntimeServer;
+  address: string;
+  close(graceMs?: number): Promise<void>;
+}
+
 /** mf's version, from package.json (beside the sources, or one level above dist/). */
 export function mfVersion(): string {
   for (const rel of ["../../package.json", "../../../package.json"]) {
@@ -41,7 +50,7 @@ export function mfVersion(): string {
 }
 
 /** Builds and starts the runtime server; resolves once it listens. */
-export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: FastifyInstance; address: string; close(): Promise<void> }> {
+export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRuntime> {
   let app: FastifyInstance | undefined;
   const registry = new RegistryClient({ authenticate: cliAuthenticator(o.key) });
   // loaded here, not at the top: every other command starts without the native binding
@@ -59,7 +68,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: Fasti
     defaultKeepAliveMs: parseKeepAlive(o.config.keepAlive) ?? 300_000,
     log: (m) => app?.log.info(m),
   });
-  app = createRuntimeServer({
+  const runtime = createRuntimeServer({
     store: o.store,
     engine,
     scheduler,
@@ -69,7 +78,9 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: Fasti
     homeDir: o.homeDir,
     threads: o.threads,
     registryRoutes: pullPushRoutes(registry),
+    createRoot: o.config.createRoot,
   });
+  app = runtime;
   const host = hostOf(o.config.host);
   const port = Number(/:(\d+)$/.exec(o.config.host)?.[1] ?? 11434);
   let address: string;
@@ -83,29 +94,52 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: Fasti
     if (code === "EADDRINUSE") throw new MfError("SERVICE_UNAVAILABLE", `${o.config.host} is in use: is another server running? (set MF_HOST to use another address)`);
     throw e;
   }
-  const a = app;
   return {
-    app: a,
+    app: runtime,
     address,
-    close: async () => {
-      await a.close();
+    close: async (graceMs = 0) => {
+      await runtime.shutdown(graceMs);
       await engine.dispose();
       await registry.close();
     },
   };
 }
 
-/** Serves until SIGINT or SIGTERM. */
-export async function serveUntilSignal(close: () => Promise<void>): Promise<void> {
+/**
+ * Serves until SIGINT or SIGTERM, then lets the answers in flight finish for up to `graceMs` (new
+ * requests get 503) before closing, as `mf registry serve` does. A second signal ends at once.
+ */
+export async function serveUntilSignal(close: (graceMs?: number) => Promise<void>, graceMs = DEFAULT_SHUTDOWN_GRACE_MS, name = "mf serve"): Promise<void> {
   await new Promise<void>((done) => {
-    const stop = () => void close().finally(done);
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    const stop = (signal: string) => {
+      process.stderr.write(`${name}: ${signal}: finishing in-flight answers (up to ${graceMs} ms; again to stop now)\n`);
+      void close(graceMs).finally(done);
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+/** `--create-root DIR` as an absolute path to an existing directory. */
+function createRoot(dir: string | undefined): string | undefined {
+  if (dir === undefined || dir === "") return undefined;
+  const abs = resolve(dir);
+  let isDir = false;
+  try {
+    isDir = statSync(abs).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!isDir) throw new MfError("BAD_REQUEST", `--create-root ${dir}: not a directory`);
+  return abs;
 }
 
 interface ServeArgs {
   host?: string;
+  "create-root"?: string;
+  "shutdown-grace"?: string;
   models?: string;
   gpu?: boolean;
   threads?: number;
@@ -122,12 +156,15 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("models", { type: "string", describe: "store directory (MF_MODELS)" })
       .option("gpu", { type: "boolean", default: true, describe: "use a GPU when one is found (--no-gpu: CPU only)" })
       .option("threads", { type: "number", describe: "CPU threads per model (default: node-llama-cpp's choice)" })
-      .option("key", { type: "string", describe: "ssh private key for /api/pull and /api/push to registries with keys (MF_KEY)" }) as never,
+      .option("key", { type: "string", describe: "ssh private key for /api/pull and /api/push to registries with keys (MF_KEY)" })
+      .option("create-root", { type: "string", describe: "the only directory /api/create may read files from (MF_CREATE_ROOT); unset: none, clients upload blobs" })
+      .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGINT/SIGTERM, let answers in flight finish for this long" }) as never,
   handler: async (args) => {
     const ctx = cliContext({ models: args.models, verbose: args.verbose });
-    const config = args.host ? { ...ctx.config, host: args.host } : ctx.config;
+    const graceMs = parseDuration(args["shutdown-grace"] ?? "10s");
+    const config = { ...ctx.config, host: args.host ?? ctx.config.host, createRoot: createRoot(args["create-root"] ?? ctx.config.createRoot) };
     const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", threads: args.threads, key: args.key });
-    process.stdout.write(`mf serve: listening on ${rt.address} (store ${ctx.store.root})\n`);
-    await serveUntilSignal(rt.close);
+    process.stdout.write(`mf serve: listening on ${rt.address} (store ${ctx.store.root}${config.createRoot ? `, create root ${config.createRoot}` : ""})\n`);
+    await serveUntilSignal(rt.close, graceMs);
   },
 };

@@ -29,6 +29,17 @@ export class TemplateError extends SyntaxError_ {
   }
 }
 
+/** An execution stopped by its budget (budget.ts): the template's fault, or its data's, never the server's. */
+export class TemplateLimitError extends TemplateError {
+  constructor(
+    readonly limit: "steps" | "output" | "time",
+    reason: string,
+    pos: { line: number; column: number; offset: number },
+  ) {
+    super("exec", reason, pos);
+  }
+}
+
 export function isTemplateError(e: unknown): e is TemplateError {
   return e instanceof TemplateError;
 }
@@ -63,5 +74,9 @@ export class SourceMap {
 
   error(phase: TemplatePhase, reason: string, offset: number): TemplateError {
     return new TemplateError(phase, reason, this.position(offset));
+  }
+
+  limitError(limit: TemplateLimitError["limit"], reason: string, offset: number): TemplateLimitError {
+    return new TemplateLimitError(limit, reason, this.position(offset));
   }
 }

@@ -3,8 +3,15 @@
  * nil interface into "no value", variables scoped to their control structure, `break`/`continue`).
  * Every runtime error is a TemplateError at the node being evaluated; anything else thrown below (a
  * throwing getter in the data, a stack overflow on absurdly deep data) is turned into one as well.
+ *
+ * Every node, range iteration and function call is a step of a `TemplateBudget` (budget.ts); output and
+ * strings returned by functions are held to its output limit. The walk is a generator that yields when
+ * the budget's time slice is over: `Template.execute` runs it straight through, `executeAsync` gives the
+ * event loop its turn at each yield. Expressions (pipelines, function calls) are evaluated without
+ * yielding: none of them loops over more than its arguments.
  */
 import type { Arg, BranchNode, Command, Node, Pipe, TemplateNode, Tree } from "./ast.js";
+import { BudgetExceeded, type TemplateBudget } from "./budget.js";
 import { isTemplateError, type SourceMap, type TemplateError } from "./errors.js";
 import { formatValue } from "./fmt.js";
 import { BUILTINS, FuncError, type FuncEnv, type Param } from "./funcs.js";
@@ -18,6 +25,9 @@ const BREAK = 1;
 const CONTINUE = 2;
 type Signal = 0 | typeof BREAK | typeof CONTINUE;
 
+/** Work that may pause (yield nothing) between slices and finally returns a T. */
+export type Steps<T> = Generator<void, T, void>;
+
 /** Go's limit is 100000; a JS stack is smaller, so mf stops recursion through `template` earlier. */
 export const MAX_TEMPLATE_DEPTH = 1000;
 
@@ -27,6 +37,18 @@ interface Var {
 }
 
 type Span = { pos: number; end?: number; name?: string };
+
+const boundedLists = new WeakMap<Node[], boolean>();
+
+/** Whether a list holds no `range` or `template`, even nested: walking it needs no pause. */
+function bounded(nodes: Node[]): boolean {
+  let b = boundedLists.get(nodes);
+  if (b === undefined) {
+    b = nodes.every((n) => n.k !== "range" && n.k !== "template" && (n.k !== "if" && n.k !== "with" ? true : bounded(n.list) && (!n.elseList || bounded(n.elseList))));
+    boundedLists.set(nodes, b);
+  }
+  return b;
+}
 
 export class Executor {
   private out = "";
@@ -38,19 +60,44 @@ export class Executor {
     private readonly tree: Tree,
     private readonly map: SourceMap,
     private readonly env: FuncEnv,
+    private readonly budget: TemplateBudget,
   ) {}
 
-  run(root: Node[], data: unknown): string {
+  *run(root: Node[], data: unknown): Steps<string> {
     const dot = data === null ? undefined : data;
     this.vars = [{ name: "$", value: dot }];
+    this.budget.resume();
     try {
-      this.walkList(root, dot);
+      yield* this.walkList(root, dot);
     } catch (e) {
-      if (isTemplateError(e)) throw e;
-      const msg = e instanceof Error ? e.message : String(e);
-      throw this.map.error("exec", `executing: ${msg}`, this.at);
+      throw this.asTemplateError(e);
+    } finally {
+      this.budget.pause();
     }
     return this.out;
+  }
+
+  private asTemplateError(e: unknown): TemplateError {
+    if (isTemplateError(e)) return e;
+    if (e instanceof BudgetExceeded) return this.map.limitError(e.kind, `execution budget exceeded: ${e.reason}`, this.at);
+    const msg = e instanceof Error ? e.message : String(e);
+    // V8's longest string (~512 Mi characters) reached in one operation the limits did not foresee
+    if (e instanceof RangeError && /Invalid string length/.test(msg)) {
+      return this.map.limitError("output", "execution budget exceeded: a string longer than the engine allows", this.at);
+    }
+    return this.map.error("exec", `executing: ${msg}`, this.at);
+  }
+
+  /** The end of a time slice: the driver may let others run before the next `next()`. */
+  private *breathe(): Steps<void> {
+    this.budget.pause();
+    yield;
+    this.budget.resume();
+  }
+
+  private emit(s: string): void {
+    this.out += s;
+    this.budget.output(this.out.length);
   }
 
   private fail(node: Span, msg: string): never {
@@ -58,18 +105,59 @@ export class Executor {
     throw this.map.error("exec", `executing at <${ctx}>: ${msg}`, node.pos) as TemplateError;
   }
 
-  private walkList(nodes: Node[], dot: unknown): Signal {
+  /** Walks a list: straight through when it is bounded, else as resumable work. */
+  private *walkList(nodes: Node[], dot: unknown): Steps<Signal> {
+    if (bounded(nodes)) return this.walkBounded(nodes, dot);
     for (let i = 0; i < nodes.length; i++) {
-      const s = this.walk(nodes[i]!, dot);
+      this.budget.step();
+      if (this.budget.due) yield* this.breathe();
+      const n = nodes[i]!;
+      let s: Signal = 0;
+      switch (n.k) {
+        case "if":
+        case "with": {
+          const mark = this.vars.length;
+          const b = this.branch(n, dot);
+          if (b) s = bounded(b.list) ? this.walkBounded(b.list, b.dot) : yield* this.walkList(b.list, b.dot);
+          this.vars.length = mark;
+          break;
+        }
+        case "range":
+          s = yield* this.walkRange(n, dot);
+          break;
+        case "template":
+          s = yield* this.walkTemplate(n, dot);
+          break;
+        default:
+          s = this.walkSimple(n, dot);
+      }
       if (s) return s;
     }
     return 0;
   }
 
-  private walk(n: Node, dot: unknown): Signal {
+  /** A list without `range` or `template` (see `bounded`): its cost is bounded by the template's size. */
+  private walkBounded(nodes: Node[], dot: unknown): Signal {
+    for (let i = 0; i < nodes.length; i++) {
+      this.budget.step();
+      const n = nodes[i]!;
+      let s: Signal;
+      if (n.k === "if" || n.k === "with") {
+        const mark = this.vars.length;
+        const b = this.branch(n, dot);
+        s = b ? this.walkBounded(b.list, b.dot) : 0;
+        this.vars.length = mark;
+      } else s = this.walkSimple(n, dot);
+      if (s) return s;
+    }
+    return 0;
+  }
+
+  /** text, an action, break or continue */
+  private walkSimple(n: Node, dot: unknown): Signal {
     switch (n.k) {
       case "text":
-        this.out += n.text;
+        this.emit(n.text);
         return 0;
       case "action": {
         this.at = n.pos;
@@ -77,26 +165,21 @@ export class Executor {
         if (n.pipe.decl.length === 0) this.print(v, n.pipe);
         return 0;
       }
-      case "if":
-      case "with": {
-        const mark = this.vars.length;
-        this.at = n.pos;
-        const v = this.evalPipeline(dot, n.pipe);
-        let s: Signal = 0;
-        if (truth(v)) s = this.walkList(n.list, n.k === "with" ? v : dot);
-        else if (n.elseList) s = this.walkList(n.elseList, dot);
-        this.vars.length = mark;
-        return s;
-      }
-      case "range":
-        return this.walkRange(n, dot);
-      case "template":
-        return this.walkTemplate(n, dot);
       case "break":
         return BREAK;
       case "continue":
         return CONTINUE;
+      default:
+        throw new Error(`unexpected ${n.k} node`);
     }
+  }
+
+  /** The list an `if` or `with` runs, with its dot (null: none); declarations stay for the caller to drop. */
+  private branch(n: BranchNode, dot: unknown): { list: Node[]; dot: unknown } | null {
+    this.at = n.pos;
+    const v = this.evalPipeline(dot, n.pipe);
+    if (truth(v)) return { list: n.list, dot: n.k === "with" ? v : dot };
+    return n.elseList ? { list: n.elseList, dot } : null;
   }
 
   private print(v: unknown, pipe: Pipe): void {
@@ -104,57 +187,34 @@ export class Executor {
       const last = pipe.cmds[pipe.cmds.length - 1]!;
       this.fail({ pos: last.pos, end: last.args[last.args.length - 1]!.end }, `can't print value of type ${typeName(v)}`);
     }
-    this.out += formatValue(v);
+    this.emit(formatValue(v));
   }
 
-  private walkRange(n: BranchNode, dot: unknown): Signal {
+  private *walkRange(n: BranchNode, dot: unknown): Steps<Signal> {
     const mark = this.vars.length;
     this.at = n.pos;
     const val = this.evalCommands(dot, n.pipe);
+    this.at = n.pos; // a limit reached by the loop itself points at the range
     const decl = n.pipe.decl;
     if (!n.pipe.isAssign) for (const d of decl) this.vars.push({ name: d, value: val });
     const top = this.vars.length;
-    const iteration = (index: unknown, elem: unknown): Signal => {
-      if (decl.length > 0) {
-        if (n.pipe.isAssign) this.setVar(decl[0]!, decl.length > 1 ? index : elem, n.pipe);
-        else this.vars[top - 1]!.value = elem;
-      }
-      if (decl.length > 1) {
-        if (n.pipe.isAssign) this.setVar(decl[1]!, elem, n.pipe);
-        else this.vars[top - 2]!.value = index;
-      }
-      const s = this.walkList(n.list, elem);
-      this.vars.length = top;
-      return s;
-    };
-    let ran = false;
-    switch (kindOf(val)) {
-      case "slice": {
-        const a = val as unknown[];
-        for (let i = 0; i < a.length; i++) {
-          ran = true;
-          const e = a[i];
-          if (iteration(i, e === undefined ? null : e) === BREAK) break;
-        }
+    const body = n.list;
+    const flat = bounded(body);
+    let keys: string[] | undefined;
+    let count = 0;
+    const kind = kindOf(val);
+    switch (kind) {
+      case "slice":
+        count = (val as unknown[]).length;
         break;
-      }
-      case "map": {
-        const m = val as Record<string, unknown>;
-        for (const k of mapKeys(m)) {
-          ran = true;
-          if (iteration(k, m[k]) === BREAK) break;
-        }
+      case "map":
+        keys = mapKeys(val as Record<string, unknown>);
+        count = keys.length;
         break;
-      }
-      case "int": {
+      case "int":
         if (decl.length > 1) this.fail({ pos: n.pipe.pos, end: n.pipe.pos }, `can't use ${formatValue(val)} to iterate over more than one variable`);
-        const count = num(val);
-        for (let i = 0; i < count; i++) {
-          ran = true;
-          if (iteration(i, i) === BREAK) break;
-        }
+        count = num(val);
         break;
-      }
       case "invalid":
       case "nil":
         break;
@@ -163,13 +223,43 @@ export class Executor {
         this.fail({ pos: last.pos, end: last.args[last.args.length - 1]!.end }, `range can't iterate over ${formatValue(val)}`);
       }
     }
+    for (let i = 0; i < count; i++) {
+      this.budget.step();
+      if (this.budget.due) yield* this.breathe();
+      let index: unknown = i;
+      let elem: unknown = i;
+      if (keys) {
+        index = keys[i]!;
+        elem = (val as Record<string, unknown>)[keys[i]!];
+      } else if (kind === "slice") {
+        const e = (val as unknown[])[i];
+        elem = e === undefined ? null : e;
+      }
+      this.rangeVars(n.pipe, top, index, elem);
+      const s = flat ? this.walkBounded(body, elem) : yield* this.walkList(body, elem);
+      this.vars.length = top;
+      if (s === BREAK) break;
+    }
+    const ran = count > 0;
     let s: Signal = 0;
-    if (!ran && n.elseList) s = this.walkList(n.elseList, dot);
+    if (!ran && n.elseList) s = yield* this.walkList(n.elseList, dot);
     this.vars.length = mark;
     return s;
   }
 
-  private walkTemplate(n: TemplateNode, dot: unknown): Signal {
+  private rangeVars(pipe: Pipe, top: number, index: unknown, elem: unknown): void {
+    const decl = pipe.decl;
+    if (decl.length > 0) {
+      if (pipe.isAssign) this.setVar(decl[0]!, decl.length > 1 ? index : elem, pipe);
+      else this.vars[top - 1]!.value = elem;
+    }
+    if (decl.length > 1) {
+      if (pipe.isAssign) this.setVar(decl[1]!, elem, pipe);
+      else this.vars[top - 2]!.value = index;
+    }
+  }
+
+  private *walkTemplate(n: TemplateNode, dot: unknown): Steps<Signal> {
     this.at = n.pos;
     const list = this.tree.defs.get(n.name);
     if (!list) this.fail({ pos: n.pos, name: `template "${n.name}"` }, `no template "${n.name}" associated with template ""`);
@@ -179,7 +269,7 @@ export class Executor {
     this.vars = [{ name: "$", value: newDot }];
     this.depth++;
     try {
-      this.walkList(list, newDot);
+      yield* this.walkList(list, newDot);
     } finally {
       this.depth--;
       this.vars = saved;
@@ -303,6 +393,7 @@ export class Executor {
       this.fail(at, `wrong number of args for ${name}: want ${def.variadic ? "at least " : ""}${min} got ${numIn}`);
     }
     const paramType = (i: number): Param => def.params[i] ?? def.variadic!;
+    this.budget.call();
     if (name === "and" || name === "or") {
       let v: unknown;
       for (const a of argNodes) {
@@ -316,12 +407,15 @@ export class Executor {
     for (let i = 0; i < argNodes.length; i++) values.push(this.evalArg(dot, paramType(i), argNodes[i]!));
     if (final !== MISSING) values.push(this.validate(final, paramType(argNodes.length), at));
     this.at = node.pos;
+    let r: unknown;
     try {
-      return def.fn(values, this.env);
+      r = def.fn(values, this.env);
     } catch (e) {
       if (e instanceof FuncError) this.fail(at, `error calling ${name}: ${e.message}`);
       throw e;
     }
+    if (typeof r === "string") this.budget.output(r.length);
+    return r;
   }
 
   /** An argument, converted for a parameter of type `typ` (null: no conversion at all). */

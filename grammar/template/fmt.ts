@@ -270,8 +270,8 @@ function isPrint(ch: string): boolean {
   return ch === " " || !NON_PRINT.test(ch);
 }
 
-/** fmt.Sprintf. */
-export function sprintf(format: string, args: readonly unknown[]): string {
+/** fmt.Sprintf; `limit` is called with the length so far after each verb (widths go up to 1e6 each). */
+export function sprintf(format: string, args: readonly unknown[], limit?: (length: number) => void): string {
   let out = "";
   let argi = 0;
   const n = format.length;
@@ -334,6 +334,7 @@ export function sprintf(format: string, args: readonly unknown[]): string {
     }
     const a = args[argi++];
     out += "vsqdtfFeEgGxXoObcUT".includes(spec.verb) ? fmtArg(a === undefined ? null : a, spec, 0) : badVerb(a, spec);
+    limit?.(out.length);
   }
   if (argi < args.length) {
     out += "%!(EXTRA " + args.slice(argi).map((a) => {

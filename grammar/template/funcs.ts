@@ -14,6 +14,8 @@ export type Param = "any" | "string";
 
 export interface FuncEnv {
   now(): Date;
+  /** checks the length of a string being built against the output limit (throws past it) */
+  output(length: number): void;
 }
 
 export interface Builtin {
@@ -210,7 +212,7 @@ export const BUILTINS: Record<string, Builtin> = {
   slice: { params: ["any"], variadic: "any", fn: slice },
   print: { params: [], variadic: "any", fn: (a) => sprint(a) },
   println: { params: [], variadic: "any", fn: (a) => sprintln(a) },
-  printf: { params: ["string"], variadic: "any", fn: (a) => sprintf(a[0] as string, a.slice(1)) },
+  printf: { params: ["string"], variadic: "any", fn: (a, env) => sprintf(a[0] as string, a.slice(1), env.output) },
   html: { params: [], variadic: "any", fn: (a) => htmlEscape(argText(a)) },
   js: { params: [], variadic: "any", fn: (a) => jsEscape(argText(a)) },
   urlquery: { params: [], variadic: "any", fn: (a) => urlQueryEscape(argText(a)) },

@@ -20,7 +20,7 @@ import {
 import { RuntimeError } from "../../core/errors.js";
 import { inSequenceOrder } from "./batch-order.js";
 import { StepBarrier } from "./step-barrier.js";
-import type { Engine, EngineModel, EvaluateOptions, GrammarSpec, LoadSpec } from "./types.js";
+import { type Engine, type EngineModel, type EvaluateOptions, type GrammarSpec, type LoadSpec, unloadedError } from "./types.js";
 
 export type EngineLogLevel = "error" | "warn" | "info" | "debug";
 
@@ -135,6 +135,7 @@ class LlamaEngineModel implements EngineModel {
   readonly sizeBytes: number;
   readonly vramBytes: number;
   readonly bosToken: number | null;
+  readonly vocabSize: number;
   readonly chatTemplate: string | undefined;
   private readonly pool: Slot[] = [];
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
@@ -159,7 +160,9 @@ class LlamaEngineModel implements EngineModel {
     this.sizeBytes = model.size + context.stateSize;
     this.vramBytes = model.gpuLayers > 0 && opts.gpu ? this.sizeBytes : 0;
     this.bosToken = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
-    const tpl = (model.fileInfo.metadata as { tokenizer?: { chat_template?: string } }).tokenizer?.chat_template;
+    const meta = model.fileInfo.metadata as { tokenizer?: { chat_template?: string; ggml?: { tokens?: readonly unknown[] } } };
+    this.vocabSize = meta.tokenizer?.ggml?.tokens?.length ?? 0;
+    const tpl = meta.tokenizer?.chat_template;
     this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
     for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: context.getSequence(), busy: false });
   }
@@ -264,12 +267,17 @@ class LlamaEngineModel implements EngineModel {
       const gen: AsyncGenerator<Token, void, void> = probs
         ? withProbabilities(seq.evaluateWithMetadata(prompt.slice(common) as Token[], { confidence: true, probabilities: probs.top > 0 }, options), probs)
         : seq.evaluate(prompt.slice(common) as Token[], options);
-      for await (const token of gen) {
-        history.push(token);
-        this.barrier.received(slot);
-        yield token;
-        await this.barrier.arrive(slot);
+      try {
+        for await (const token of gen) {
+          history.push(token);
+          this.barrier.received(slot);
+          yield token;
+          await this.barrier.arrive(slot);
+        }
+      } catch (e) {
+        throw this.disposed ? unloadedError() : e;
       }
+      if (this.disposed) throw unloadedError();
     } finally {
       this.barrier.leave(slot);
       slot.busy = false;

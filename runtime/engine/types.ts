@@ -1,3 +1,5 @@
+import { RuntimeError } from "../../core/errors.js";
+
 /**
  * The inference engine seen by the runtime: load a GGUF into a handle with a few parallel slots, then
  * tokenize, detokenize, sample tokens and embed. Small on purpose (principle 6): the node-llama-cpp
@@ -70,6 +72,8 @@ export interface EngineModel {
   readonly vramBytes: number;
   /** the BOS token the prompt should start with, or null when the model wants none */
   readonly bosToken: number | null;
+  /** tokens are the numbers 0 … vocabSize - 1 */
+  readonly vocabSize: number;
   /** the GGUF's own chat template (tokenizer.chat_template), if any */
   readonly chatTemplate: string | undefined;
   /**
@@ -84,7 +88,8 @@ export interface EngineModel {
   /**
    * Evaluates the prompt on a free slot (reusing the longest cached prefix) and yields sampled tokens
    * until an end-of-generation token; the caller stops it early with `return()`. Throws when no slot is
-   * free (the scheduler prevents that) or the prompt does not fit a slot.
+   * free (the scheduler prevents that) or the prompt does not fit a slot, and throws `unloadedError()` when
+   * the model is disposed while it runs: a cut answer never ends as if it were complete.
    */
   evaluate(prompt: readonly number[], opts: EvaluateOptions): AsyncGenerator<number, void, void>;
   /** The embedding of a token sequence (not normalised); fewer than `contextSize` tokens. */
@@ -97,4 +102,9 @@ export interface Engine {
   /** Loads a model; a failure is an MfError whose message carries the engine's own reason. */
   load(spec: LoadSpec, signal?: AbortSignal): Promise<EngineModel>;
   dispose(): Promise<void>;
+}
+
+/** What `evaluate` throws when its model is unloaded under it (a server shutting down past its grace period). */
+export function unloadedError(): RuntimeError {
+  return new RuntimeError("SERVICE_UNAVAILABLE", "the model was unloaded before the answer was complete (the server is shutting down)");
 }

@@ -19,13 +19,15 @@ export type {
   ToolProperty,
 } from "./types.js";
 export { TemplateCache, PreparedTemplate, prepareTemplate } from "./cache.js";
-export { collate, executePrompt, type PromptValues } from "./render.js";
+export { collate, executePrompt, executePromptSteps, type PromptValues } from "./render.js";
 export { messageData, toolData, thinkData } from "./data.js";
 export {
   DEFAULT_TEMPLATE,
   chatMessages,
   renderChatPrompt,
+  renderChatPromptAsync,
   renderGeneratePrompt,
+  renderGeneratePromptAsync,
   tagImages,
   type RenderOptions,
 } from "./requests.js";

@@ -9,7 +9,7 @@
  *   Unlike Ollama, the last execution keeps every function and `define`, and an `if … else` around
  *   `{{ .Response }}` is cut cleanly instead of panicking.
  */
-import type { ExecuteOptions } from "../../grammar/template/index.js";
+import { type ExecuteOptions, type Steps, TemplateBudget, runSteps } from "../../grammar/template/index.js";
 import type { PreparedTemplate } from "./cache.js";
 import { messageData, thinkData, toolData } from "./data.js";
 import type { ChatMessage, Think, Tool } from "./types.js";
@@ -38,13 +38,20 @@ export function collate(messages: readonly ChatMessage[]): { system: string; mes
 }
 
 export function executePrompt(t: PreparedTemplate, values: PromptValues, opts: ExecuteOptions = {}): string {
+  return runSteps(executePromptSteps(t, values, opts));
+}
+
+/** `executePrompt` as resumable work; every execution shares one budget (`opts.budget`, else a new one). */
+export function* executePromptSteps(t: PreparedTemplate, values: PromptValues, opts: ExecuteOptions = {}): Steps<string> {
+  opts = opts.budget ? opts : { ...opts, budget: new TemplateBudget() };
+  const budget = opts.budget!;
   const think = thinkData(values.think);
   if (values.prompt && values.suffix) {
-    return t.template.execute({ Prompt: values.prompt, Suffix: values.suffix, Response: "", ...think }, opts);
+    return yield* t.template.steps({ Prompt: values.prompt, Suffix: values.suffix, Response: "", ...think }, opts);
   }
   const { system, messages } = collate(values.messages);
   if (t.messagesMode) {
-    return t.template.execute(
+    return yield* t.template.steps(
       {
         System: system,
         Messages: messages.map(messageData),
@@ -56,9 +63,10 @@ export function executePrompt(t: PreparedTemplate, values: PromptValues, opts: E
     );
   }
   let out = "";
+  const turns: { System: string; Prompt: string; Response: string }[] = [];
   let turn = { System: "", Prompt: "", Response: "" };
   const flush = () => {
-    out += t.template.execute({ ...turn, ...think }, opts);
+    turns.push(turn);
     turn = { System: "", Prompt: "", Response: "" };
   };
   for (const m of messages) {
@@ -76,5 +84,11 @@ export function executePrompt(t: PreparedTemplate, values: PromptValues, opts: E
         break;
     }
   }
-  return out + t.legacyFinal.execute({ ...turn, ...think }, opts);
+  for (const done of turns) {
+    out += yield* t.template.steps({ ...done, ...think }, opts);
+    budget.output(out.length);
+  }
+  out += yield* t.legacyFinal.steps({ ...turn, ...think }, opts);
+  budget.output(out.length);
+  return out;
 }

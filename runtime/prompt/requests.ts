@@ -7,9 +7,9 @@
  *   with `template`, that template runs on `[system] + [prompt]` only; `raw` is the prompt as is.
  * Images become `[img-N]` tags in their message (replacing a literal `[img]`, else prefixed).
  */
-import type { ExecuteOptions } from "../../grammar/template/index.js";
+import { type ExecuteOptions, type Steps, TemplateBudget, runSteps, runStepsAsync } from "../../grammar/template/index.js";
 import { prepareTemplate, type PreparedTemplate, type TemplateCache } from "./cache.js";
-import { type PromptValues, collate, executePrompt } from "./render.js";
+import { type PromptValues, collate, executePromptSteps } from "./render.js";
 import type { ChatMessage, ChatRequest, GenerateRequest, ImagePrompt, RenderedPrompt } from "./types.js";
 
 /** What an image without TEMPLATE renders: the prompt as is. */
@@ -30,12 +30,21 @@ export interface RenderOptions extends ExecuteOptions {
   ggufTemplate?: (messages: ChatMessage[]) => string | undefined;
 }
 
+type Renderer = (messages: ChatMessage[]) => Steps<string>;
+
 /** The renderer of a message list: the Go template, or the GGUF's chat template when there is none. */
-function renderer(text: string | null | undefined, digest: string | undefined, values: Omit<PromptValues, "messages">, opts: RenderOptions): (messages: ChatMessage[]) => string {
-  const go = (t: PreparedTemplate) => (messages: ChatMessage[]) => executePrompt(t, { ...values, messages }, opts);
+function renderer(text: string | null | undefined, digest: string | undefined, values: Omit<PromptValues, "messages">, opts: RenderOptions): Renderer {
+  const go = (t: PreparedTemplate): Renderer => (messages) => executePromptSteps(t, { ...values, messages }, opts);
   if (text || !opts.ggufTemplate) return go(prepared(text, digest, opts));
   const gguf = opts.ggufTemplate;
-  return (messages) => gguf(collate(messages).messages) ?? go(prepared(undefined, undefined, opts))(messages);
+  return function* (messages) {
+    return gguf(collate(messages).messages) ?? (yield* go(prepared(undefined, undefined, opts))(messages));
+  };
+}
+
+/** One budget for every execution of one rendering (the caller's, else a new one). */
+function withBudget(opts: RenderOptions): RenderOptions {
+  return opts.budget ? opts : { ...opts, budget: new TemplateBudget() };
 }
 
 function prepared(text: string | null | undefined, digest: string | undefined, opts: RenderOptions): PreparedTemplate {
@@ -78,36 +87,69 @@ export function chatMessages(image: ImagePrompt, requestMessages: readonly ChatM
 }
 
 export function renderChatPrompt(image: ImagePrompt, req: ChatRequest, opts: RenderOptions = {}): RenderedPrompt {
+  return runSteps(renderChatPromptSteps(image, req, opts));
+}
+
+/** `renderChatPrompt`, letting the event loop run between slices of template work. */
+export function renderChatPromptAsync(image: ImagePrompt, req: ChatRequest, opts: RenderOptions = {}): Promise<RenderedPrompt> {
+  return runStepsAsync(renderChatPromptSteps(image, req, opts));
+}
+
+function* renderChatPromptSteps(image: ImagePrompt, req: ChatRequest, opts: RenderOptions): Steps<RenderedPrompt> {
+  opts = withBudget(opts);
   const msgs = chatMessages(image, req.messages);
   const render = renderer(req.template || image.template, req.template ? undefined : image.templateDigest, { tools: req.tools, think: req.think }, opts);
   let start = 0;
   let kept: ChatMessage[] = [];
   if (opts.fit && msgs.length > 0) {
+    const fit = opts.fit;
     const last = msgs.length - 1;
-    for (let i = 0; i <= last; i++) {
+    const systemBefore = (s: number) => msgs.slice(0, s).filter((m) => m.role === "system");
+    const fits = function* (i: number): Steps<boolean> {
       const s = toolBlockStart(msgs, i);
-      const system = msgs.slice(0, s).filter((m) => m.role === "system");
-      const p = render([...system, ...msgs.slice(s)]);
-      let n = opts.fit.countTokens(p);
-      for (const m of msgs.slice(s)) n += (opts.fit.imageTokens ?? 0) * (m.images?.length ?? 0);
-      if (n <= opts.fit.numCtx || i === last) {
-        start = s;
-        kept = system;
-        break;
+      const p = yield* render([...systemBefore(s), ...msgs.slice(s)]);
+      let n = fit.countTokens(p);
+      for (const m of msgs.slice(s)) n += (fit.imageTokens ?? 0) * (m.images?.length ?? 0);
+      yield; // counting tokens took a while: others may run before the next rendering
+      return n <= fit.numCtx;
+    };
+    // Ollama scans from the oldest message for the first start that fits (the last message stays even if
+    // it alone does not). Dropping messages only shortens the prompt, so a binary search finds the same
+    // start in log n renderings instead of n, which keeps a long chat within the template budget.
+    let lo = 0;
+    if (!(yield* fits(0))) {
+      lo = 1;
+      let hi = last;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (yield* fits(mid)) hi = mid;
+        else lo = mid + 1;
       }
     }
+    start = toolBlockStart(msgs, lo);
+    kept = systemBefore(start);
   }
   const tagged = tagImages(msgs.slice(start));
   const all = [...kept, ...tagged.messages];
-  return { prompt: render(all), prefill: all[all.length - 1]?.role === "assistant", images: tagged.images };
+  return { prompt: yield* render(all), prefill: all[all.length - 1]?.role === "assistant", images: tagged.images };
 }
 
 export function renderGeneratePrompt(image: ImagePrompt, req: GenerateRequest, opts: RenderOptions = {}): RenderedPrompt {
+  return runSteps(renderGeneratePromptSteps(image, req, opts));
+}
+
+/** `renderGeneratePrompt`, letting the event loop run between slices of template work. */
+export function renderGeneratePromptAsync(image: ImagePrompt, req: GenerateRequest, opts: RenderOptions = {}): Promise<RenderedPrompt> {
+  return runStepsAsync(renderGeneratePromptSteps(image, req, opts));
+}
+
+function* renderGeneratePromptSteps(image: ImagePrompt, req: GenerateRequest, opts: RenderOptions): Steps<RenderedPrompt> {
+  opts = withBudget(opts);
   const images = req.images ?? [];
   if (req.raw) return { prompt: req.prompt, prefill: false, images };
   if (req.suffix) {
     const t = prepared(req.template || image.template, req.template ? undefined : image.templateDigest, opts);
-    const prompt = executePrompt(t, { messages: [], prompt: req.prompt, suffix: req.suffix, think: req.think }, opts);
+    const prompt = yield* executePromptSteps(t, { messages: [], prompt: req.prompt, suffix: req.suffix, think: req.think }, opts);
     return { prompt, prefill: false, images };
   }
   const msgs: ChatMessage[] = [];
@@ -117,5 +159,5 @@ export function renderGeneratePrompt(image: ImagePrompt, req: GenerateRequest, o
   const user = tagImages([{ role: "user", content: req.prompt, images }]).messages[0]!;
   msgs.push({ role: "user", content: user.content });
   const render = renderer(req.template || image.template, req.template ? undefined : image.templateDigest, { think: req.think }, opts);
-  return { prompt: render(msgs), prefill: false, images };
+  return { prompt: yield* render(msgs), prefill: false, images };
 }

@@ -1,8 +1,10 @@
 /**
  * `createRuntimeServer`: the Ollama API as a fastify instance that never listens (cli/ does). Every
  * request body is read as JSON whatever its content type (curl's `-d` sends form-encoded headers), one
- * error handler writes `{"error": "..."}`, and the guard limits hosts and origins. Closing the server
- * closes the scheduler it was given (unloading every model).
+ * error handler writes `{"error": "..."}` (and logs a server's fault at error level with its stack, a
+ * client's at info without), and the guard limits hosts and origins. Closing the server closes the
+ * scheduler it was given (unloading every model); `shutdown(graceMs)` first lets the answers in flight
+ * finish for up to `graceMs`, answering new requests 503 meanwhile.
  *
  * Route table:
  *   GET|HEAD /                     Ollama is running
@@ -18,11 +20,12 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Config } from "../../core/config.js";
 import type { LocalStore } from "../../core/store.js";
+import { type BudgetLimits, TemplateBudget } from "../../grammar/template/index.js";
 import type { Engine } from "../engine/types.js";
 import { TemplateCache } from "../prompt/index.js";
 import type { Scheduler } from "../scheduler.js";
 import { installGuard } from "./guard.js";
-import { sendError } from "./http.js";
+import { logFailure, sendError } from "./http.js";
 import type { RuntimeDeps } from "./infer.js";
 import { ModelResolver } from "./models.js";
 import { chatRoute } from "./routes/chat.js";
@@ -32,6 +35,7 @@ import { generateRoute } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { openaiRoutes } from "./compat/openai.js";
 import { anthropicRoutes } from "./compat/anthropic.js";
+import { WarnOnce } from "./warnings.js";
 
 export interface RuntimeServerOptions {
   store: LocalStore;
@@ -41,8 +45,15 @@ export interface RuntimeServerOptions {
   /** fastify's pino logger options (true: info level) */
   logger?: FastifyServerOptions["logger"];
   version?: string;
-  /** home directory for `~` in a Modelfile sent to /api/create, and its base for relative paths */
+  /** home directory for `~` in a Modelfile sent to /api/create */
   homeDir: string;
+  /**
+   * The only directory /api/create may read files from (a `path`, FROM or ADAPTER paths; `--create-root`);
+   * absent: it reads none, and clients upload files as blobs (POST /api/blobs/:digest).
+   */
+  createRoot?: string;
+  /** what rendering the prompt of one request may cost (grammar/template/budget.ts; default DEFAULT_LIMITS) */
+  templateLimits?: Partial<BudgetLimits>;
   /** default CPU threads per model context (num_thread overrides) */
   threads?: number;
   /**
@@ -52,7 +63,18 @@ export interface RuntimeServerOptions {
   registryRoutes?: (app: FastifyInstance, deps: { store: LocalStore }) => void;
 }
 
-export function createRuntimeServer(opts: RuntimeServerOptions): FastifyInstance {
+export type RuntimeServer = FastifyInstance & {
+  /**
+   * Stops taking requests (new ones get 503), waits up to `graceMs` for those in flight, then unloads
+   * the models (an answer still running ends with an `{"error"}` line) and closes.
+   */
+  shutdown(graceMs: number): Promise<void>;
+};
+
+/** After the grace period and the unload, how long answers get to write their last line. */
+const LAST_LINE_MS = 2_000;
+
+export function createRuntimeServer(opts: RuntimeServerOptions): RuntimeServer {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: 64 << 20,
@@ -74,13 +96,12 @@ export function createRuntimeServer(opts: RuntimeServerOptions): FastifyInstance
   });
   app.setErrorHandler((err, req, reply) => {
     if (reply.sent || reply.raw.headersSent) return;
-    const status = (err as { statusCode?: number }).statusCode;
-    if (!status || status >= 500) req.log.error({ err }, "request failed");
+    logFailure(req.log, err);
     return sendError(reply, err);
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `${req.method} ${req.url}: 404 page not found` }));
 
-  const warned = new Set<string>();
+  const warnings = new WarnOnce((line) => app.log.warn(line));
   const deps: RuntimeDeps = {
     store: opts.store,
     engine: opts.engine,
@@ -91,12 +112,46 @@ export function createRuntimeServer(opts: RuntimeServerOptions): FastifyInstance
     threads: opts.threads,
     version: opts.version ?? "0.0.0",
     homeDir: opts.homeDir,
-    warnOnce: (m) => {
-      if (warned.has(m)) return;
-      warned.add(m);
-      app.log.warn(m);
-    },
+    createRoot: opts.createRoot,
+    templateBudget: () => new TemplateBudget(opts.templateLimits),
+    warnOnce: (m) => warnings.warn(m),
   };
+
+  // requests in flight, for shutdown; once it has begun, new ones get 503
+  let draining = false;
+  let inflight = 0;
+  let onIdle: (() => void)[] = [];
+  app.addHook("onRequest", async (_req, reply) => {
+    if (draining) {
+      reply.header("connection", "close");
+      return reply.code(503).send({ error: "server is shutting down" });
+    }
+    inflight++;
+    reply.raw.once("close", () => {
+      if (--inflight === 0) for (const f of onIdle.splice(0)) f();
+    });
+  });
+  const idle = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (inflight === 0) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        onIdle = onIdle.filter((f) => f !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      onIdle.push(done);
+    });
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (graceMs: number) =>
+    (shuttingDown ??= (async () => {
+      draining = true;
+      await idle(graceMs);
+      await opts.scheduler.close();
+      await idle(LAST_LINE_MS);
+      await app.close();
+    })());
+
   installGuard(app, { bindHost: hostOf(opts.config.host), origins: opts.config.origins });
   modelRoutes(app, deps);
   generateRoute(app, deps);
@@ -109,7 +164,8 @@ export function createRuntimeServer(opts: RuntimeServerOptions): FastifyInstance
   app.addHook("onClose", async () => {
     await opts.scheduler.close();
   });
-  return app;
+  app.decorate("shutdown", shutdown);
+  return app as unknown as RuntimeServer;
 }
 
 /** The host part of `host:port` (`[::1]:11434` → `::1`). */

@@ -3,9 +3,9 @@
  * streams that turn a late error into a final `{"error"}` line, RFC 3339 timestamps with nanoseconds,
  * and an AbortSignal that fires when the client goes away.
  */
-import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { MfError, RuntimeError, apiEnvelope, isMfError, toMfError } from "../../core/errors.js";
-import { isTemplateError } from "../../grammar/template/errors.js";
+import { TemplateLimitError, isTemplateError } from "../../grammar/template/errors.js";
 
 /** the wall clock in nanoseconds is the monotonic clock plus this offset, fixed once */
 const EPOCH_OFFSET_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
@@ -19,6 +19,8 @@ export function createdAt(): string {
 
 /** Any thrown value as the MfError the API answers with. */
 export function apiError(err: unknown): MfError {
+  // a template past its execution budget is the client's (or the model author's) doing: a 400
+  if (err instanceof TemplateLimitError) return new RuntimeError("BAD_REQUEST", err.message);
   if (isTemplateError(err)) return new RuntimeError(err.phase === "parse" ? "BAD_REQUEST" : "INTERNAL", err.message);
   if (isMfError(err)) return err;
   const fe = err as FastifyError & { validation?: { keyword: string; params: Record<string, unknown>; instancePath: string; message?: string }[] };
@@ -39,6 +41,14 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const e = apiError(err);
   const status = fastifyStatus(err) ?? e.status;
   return reply.code(status).type("application/json; charset=utf-8").send(apiEnvelope(e));
+}
+
+/** A server's fault (5xx) at error level with its stack; a client's (4xx) at info, in one line. */
+export function logFailure(log: FastifyBaseLogger, err: unknown): void {
+  const e = apiError(err);
+  const status = fastifyStatus(err) ?? e.status;
+  if (status >= 500) log.error({ err }, "request failed");
+  else log.info({ statusCode: status, error: e.message }, "request refused");
 }
 
 function fastifyStatus(err: unknown): number | undefined {
@@ -79,9 +89,10 @@ export class NdjsonStream {
     if (this.started) this.reply.raw.end();
   }
 
-  /** After the first line: the error as a last line. Before: rethrown for the error handler. */
+  /** After the first line: the error as a last line (and in the log). Before: rethrown for the error handler. */
   fail(err: unknown): void {
     if (!this.started) throw err;
+    logFailure(this.reply.log, err);
     if (!this.reply.raw.destroyed) this.reply.raw.end(JSON.stringify(apiEnvelope(apiError(err))) + "\n");
   }
 }

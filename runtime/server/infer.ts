@@ -4,6 +4,7 @@
  * statistics.
  */
 import type { FastifyBaseLogger } from "fastify";
+import type { TemplateBudget } from "../../grammar/template/index.js";
 import { RuntimeError } from "../../core/errors.js";
 import type { LocalStore } from "../../core/store.js";
 import type { ModelDescription } from "../../builder/describe.js";
@@ -26,6 +27,10 @@ export interface RuntimeDeps {
   threads?: number;
   version: string;
   homeDir: string;
+  /** the only directory /api/create may read files from (`--create-root`); undefined: none */
+  createRoot?: string;
+  /** the budget of one request's prompt rendering */
+  templateBudget(): TemplateBudget;
   /** logs a message once per server */
   warnOnce(message: string): void;
 }
@@ -111,6 +116,11 @@ export function ggufTemplate(lease: Lease | undefined): ((messages: ChatMessage[
 /** Tokenizes a rendered prompt after `context`, with BOS when the model wants one, fitted to the context. */
 export function promptTokens(lease: Lease, text: string, context: number[] | undefined): number[] {
   const m = lease.model;
+  // `context` comes from the client: ids the model does not have would fail deep in the engine
+  const bad = m.vocabSize > 0 ? context?.find((t) => t >= m.vocabSize) : undefined;
+  if (bad !== undefined) {
+    throw new RuntimeError("BAD_REQUEST", `invalid context: token ${bad} is not in the model's vocabulary (0 to ${m.vocabSize - 1}); send back the context of an answer of this model`);
+  }
   let tokens = m.tokenize(text, { special: true });
   if (context?.length) tokens = [...context, ...tokens];
   else if (m.bosToken !== null && tokens[0] !== m.bosToken) tokens = [m.bosToken, ...tokens];

@@ -11,7 +11,7 @@
  */
 import { RuntimeError } from "../../core/errors.js";
 import type { GenerationResult } from "../engine/generation.js";
-import { type ChatMessage, type Think, type Tool, type ToolCall, renderChatPrompt } from "../prompt/index.js";
+import { type ChatMessage, type Think, type Tool, type ToolCall, renderChatPromptAsync } from "../prompt/index.js";
 import { fitPrompt, promptBudget } from "../options.js";
 import type { Lease } from "../scheduler.js";
 import { ThinkingSplitter, inferThinkTags } from "../thinking.js";
@@ -66,9 +66,11 @@ export async function runTurn(deps: RuntimeDeps, p: Prepared, req: TurnRequest, 
   const lease: Lease = await acquire(deps, p, req.model, signal);
   try {
     const m = lease.model;
-    const rendered = renderChatPrompt(imagePrompt(p.d), { messages: req.messages, tools, think: plan.think, template: req.template }, {
+    // rendered in slices: a template that loops until its budget is spent leaves the server responsive
+    const rendered = await renderChatPromptAsync(imagePrompt(p.d), { messages: req.messages, tools, think: plan.think, template: req.template }, {
       cache: deps.templates,
       ggufTemplate: ggufTemplate(lease),
+      budget: deps.templateBudget(),
       // whole turns are dropped first, to the budget fitPrompt keeps, so that it never cuts the system message
       fit: { numCtx: promptBudget(m.contextSize), countTokens: (t) => m.tokenize(t, { special: true }).length + (m.bosToken !== null ? 1 : 0) },
     });

@@ -155,15 +155,15 @@ describe("catalogue", { concurrency: false }, () => {
     assert.ok(ps.includes("adapted:latest") && ps.includes("raw:latest"), "base and adapted weights are two runners");
   });
 
-  test("/api/create from a Modelfile on the server's disk (the starting document's `path`)", async () => {
+  test("/api/create from a Modelfile on the server's disk (the starting document's `path`): only with --create-root", async () => {
+    // read inside a create root: create-root.test.ts
     const path = join(h.dir, "Path.modelfile");
     await writeFile(path, "FROM chat\nSYSTEM From a path.\n");
     const r = await post(h.base, "/api/create", { name: "via-path", path, stream: false });
-    assert.equal(r.status, 200, r.text);
-    assert.equal((await post(h.base, "/api/show", { model: "via-path" })).json.system, "From a path.");
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error, /this server reads no files, so "path" cannot be used/);
     const missing = await post(h.base, "/api/create", { name: "via-path", path: join(h.dir, "nope"), stream: false });
-    assert.equal(missing.status, 400);
-    assert.match(missing.json.error, /cannot read Modelfile/);
+    assert.equal(missing.json.error, r.json.error.replace(path, join(h.dir, "nope")));
   });
 
   test("/api/embed normalises, batches and truncates; /api/embeddings is raw", async () => {

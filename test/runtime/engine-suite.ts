@@ -34,6 +34,7 @@ export function engineSuite(name: string, setup: () => Promise<EngineSuiteSetup>
 
     test("a load gives the requested slots and at least the requested context", () => {
       assert.equal(m.slots, 2);
+      assert.ok(m.vocabSize > 0);
       assert.ok(m.contextSize >= 256);
       assert.ok(m.sizeBytes > 0);
     });
@@ -103,6 +104,20 @@ export function engineSuite(name: string, setup: () => Promise<EngineSuiteSetup>
       assert.ok(a.length > 0);
       assert.equal(a.length, b.length);
       assert.deepEqual(await m.embed(m.tokenize("hello")), a);
+    });
+
+    test("a model unloaded during a generation makes it throw, never end as if complete", async () => {
+      const other = await s.engine.load({ modelPath: s.modelPath, adapters: [], contextSize: 256, slots: 1, threads: 1 });
+      const gen = other.evaluate(other.tokenize("once upon a time"), { sampling: { ...sampling(4), temperature: 1.5 } });
+      assert.equal(typeof (await gen.next()).value, "number");
+      const unloading = other.dispose();
+      await assert.rejects(
+        (async () => {
+          for (let r = await gen.next(); !r.done; r = await gen.next());
+        })(),
+        (e) => isMfError(e) && e.code === "SERVICE_UNAVAILABLE" && /unloaded before the answer was complete/.test(e.message),
+      );
+      await unloading;
     });
 
     test("a failed load reports the engine's reason", async () => {

@@ -3,7 +3,7 @@
  * tokens can be slowed down, and every load and dispose is recorded. It passes the engine suite too.
  */
 import { RuntimeError } from "../../core/errors.js";
-import type { Engine, EngineModel, EvaluateOptions, LoadSpec } from "../../runtime/engine/types.js";
+import { type Engine, type EngineModel, type EvaluateOptions, type LoadSpec, unloadedError } from "../../runtime/engine/types.js";
 
 export interface FakeEngineOptions {
   loadMs?: number;
@@ -51,6 +51,7 @@ class FakeModel implements EngineModel {
   readonly sizeBytes = 1000;
   readonly vramBytes = 0;
   readonly bosToken = null;
+  readonly vocabSize = 256;
   readonly chatTemplate = undefined;
   busy = 0;
   private disposed = false;
@@ -86,7 +87,7 @@ class FakeModel implements EngineModel {
       for (;;) {
         if (this.opts.tokenMs) await new Promise((r) => setTimeout(r, this.opts.tokenMs));
         else await Promise.resolve();
-        if (this.disposed) return;
+        if (this.disposed) throw unloadedError();
         yield 97 + Math.floor(next() * 26);
       }
     } finally {

@@ -6,7 +6,8 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { FastifyInstance, FastifyServerOptions } from "fastify";
+import type { FastifyServerOptions } from "fastify";
+import type { BudgetLimits } from "../../grammar/template/index.js";
 import { buildFromModelfile } from "../../builder/build.js";
 import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
@@ -16,7 +17,7 @@ import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import { type Lease, Scheduler, type SchedulerOptions } from "../../runtime/scheduler.js";
 import { ModelResolver, modelRequest } from "../../runtime/server/models.js";
 import { resolveRunOptions } from "../../runtime/options.js";
-import { createRuntimeServer } from "../../runtime/server/app.js";
+import { type RuntimeServer, createRuntimeServer } from "../../runtime/server/app.js";
 import { ROOT } from "../helpers/mf.js";
 
 export const CHAT_MODELFILE = `FROM ./tiny.gguf
@@ -33,7 +34,7 @@ LICENSE """test licence"""
 
 export interface Harness {
   base: string;
-  app: FastifyInstance;
+  app: RuntimeServer;
   store: LocalStore;
   dir: string;
   /** the tiny GGUF (in the fixture cache) */
@@ -49,7 +50,14 @@ export async function tinyGguf(): Promise<string> {
 }
 
 export async function startHarness(
-  o: { scheduler?: Partial<Omit<SchedulerOptions, "engine">>; engine?: Engine; origins?: string[]; logger?: FastifyServerOptions["logger"] } = {},
+  o: {
+    scheduler?: Partial<Omit<SchedulerOptions, "engine">>;
+    engine?: Engine;
+    origins?: string[];
+    logger?: FastifyServerOptions["logger"];
+    createRoot?: string;
+    templateLimits?: Partial<BudgetLimits>;
+  } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "mf-runtime-"));
   const store = new LocalStore(join(dir, "models"));
@@ -64,7 +72,18 @@ export async function startHarness(
   await buildFromModelfile(join(ctx, "Raw.modelfile"), { store, tags: [parseRef("raw")], contextDir: ctx, homeDir: dir });
   const engine = o.engine ?? createLlamaEngine({ threads: 1 });
   const scheduler = new Scheduler({ engine, maxLoaded: 3, numParallel: 2, maxQueue: 16, defaultKeepAliveMs: 300_000, ...o.scheduler });
-  const app = createRuntimeServer({ store, engine, scheduler, config: { host: "127.0.0.1:0", origins: o.origins ?? [] }, homeDir: dir, threads: 1, version: "0.1.0", logger: o.logger });
+  const app = createRuntimeServer({
+    store,
+    engine,
+    scheduler,
+    config: { host: "127.0.0.1:0", origins: o.origins ?? [] },
+    homeDir: dir,
+    threads: 1,
+    version: "0.1.0",
+    logger: o.logger,
+    createRoot: o.createRoot,
+    templateLimits: o.templateLimits,
+  });
   const base = await app.listen({ host: "127.0.0.1", port: 0 });
   return {
     base,

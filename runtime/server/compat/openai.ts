@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { displayRef, DEFAULT_NAMESPACE } from "../../../core/reference.js";
 import type { GenerationResult } from "../../engine/generation.js";
-import { type ChatMessage, type Tool, type ToolCall, renderGeneratePrompt } from "../../prompt/index.js";
+import { type ChatMessage, type Tool, type ToolCall, renderGeneratePromptAsync } from "../../prompt/index.js";
 import { fitPrompt } from "../../options.js";
 import { apiError, clientSignal } from "../http.js";
 import { Logprobs, type Prepared, type RuntimeDeps, acquire, generate, ggufTemplate, prepare, promptTokens } from "../infer.js";
@@ -279,7 +279,7 @@ function modelObject(id: string, namespace: string, modified: Date) {
 async function complete(deps: RuntimeDeps, p: Prepared, model: string, prompt: string, suffix: string | undefined, signal: AbortSignal, onText: (t: string) => void): Promise<GenerationResult> {
   const lease = await acquire(deps, p, model, signal);
   try {
-    const rendered = renderGeneratePrompt(imagePrompt(p.d), { prompt, suffix }, { cache: deps.templates, ggufTemplate: ggufTemplate(lease) });
+    const rendered = await renderGeneratePromptAsync(imagePrompt(p.d), { prompt, suffix }, { cache: deps.templates, ggufTemplate: ggufTemplate(lease), budget: deps.templateBudget() });
     const tokens = fitPrompt(promptTokens(lease, rendered.prompt, undefined), lease.model.contextSize, p.run.numKeep);
     return await generate(lease, p, tokens, onText, signal);
   } finally {

@@ -1,6 +1,6 @@
 /** `POST /api/chat`: the next assistant message of a conversation (runtime/server/turn.ts), `_debug_render_only` included. */
 import type { FastifyInstance } from "fastify";
-import { type ChatMessage, type Tool, renderChatPrompt } from "../../prompt/index.js";
+import { type ChatMessage, type Tool, renderChatPromptAsync } from "../../prompt/index.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
 import { Logprobs, type RuntimeDeps, acquire, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, stats } from "../infer.js";
 import { imagePrompt } from "../models.js";
@@ -40,7 +40,7 @@ export function chatRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       const lease = needsGgufTemplate(p, b.template) ? await acquire(deps, p, b.model, signal) : undefined;
       try {
         const { think } = thinkPlan(b.model, b.template || p.d.template, b.think);
-        const r = renderChatPrompt(imagePrompt(p.d), { ...turn, tools: tools.length ? tools : undefined, think }, { cache: deps.templates, ggufTemplate: ggufTemplate(lease) });
+        const r = await renderChatPromptAsync(imagePrompt(p.d), { ...turn, tools: tools.length ? tools : undefined, think }, { cache: deps.templates, ggufTemplate: ggufTemplate(lease), budget: deps.templateBudget() });
         return { ...head(), message: { role: "assistant", content: "" }, done: true, _debug_info: { rendered_template: r.prompt, image_count: r.images.length } };
       } finally {
         lease?.release();

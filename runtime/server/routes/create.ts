@@ -3,16 +3,21 @@
  * JSON (`model`, `from`, `files`, `adapters`, `template`, `system`, `license`, `parameters`, `messages`) —
  * through the same builder as `mf build`, streaming its status lines; and `HEAD`/`POST /api/blobs/:digest`
  * for the files a remote create refers to.
+ *
+ * Clients upload their files as blobs and name them by digest. The server reads a file of its own (a
+ * `path`, a FROM or ADAPTER path) only when it was started with `--create-root DIR`, and only inside DIR
+ * (builder/resolve.ts); errors about a file it read never quote the file.
  */
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Readable } from "node:stream";
-import { RuntimeError } from "../../../core/errors.js";
+import { BuildError, RuntimeError } from "../../../core/errors.js";
 import { isDigest } from "../../../core/digest.js";
 import { tryParseRef } from "../../../core/reference.js";
 import type { ProgressEvent } from "../../../core/progress.js";
 import { ModelfileBuildError, buildImage } from "../../../builder/build.js";
+import { UPLOAD_HINT, fileInRoot, serverPath } from "../../../builder/resolve.js";
 import type { Command, MessageRole, ModelfileAst } from "../../../grammar/modelfile/ast.js";
 import { decodeModelfile, parseModelfile } from "../../../grammar/modelfile/index.js";
 import { clientSignal, streamOrLast } from "../http.js";
@@ -40,6 +45,38 @@ function commandsOf(b: CreateBody): Command[] {
   return cmds;
 }
 
+/** The largest Modelfile read from the server's disk (a request's body has the same limit). */
+const MAX_MODELFILE_BYTES = 64 << 20;
+
+/** The Modelfile at `path` inside the create root, as bytes. Never says more than "not there" about a file outside. */
+async function readServerModelfile(path: string, deps: RuntimeDeps): Promise<{ bytes: Buffer; dir: string }> {
+  const root = deps.createRoot;
+  if (!root) {
+    throw new RuntimeError("BAD_REQUEST", `this server reads no files, so "path" cannot be used: send the Modelfile's text as "modelfile" (for its files: ${UPLOAD_HINT}), or start the server with --create-root DIR`);
+  }
+  const f = await fileInRoot(serverPath(path, { baseDir: root, homeDir: deps.homeDir }), root);
+  if ("error" in f) {
+    throw new RuntimeError("BAD_REQUEST", f.error === "outside" ? `"${path}" is outside the directory this server reads (--create-root)` : `no Modelfile "${path}" in the directory this server reads (--create-root)`);
+  }
+  const fh = await open(f.path, "r");
+  try {
+    const size = (await fh.stat()).size;
+    if (size > MAX_MODELFILE_BYTES) throw new RuntimeError("BAD_REQUEST", `Modelfile "${path}" is larger than ${MAX_MODELFILE_BYTES} bytes`);
+    const bytes = Buffer.alloc(size);
+    const { bytesRead } = await fh.read(bytes, 0, size, 0);
+    return { bytes: bytes.subarray(0, bytesRead), dir: dirname(f.path) };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A Modelfile the server read itself is not quoted: its errors keep the position only. */
+function unquoted(e: unknown, path: string): unknown {
+  if (!(e instanceof ModelfileBuildError)) return e;
+  const d = e.diagnostics.find((x) => x.severity === "error")!;
+  return new BuildError("MODELFILE_INVALID", `${path}:${d.line}:${d.column}: invalid Modelfile (a file the server reads is not quoted in errors)`);
+}
+
 export function createRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
   app.post<{ Body: CreateBody }>("/api/create", { schema: { body: createSchema } }, async (req, reply) => {
     const b = req.body;
@@ -50,18 +87,24 @@ export function createRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
     if (b.quantize || b.quantization) throw new RuntimeError("BAD_REQUEST", "quantize is not supported by mf: import an already quantized GGUF");
     let ast: ModelfileAst;
     let source: { file: string; text: string } | undefined;
-    let baseDir = deps.homeDir;
-    if (b.modelfile !== undefined || (b.path && !b.from && !b.files)) {
+    // relative paths in a Modelfile sent as text resolve inside the create root (without one, none are read)
+    let baseDir = deps.createRoot ?? deps.homeDir;
+    // an older client sends the Modelfile's text with its `path`: its relative paths are relative to that
+    if (deps.createRoot && b.path) baseDir = dirname(serverPath(b.path, { baseDir: deps.createRoot, homeDir: deps.homeDir }));
+    const serverFile = b.modelfile === undefined && b.path && !b.from && !b.files ? b.path : undefined;
+    if (b.modelfile !== undefined || serverFile) {
       let text = b.modelfile;
-      if (text === undefined) {
-        text = decodeModelfile(await readFile(b.path!).catch(() => {
-          throw new RuntimeError("BAD_REQUEST", `cannot read Modelfile ${b.path}`);
-        }));
+      if (serverFile) {
+        const read = await readServerModelfile(serverFile, deps);
+        text = decodeModelfile(read.bytes);
+        baseDir = read.dir;
       }
-      if (b.path) baseDir = dirname(b.path);
-      source = { file: b.path ?? "Modelfile", text };
-      const parsed = parseModelfile(text);
-      if (parsed.diagnostics.some((d) => d.severity === "error")) throw new ModelfileBuildError(parsed.diagnostics, source);
+      source = { file: b.path ?? "Modelfile", text: text! };
+      const parsed = parseModelfile(text!);
+      if (parsed.diagnostics.some((d) => d.severity === "error")) {
+        const err = new ModelfileBuildError(parsed.diagnostics, source);
+        throw serverFile ? unquoted(err, serverFile) : err;
+      }
       // older clients upload FROM files as blobs and send `FROM @sha256:…`
       ast = { commands: parsed.ast.commands.map((c) => (c.kind === "from" || c.kind === "adapter") && /^@sha256:/.test(c.value) ? { ...c, value: c.value.slice(1) } : c) };
     } else {
@@ -75,13 +118,15 @@ export function createRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
         {
           store: deps.store,
           tags: [ref],
-          resolve: { baseDir, contextDir: baseDir, homeDir: deps.homeDir },
+          resolve: { baseDir, contextDir: deps.createRoot ?? baseDir, homeDir: deps.homeDir, fileRoot: deps.createRoot ?? null },
           onProgress: emit,
           onWarning: (w) => deps.log.warn(w),
           signal,
         },
         source,
-      );
+      ).catch((e: unknown) => {
+        throw serverFile ? unquoted(e, serverFile) : e;
+      });
     });
     return last ?? reply;
   });

@@ -1,7 +1,7 @@
 /** `POST /api/generate`: a completion of a prompt (compat.md §5), `_debug_render_only` included. */
 import type { FastifyInstance } from "fastify";
 import { RuntimeError } from "../../../core/errors.js";
-import { renderGeneratePrompt } from "../../prompt/index.js";
+import { renderGeneratePromptAsync } from "../../prompt/index.js";
 import { fitPrompt } from "../../options.js";
 import { NdjsonStream, clientSignal, createdAt } from "../http.js";
 import { IMAGES_UNSUPPORTED, Logprobs, type RuntimeDeps, acquire, generate, ggufTemplate, loadOrUnload, needsGgufTemplate, prepare, promptTokens, stats } from "../infer.js";
@@ -33,11 +33,12 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     const prompt = b.prompt ?? "";
     const head = () => ({ model: b.model, created_at: createdAt() });
 
+    // rendered in slices: a template that loops until its budget is spent leaves the server responsive
     const render = (lease?: Lease) =>
-      renderGeneratePrompt(
+      renderGeneratePromptAsync(
         imagePrompt(p.d),
         { prompt, suffix: b.suffix, system: b.system, template: b.template, raw: b.raw, think: plan.think, hasContext: !!b.context?.length },
-        { cache: deps.templates, ggufTemplate: ggufTemplate(lease) },
+        { cache: deps.templates, ggufTemplate: ggufTemplate(lease), budget: deps.templateBudget() },
       );
     // without a template the GGUF's own chat template renders the prompt: that needs the loaded model
     const needsModel = !b.raw && !b.suffix && needsGgufTemplate(p, b.template);
@@ -45,7 +46,7 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
     if (b._debug_render_only) {
       const lease = needsModel ? await acquire(deps, p, b.model, signal) : undefined;
       try {
-        const r = render(lease);
+        const r = await render(lease);
         return { ...head(), response: "", done: true, _debug_info: { rendered_template: r.prompt, image_count: r.images.length } };
       } finally {
         lease?.release();
@@ -56,10 +57,10 @@ export function generateRoute(app: FastifyInstance, deps: RuntimeDeps): void {
       return { ...head(), response: "", done: true, done_reason: reason };
     }
 
-    const early = needsModel ? undefined : render();
+    const early = needsModel ? undefined : await render();
     const lease = await acquire(deps, p, b.model, signal);
     try {
-      const rendered = early ?? render(lease);
+      const rendered = early ?? (await render(lease));
       const tokens = fitPrompt(promptTokens(lease, rendered.prompt, b.context), lease.model.contextSize, p.run.numKeep);
       const stream = b.stream !== false;
       const out = stream ? new NdjsonStream(reply) : undefined;
