@@ -59,12 +59,12 @@ export async function putManifest(ctx: RegistryContext, request: FastifyRequest,
   const facts = manifestFacts(bytes, request.headers["content-type"]);
   // Every referenced blob must be readable here; touching them tells a concurrent GC to keep them.
   for (const b of facts.blobs) {
-    if (!(await ctx.store.repoBlob(name, b)) || !(await ctx.store.touchBlob(b))) {
+    if (!(await ctx.store.claimBlob(name, b))) {
       throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${digestString(b)} unknown to ${name}`, { detail: { digest: digestString(b) } });
     }
   }
   for (const m of facts.manifests) {
-    if (!(await ctx.store.revision(name, m)) || !(await ctx.store.touchBlob(m))) {
+    if (!(await ctx.store.claimManifest(name, m))) {
       throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${digestString(m)} unknown to ${name}`, { detail: { digest: digestString(m) } });
     }
   }
