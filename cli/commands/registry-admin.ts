@@ -145,32 +145,74 @@ const lsCommand: CommandModule<object, ApiArgs> = {
     }),
 };
 
+/** Tags asked for per page by `rm REPO` (it follows the registry's Link header to the next). */
+const RM_PAGE = 100;
+const MANIFEST_ACCEPT = [
+  "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json",
+].join(", ");
+const GC_NOTE = "the space is freed by `mf registry gc` on the registry (untagged manifests older than its --grace)";
+
+/** Every tag of a repository, page after page. */
+async function allTags(client: RegistryClient, base: string, repo: string): Promise<string[]> {
+  const out: string[] = [];
+  let url: string | undefined = `${base}${tagsPath(repo)}?n=${RM_PAGE}`;
+  while (url) {
+    const page: { body: { tags?: string[] | null }; next?: string } = await getJson(client, url);
+    out.push(...(page.body.tags ?? []));
+    url = page.next;
+  }
+  return out;
+}
+
+/** DELETE that counts "already gone" (404) as done; false then. */
+async function deleteGone(client: RegistryClient, url: string): Promise<boolean> {
+  const { httpStatusOf } = await import("../../registry/client/http.js");
+  try {
+    (await client.http.send({ method: "DELETE", url })).body.resume();
+    return true;
+  } catch (e) {
+    if (httpStatusOf(e) === 404) return false;
+    throw e;
+  }
+}
+
 const rmCommand: CommandModule<object, ApiArgs> = {
   command: "rm <target>",
-  describe: "delete a tag (HOST/REPO:TAG) or every manifest of a repository (HOST/REPO)",
+  describe: "delete a tag (HOST/REPO:TAG) or every tag and tagged manifest of a repository (HOST/REPO); `mf registry gc` frees the space",
   builder: (y) => apiOptions(y).positional("target", { type: "string", demandOption: true }) as never,
   handler: (args) =>
     withApi(args, async (client) => {
       const { base, repo, tag } = splitTarget(args.target, args.insecure);
       if (!repo) throw new MfError("BAD_REQUEST", "name a repository: HOST/REPO[:TAG]");
       if (tag) {
-        await client.http.send({ method: "DELETE", url: `${base}${manifestPath(repo, tag)}` }).then((r) => r.body.resume());
-        process.stderr.write(`deleted ${repo}:${tag}\n`);
+        (await client.http.send({ method: "DELETE", url: `${base}${manifestPath(repo, tag)}` })).body.resume();
+        process.stderr.write(`deleted ${repo}:${tag}; ${GC_NOTE}\n`);
         return;
       }
+      // every tag first (deleting while paging would shift the pages), then each manifest they name by
+      // digest, which also removes the other tags naming it
+      const { httpStatusOf } = await import("../../registry/client/http.js");
+      const tags = await allTags(client, base, repo);
       const digests = new Set<string>();
-      const { body } = await getJson<{ tags?: string[] }>(client, `${base}${tagsPath(repo)}`);
-      for (const t of body.tags ?? []) {
-        const head = await client.http.send({
-          method: "HEAD", url: `${base}${manifestPath(repo, t)}`,
-          headers: { accept: "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json" },
-        });
-        head.body.resume();
-        const d = head.headers["docker-content-digest"];
-        if (typeof d === "string") digests.add(d);
+      const untargeted: string[] = [];
+      for (const t of tags) {
+        try {
+          const head = await client.http.send({ method: "HEAD", url: `${base}${manifestPath(repo, t)}`, headers: { accept: MANIFEST_ACCEPT } });
+          head.body.resume();
+          const d = head.headers["docker-content-digest"];
+          if (typeof d === "string") digests.add(d);
+          else untargeted.push(t);
+        } catch (e) {
+          // a tag naming no manifest (or deleted meanwhile): deleted by name below
+          if (httpStatusOf(e) !== 404) throw e;
+          untargeted.push(t);
+        }
       }
-      for (const d of digests) await client.http.send({ method: "DELETE", url: `${base}${manifestPath(repo, d)}` }).then((r) => r.body.resume());
-      process.stderr.write(`deleted ${repo} (${body.tags?.length ?? 0} tags, ${digests.size} manifests)\n`);
+      let manifests = 0;
+      for (const d of digests) if (await deleteGone(client, `${base}${manifestPath(repo, d)}`)) manifests++;
+      for (const t of untargeted) await deleteGone(client, `${base}${manifestPath(repo, t)}`);
+      process.stderr.write(`deleted ${repo} (${tags.length} tags, ${manifests} manifests); ${GC_NOTE}\n`);
     }),
 };
 

@@ -1,6 +1,7 @@
 /**
  * `mf registry serve` runs the OCI registry on a filesystem root or an S3 bucket (`--storage s3://…`, where
- * any number of replicas may serve the same registry); `mf registry gc` collects unreferenced blobs.
+ * any number of replicas may serve the same registry); `mf registry gc` collects untagged manifests and
+ * unreferenced blobs; `mf registry scrub` re-hashes blobs and checks manifests, changing nothing.
  * Every flag can also come from `--config FILE` (YAML, same keys); flags win over the file.
  */
 import { randomBytes } from "node:crypto";
@@ -11,6 +12,7 @@ import type { Argv, CommandModule } from "yargs";
 import { createRequire } from "node:module";
 import { MfError } from "../../core/errors.js";
 import { collectGarbage } from "../../registry/server/gc.js";
+import { describeProblem, scrub } from "../../registry/server/scrub.js";
 import { createRegistryServer } from "../../registry/server/server.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
@@ -191,18 +193,39 @@ async function serve(args: ServeArgs): Promise<void> {
 
 async function gc(args: GcArgs): Promise<void> {
   const opened = await openStorage(args);
+  const verb = args["dry-run"] ? "would remove" : "removed";
   const report = await collectGarbage({
     storage: opened.driver,
     graceMs: parseDuration(args.grace),
     dryRun: args["dry-run"],
     uploadExpiryMs: parseDuration(args["upload-expiry"]),
-    onSweep: (digest, size) => process.stdout.write(`${args["dry-run"] ? "would remove" : "removed"} ${digest} (${size} bytes)\n`),
+    onManifest: (repository, digest) => process.stdout.write(`${verb} manifest ${repository}@${digest}\n`),
+    onSweep: (digest, size) => process.stdout.write(`${verb} ${digest} (${size} bytes)\n`),
   }).finally(() => opened.close());
+  const removed = args["dry-run"] ? "to remove" : "removed";
+  const extra = [
+    report.linksRemoved ? `, ${report.linksRemoved} unused repository links removed` : "",
+    report.leftoversRemoved ? `, ${report.leftoversRemoved} leftovers of crashes removed` : "",
+  ].join("");
   process.stdout.write(
-    `${report.manifests} manifests, ${report.markedBlobs} blobs in use, ` +
-      `${report.sweptBlobs} blobs ${args["dry-run"] ? "to remove" : "removed"} (${report.sweptBytes} bytes), ` +
-      `${report.keptYoung} unreferenced kept (younger than ${args.grace}), ${report.uploadsRemoved} expired uploads removed\n`,
+    `${report.manifests} manifests kept, ${report.manifestsRemoved} untagged manifests ${removed}, ${report.markedBlobs} blobs in use, ` +
+      `${report.sweptBlobs} blobs ${removed} (${report.sweptBytes} bytes), ` +
+      `${report.keptYoung} unreferenced kept (younger than ${args.grace}), ${report.uploadsRemoved} expired uploads removed${extra}\n`,
   );
+}
+
+async function runScrub(args: StorageArgs): Promise<void> {
+  const opened = await openStorage(args);
+  const report = await scrub({
+    storage: opened.driver,
+    onProblem: (p) => process.stdout.write(`${describeProblem(p)}\n`),
+  }).finally(() => opened.close());
+  const n = report.problems.length;
+  process.stdout.write(
+    `scrubbed ${report.blobs} blobs (${report.bytes} bytes), ${report.manifests} manifests, ${report.tags} tags: ` +
+      `${n ? `${n} problem${n === 1 ? "" : "s"}` : "no problems"}\n`,
+  );
+  if (n) process.exitCode = 1;
 }
 
 const serveCommand: CommandModule<object, ServeArgs> = {
@@ -234,20 +257,27 @@ const serveCommand: CommandModule<object, ServeArgs> = {
 
 const gcCommand: CommandModule<object, GcArgs> = {
   command: "gc",
-  describe: "remove blobs no manifest references (safe while serving)",
+  describe: "remove untagged manifests and the blobs no manifest references (safe while serving)",
   builder: (y) =>
     rootOption(y)
-      .option("grace", { type: "string", default: "1h", describe: "keep unreferenced blobs used more recently than this" })
+      .option("grace", { type: "string", default: "1h", describe: "keep untagged manifests and unreferenced blobs written or used more recently than this (longer than any push)" })
       .option("dry-run", { type: "boolean", default: false, describe: "only report" })
       .option("upload-expiry", { type: "string", default: "24h", describe: "also remove upload sessions idle this long" }) as unknown as Argv<GcArgs>,
   handler: gc,
 };
 
+const scrubCommand: CommandModule<object, StorageArgs> = {
+  command: "scrub",
+  describe: "re-hash every blob and check every manifest; list corrupt blobs and missing ones, change nothing (exit 1 on problems)",
+  builder: (y) => rootOption(y) as unknown as Argv<StorageArgs>,
+  handler: runScrub,
+};
+
 export const registryCommand: CommandModule<object, object> = {
   command: "registry <command>",
-  describe: "run an OCI registry (serve, gc, key, ls, rm)",
+  describe: "run an OCI registry (serve, gc, scrub, key, ls, rm)",
   builder: (y) => {
-    let out = y.command(serveCommand).command(gcCommand);
+    let out = y.command(serveCommand).command(gcCommand).command(scrubCommand);
     for (const c of registryAdminCommands) out = out.command(c as CommandModule<object, object>);
     return out.demandCommand(1);
   },

@@ -86,7 +86,7 @@ export async function putManifest(ctx: RegistryContext, request: FastifyRequest,
   // non-distributable layers the foreign-layer policy lets live only at their urls.
   const foreign = new Map(facts.foreign.map((f) => [digestString(f.digest), f]));
   for (const b of facts.blobs) {
-    if ((await ctx.store.repoBlob(name, b)) && (await ctx.store.touchBlob(b))) continue;
+    if (await ctx.store.claimBlob(name, b)) continue;
     const layer = foreign.get(digestString(b));
     const refusal = layer ? foreignRefusal(ctx, layer) : "";
     if (refusal === null) continue;
@@ -95,7 +95,7 @@ export async function putManifest(ctx: RegistryContext, request: FastifyRequest,
     });
   }
   for (const m of facts.manifests) {
-    if (!(await ctx.store.revision(name, m)) || !(await ctx.store.touchBlob(m))) {
+    if (!(await ctx.store.claimManifest(name, m))) {
       throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${digestString(m)} unknown to ${name}`, { detail: { digest: digestString(m) } });
     }
   }

@@ -4,7 +4,7 @@ import { parseDigest, type ParsedDigest } from "../../core/digest.js";
 import { RegistryError } from "../../core/errors.js";
 import type { ByteSpan, StorageDriver } from "./storage/driver.js";
 import * as L from "./storage/layout.js";
-import { digestString } from "./validate.js";
+import { digestString, isTag } from "./validate.js";
 
 export interface BlobInfo {
   size: number;
@@ -61,6 +61,16 @@ export class RepoStore {
     return true;
   }
 
+  /**
+   * For a manifest PUT: true when `name` may read the blob, which is then marked as in use. The link is
+   * checked again after the touch: a GC that removed it in between saw the blob unused and keeps it
+   * removed only when no touch came before its own re-check (gc.ts), so a true answer is never undone.
+   */
+  async claimBlob(name: string, d: ParsedDigest): Promise<boolean> {
+    if (!(await this.storage.stat(L.layerLinkPath(name, d)))) return false;
+    return (await this.touchBlob(d)) && !!(await this.storage.stat(L.layerLinkPath(name, d)));
+  }
+
   /** Marks a blob as recently used, so a concurrent GC sweep keeps it. False when it is gone. */
   async touchBlob(d: ParsedDigest): Promise<boolean> {
     try {
@@ -94,6 +104,15 @@ export class RepoStore {
     await this.storage.delete(L.revisionPath(name, d));
   }
 
+  /**
+   * For an index PUT: true when `name` holds the child manifest, which is then marked as in use (its blob
+   * touched), checked again after the touch like claimBlob.
+   */
+  async claimManifest(name: string, d: ParsedDigest): Promise<boolean> {
+    if (!(await this.storage.stat(L.revisionPath(name, d)))) return false;
+    return (await this.touchBlob(d)) && !!(await this.storage.stat(L.revisionPath(name, d)));
+  }
+
   async revisions(name: string): Promise<ParsedDigest[]> {
     const out: ParsedDigest[] = [];
     for (const alg of await this.storage.list(L.revisionsRoot(name))) {
@@ -125,12 +144,16 @@ export class RepoStore {
   }
 
   async tags(name: string): Promise<string[]> {
-    return (await this.storage.list(L.tagsRoot(name))).sort(compareStrings);
+    return (await this.storage.list(L.tagsRoot(name))).filter(isTag).sort(compareStrings);
   }
 
+  /** A repository exists while it holds a manifest (tagged or not); blobs alone do not make one. */
   async repoExists(name: string): Promise<boolean> {
-    const s = await this.storage.stat(L.repoPath(name));
-    return !!s && s.isDir;
+    if ((await this.tags(name)).length) return true;
+    for (const alg of await this.storage.list(L.revisionsRoot(name))) {
+      if ((await this.storage.list(`${L.revisionsRoot(name)}/${alg}`)).some((hex) => parseDigest(`${alg}:${hex}`))) return true;
+    }
+    return false;
   }
 
   // ---- referrers ----
@@ -144,19 +167,40 @@ export class RepoStore {
   }
 
   async referrers(name: string, subject: ParsedDigest): Promise<ReferrerDescriptor[]> {
-    const dir = L.referrersDir(name, subject);
     const out: ReferrerDescriptor[] = [];
-    for (const entry of await this.storage.list(dir)) {
-      const raw = await this.storage.getContent(`${dir}/${entry}`, 1 << 20);
-      if (raw) out.push(JSON.parse(raw.toString("utf8")) as ReferrerDescriptor);
+    for (const d of await this.referrerDigests(name, subject)) {
+      const raw = await this.storage.getContent(L.referrerPath(name, subject, d), 1 << 20);
+      if (!raw) continue;
+      try {
+        out.push(JSON.parse(raw.toString("utf8")) as ReferrerDescriptor);
+      } catch {
+        // not a descriptor (a crash's leftover): no referrer
+      }
+    }
+    return out;
+  }
+
+  /** The digests of the manifests indexed as referrers of `subject` (entries named `<alg>-<hex>`). */
+  async referrerDigests(name: string, subject: ParsedDigest): Promise<ParsedDigest[]> {
+    const out: ParsedDigest[] = [];
+    for (const entry of await this.storage.list(L.referrersDir(name, subject))) {
+      const d = parseDigest(entry.replace("-", ":"));
+      if (d) out.push(d);
     }
     return out;
   }
 
   // ---- catalog ----
 
-  /** Every repository (a path under repositories/ holding `_manifests` or `_layers`), sorted. */
+  /** Every repository that holds a manifest, sorted: what the catalog lists. */
   async repositories(): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of await this.repositoryDirs()) if (await this.repoExists(name)) out.push(name);
+    return out;
+  }
+
+  /** Every path under repositories/ holding `_manifests` or `_layers` (emptied repositories included), sorted. */
+  async repositoryDirs(): Promise<string[]> {
     const out: string[] = [];
     const walk = async (prefix: string, name: string): Promise<void> => {
       const children = await this.storage.list(prefix);

@@ -14,6 +14,10 @@ export function assertName(name: string): string {
   return name;
 }
 
+export function isTag(s: string): boolean {
+  return TAG_RE.test(s);
+}
+
 export function assertTag(tag: string): string {
   if (!TAG_RE.test(tag)) throw new RegistryError("TAG_INVALID", `invalid tag "${tag.slice(0, 200)}"`, { detail: { tag: tag.slice(0, 200) } });
   return tag;

@@ -150,6 +150,34 @@ export function storageDriverSuite(name: string, makeFixture: () => Promise<Driv
       await assert.rejects(d.touch("touch/missing"), (e: { code?: string }) => e.code === "BLOB_UNKNOWN");
     });
 
+    it("names containing .tmp- are ordinary names: listed, read and deleted like any other", async () => {
+      // a valid repository (team/model.tmp-v2) and tag (v1.tmp-abc): nothing may hide them
+      await d.putContent("tmpnames/team/model.tmp-v2/_manifests/tags/v1.tmp-abc", Buffer.from("sha256:1"));
+      await d.putContent("tmpnames/team/model.tmp-v2/_manifests/tags/v1", Buffer.from("sha256:2"));
+      await d.putContent("tmpnames/team/model/x", Buffer.from("3"));
+      assert.deepEqual(await d.list("tmpnames/team"), ["model", "model.tmp-v2"]);
+      assert.deepEqual(await d.list("tmpnames/team/model.tmp-v2/_manifests/tags"), ["v1", "v1.tmp-abc"]);
+      assert.equal((await d.getContent("tmpnames/team/model.tmp-v2/_manifests/tags/v1.tmp-abc"))!.toString(), "sha256:1");
+      await d.delete("tmpnames/team/model.tmp-v2/_manifests/tags/v1.tmp-abc");
+      assert.deepEqual(await d.list("tmpnames/team/model.tmp-v2/_manifests/tags"), ["v1"]);
+    });
+
+    it("a prefix exists only while something is under it: deleting the last object removes it", async () => {
+      await d.putContent("prune/a/b/c/one", Buffer.from("1"));
+      await d.putContent("prune/keep", Buffer.from("k"));
+      await d.delete("prune/a/b/c/one");
+      assert.equal(await d.stat("prune/a/b/c"), null);
+      assert.equal(await d.stat("prune/a"), null);
+      assert.deepEqual(await d.list("prune"), ["keep"]);
+      // and writing under a removed prefix brings it back
+      await d.putContent("prune/a/b/two", Buffer.from("2"));
+      assert.deepEqual(await d.list("prune/a"), ["b"]);
+      assert.equal(await d.writeAt("prune/w/data", 0, source("x")), 1);
+      await d.move("prune/w/data", "prune/m/n/data");
+      assert.equal(await d.stat("prune/w"), null, "a move empties its source prefix");
+      assert.equal((await d.getContent("prune/m/n/data"))!.toString(), "x");
+    });
+
     it("refuses paths with .., empty or absolute segments", async () => {
       for (const p of ["../x", "a/../b", "/abs", "a//b", ""]) {
         await assert.rejects(d.stat(p), /invalid path/);

@@ -80,7 +80,8 @@ describe("upload sessions", () => {
     const hex = d.slice("sha256:".length);
     assert.deepEqual(await readdir(join(s.root, "blobs", "sha256", hex.slice(0, 2))), [hex]);
     assert.deepEqual(await readdir(join(s.root, "blobs", "sha256", hex.slice(0, 2), hex)), ["data"]);
-    assert.deepEqual(await readdir(join(s.root, "uploads")), []);
+    // (the emptied uploads/ directory goes with its last session)
+    assert.deepEqual(await readdir(join(s.root, "uploads")).catch(() => []), []);
     for (const repo of ["same/one", "same/two"]) {
       const head = await fetch(`${s.base}/v2/${repo}/blobs/${d}`, { method: "HEAD" });
       assert.equal(head.status, 200);

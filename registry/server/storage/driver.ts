@@ -9,7 +9,9 @@
  * - `move` is the only way a blob becomes visible (rename on a filesystem; on S3, completing the
  *   multipart upload and linking it at the target: storage/s3.ts);
  * - directories are implied by paths: `list` returns the next path segment under a prefix, `delete`
- *   removes a whole prefix.
+ *   removes a whole prefix, and a prefix with nothing left under it is gone (stat null, not listed);
+ * - `list` returns every name that is there: a driver's temporary objects live where no path built by
+ *   layout.ts can land (fs: `.mf/tmp/`), never beside an object under a name that might be a real one.
  *
  * Paths given to a driver are always built by registry/server/storage/layout.ts from validated names,
  * tags and digests; a driver still refuses `..`, empty and absolute segments.
@@ -77,6 +79,8 @@ export interface StorageDriver {
   readonly minChunkBytes?: number;
   /** A URL from which clients read the object directly for `ttlMs` (S3: pre-signed GET), or null when there is none. */
   signedReadUrl?(path: string, ttlMs: number): Promise<string | null>;
+  /** Removes the driver's own temporary objects (a crash's leftovers) last modified before `beforeMs`; returns how many. */
+  sweepTemporary?(beforeMs: number): Promise<number>;
 }
 
 /** Shared check for driver paths: relative, no empty, `.` or `..` segments. */

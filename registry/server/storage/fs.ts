@@ -1,7 +1,17 @@
-/** The filesystem storage driver: objects are files under a root directory (tree: storage/layout.ts). */
+/**
+ * The filesystem storage driver: objects are files under a root directory (tree: storage/layout.ts).
+ *
+ * - Small objects are written to a temporary file under `<root>/.mf/tmp/` and renamed into place, so a
+ *   reader never sees half of one. That directory is the driver's own: no driver path may start with
+ *   `.mf`, and no repository, tag or digest name can land there (temporary names are never made beside
+ *   an object, where they could be mistaken for one, or hide one that looks like them).
+ * - Directories behave like S3's implied prefixes: deleting or moving away the last object under one
+ *   removes it (and its emptied parents), and whatever creates an object makes its directory again,
+ *   retrying when a concurrent delete removed it in between.
+ */
 import { createReadStream } from "node:fs";
 import { writeAllv } from "../../../core/fileio.js";
-import { link, mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
+import { link, mkdir, open, readdir, rename, rm, rmdir, stat, utimes, writeFile, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -10,7 +20,11 @@ import { checkStoragePath, type ByteSpan, type StatInfo, type StorageDriver, typ
 
 /** Batches of this many bytes go to disk in one writev. */
 const WRITE_BATCH = 1 << 20;
-const TMP_MARK = ".tmp-";
+/** The driver's own directory under the root (a first segment no driver path may use). */
+export const FS_INTERNAL = ".mf";
+const TMP_DIR = "tmp";
+/** How often a create is retried when a concurrent delete removes its (emptied) directory in between. */
+const CREATE_TRIES = 5;
 
 export interface FsDriverOptions {
   root: string;
@@ -24,7 +38,44 @@ export class FsDriver implements StorageDriver {
   }
 
   private abs(path: string): string {
-    return join(this.root, ...checkStoragePath(path));
+    const parts = checkStoragePath(path);
+    if (parts[0] === FS_INTERNAL) throw new Error(`storage: invalid path "${path}" (${FS_INTERNAL}/ is the filesystem driver's own)`);
+    return join(this.root, ...parts);
+  }
+
+  /** Writes `data` to a new temporary file (in the driver's own directory) and returns its path. */
+  private async writeTemp(data: Uint8Array): Promise<string> {
+    const tmp = join(this.root, FS_INTERNAL, TMP_DIR, randomBytes(12).toString("hex"));
+    await this.inDir(tmp, () => writeFile(tmp, data, { flag: "wx" }));
+    return tmp;
+  }
+
+  /**
+   * Runs `create`, which makes an entry in `file`'s directory, after making that directory; again when
+   * it fails with ENOENT (a concurrent delete removed the emptied directory in between).
+   */
+  private async inDir<T>(file: string, create: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      await mkdir(dirname(file), { recursive: true });
+      try {
+        return await create();
+      } catch (e) {
+        if (!isMissing(e) || attempt >= CREATE_TRIES) throw e;
+      }
+    }
+  }
+
+  /** Removes the directories above `path` that are now empty, up to (not including) the root. */
+  private async prune(path: string): Promise<void> {
+    const parts = checkStoragePath(path);
+    for (let n = parts.length - 1; n > 0; n--) {
+      try {
+        await rmdir(join(this.root, ...parts.slice(0, n)));
+      } catch (e) {
+        // not empty (or something else there): everything above it stays too
+        if (!isMissing(e)) return;
+      }
+    }
   }
 
   async stat(path: string): Promise<StatInfo | null> {
@@ -69,11 +120,9 @@ export class FsDriver implements StorageDriver {
 
   async putContent(path: string, data: Uint8Array): Promise<void> {
     const file = this.abs(path);
-    await mkdir(dirname(file), { recursive: true });
-    const tmp = `${file}${TMP_MARK}${randomBytes(6).toString("hex")}`;
+    const tmp = await this.writeTemp(data);
     try {
-      await writeFile(tmp, data);
-      await rename(tmp, file);
+      await this.inDir(file, () => rename(tmp, file));
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;
@@ -82,12 +131,10 @@ export class FsDriver implements StorageDriver {
 
   async putContentIfAbsent(path: string, data: Uint8Array): Promise<boolean> {
     const file = this.abs(path);
-    await mkdir(dirname(file), { recursive: true });
-    const tmp = `${file}${TMP_MARK}${randomBytes(6).toString("hex")}`;
+    const tmp = await this.writeTemp(data);
     try {
-      await writeFile(tmp, data);
       // link() fails when the name exists: an exclusive create that never shows a half-written file
-      await link(tmp, file);
+      await this.inDir(file, () => link(tmp, file));
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
@@ -104,8 +151,7 @@ export class FsDriver implements StorageDriver {
       fh = await open(file, "r+");
     } catch (e) {
       if (!isMissing(e) || offset !== 0) throw e;
-      await mkdir(dirname(file), { recursive: true });
-      fh = await open(file, "w+");
+      fh = await this.inDir(file, () => open(file, "w+"));
     }
     // Double buffering: one batch is being written while the next one fills from the source.
     let nextPosition = offset;
@@ -165,20 +211,27 @@ export class FsDriver implements StorageDriver {
   }
 
   async move(from: string, to: string): Promise<void> {
+    const source = this.abs(from);
     const target = this.abs(to);
-    await mkdir(dirname(target), { recursive: true });
     try {
-      await rename(this.abs(from), target);
+      await this.inDir(target, async () => {
+        try {
+          await rename(source, target);
+        } catch (e) {
+          if (isMissing(e) && !(await this.stat(from))) throw new StoreError("BLOB_UNKNOWN", `no object at ${from}`);
+          throw e;
+        }
+      });
     } catch (e) {
       if (isMissing(e)) throw new StoreError("BLOB_UNKNOWN", `no object at ${from}`);
       throw e;
     }
+    await this.prune(from);
   }
 
   async list(prefix: string): Promise<string[]> {
     try {
-      const names = await readdir(this.abs(prefix));
-      return names.filter((n) => !n.includes(TMP_MARK)).sort();
+      return (await readdir(this.abs(prefix))).sort();
     } catch (e) {
       if (isMissing(e) || (e as NodeJS.ErrnoException).code === "ENOTDIR") return [];
       throw e;
@@ -187,6 +240,7 @@ export class FsDriver implements StorageDriver {
 
   async delete(path: string): Promise<void> {
     await rm(this.abs(path), { recursive: true, force: true });
+    await this.prune(path);
   }
 
   async touch(path: string): Promise<void> {
@@ -197,6 +251,27 @@ export class FsDriver implements StorageDriver {
       if (isMissing(e)) throw new StoreError("BLOB_UNKNOWN", `no object at ${path}`);
       throw e;
     }
+  }
+
+  /** Removes temporary files (a crash's leftovers) last modified before `beforeMs`; returns how many. */
+  async sweepTemporary(beforeMs: number): Promise<number> {
+    const dir = join(this.root, FS_INTERNAL, TMP_DIR);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (e) {
+      if (isMissing(e)) return 0;
+      throw e;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const info = await stat(join(dir, name)).catch(() => null);
+      if (info && info.mtimeMs < beforeMs) {
+        await rm(join(dir, name), { recursive: true, force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 }
 

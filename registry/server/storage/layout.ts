@@ -19,12 +19,18 @@
  * │                                               + "sha256" (resumable hash state) on S3
  * ├── auth/nonces/<bucket>/<sha256 of nonce>      token-request nonces seen (bucket = ts / 600 s), shared
  * │                                               by replicas on the same storage; old buckets are removed
- * └── .mf/                                        (S3 only) the driver's own objects: data/<id> (completed
+ * └── .mf/                                        the driver's own objects, never a driver path: on a
+ *                                                 filesystem tmp/<random> (small objects being written,
+ *                                                 renamed into place when whole); on S3 data/<id> (completed
  *                                                 multipart uploads that blob links name), staged/<id>/<n>
  * ```
  * On S3, `data` of an upload is a write state (multipart upload id, parts, staged objects: s3-write.ts)
  * and `blobs/…/data` of a large blob is a link to `.mf/data/<id>` (s3.ts).
- * Segments starting with `_` can never be repository name components (names start with [a-z0-9]).
+ * Segments starting with `_` can never be repository name components (names start with [a-z0-9]), and
+ * nothing of a repository, tag or digest starts with `.`. Every other name is an ordinary one: names
+ * containing `.tmp-` included (a store written before temporary files moved to `.mf/tmp/` may hold
+ * `<name>.tmp-<12 hex>` leftovers of a crash beside objects: gc removes those that are not valid names
+ * where they lie, scrub reports leftover tags).
  */
 import type { ParsedDigest } from "../../../core/digest.js";
 
