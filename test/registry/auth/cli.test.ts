@@ -14,7 +14,7 @@ import { LocalStore } from "../../../core/store.js";
 import { parsePrivateKey, publicKeyLine } from "../../../registry/protocol/keys.js";
 import { signRequest, tokenUrl } from "../../../registry/protocol/auth.js";
 import { buildModel } from "../client/helpers.js";
-import { spawnMfRegistry, tempDir, type SpawnedRegistry } from "../peers.js";
+import { freePort, spawnMfRegistry, tempDir, type SpawnedRegistry } from "../peers.js";
 import { runMf } from "../run-mf.js";
 
 const mf = runMf;
@@ -39,7 +39,8 @@ describe("mf registry with keys, through the binary", () => {
     await mkdir(ci.MF_HOME!, { recursive: true });
     accessPath = join(dir, "access.yaml");
     await writeFile(accessPath, 'anonymous:\n  "public/*": [pull]\n');
-    reg = await spawnMfRegistry(join(dir, "registry"), ["--access", accessPath, "--verbose"]);
+    const port = await freePort();
+    reg = await spawnMfRegistry(join(dir, "registry"), ["--access", accessPath, "--verbose", "--addr", `127.0.0.1:${port}`, "--public-url", `http://127.0.0.1:${port}`]);
     host = new URL(reg.base).host;
   });
   after(async () => {
