@@ -117,6 +117,17 @@ describe("a token through a hostile registry's relay", () => {
     assert.match(started.message, /mf: --access needs --public-url/);
   });
 
+  it("--trust-proxy takes addresses and ranges only; anything else is a message, not a start", async () => {
+    const started = await spawnMfRegistry(join(dir, "bad-proxy"), ["--trust-proxy", "10.0.0.0/8,nginx.internal"]).then((r) => r, (e: Error) => e);
+    if (!(started instanceof Error)) {
+      started.child.kill("SIGKILL");
+      await started.exited;
+    }
+    assert.ok(started instanceof Error, "the registry started with --trust-proxy nginx.internal");
+    assert.match(started.message, /mf: --trust-proxy "nginx\.internal": expected an IP address, a CIDR range \(10\.0\.0\.0\/8\) or loopback, linklocal, uniquelocal/);
+    assert.doesNotMatch(started.message, /\n\s+at /);
+  });
+
   it("the victim refuses the relayed signature, so the attacker's DELETE is refused and the model stays", async () => {
     const pull = await runMf(["pull", "--insecure", "-q", `${evilHost}/library/x:latest`], {
       MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), MF_KEY: alice.path,
