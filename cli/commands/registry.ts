@@ -19,7 +19,7 @@ import { registryAdminCommands } from "./registry-admin.js";
 interface ServeArgs extends StorageArgs {
   addr: string;
   "public-url"?: string;
-  "trust-proxy"?: string[];
+  "trust-proxy"?: string | string[];
   "tls-cert"?: string;
   "tls-key"?: string;
   "secret-file"?: string;
@@ -154,7 +154,8 @@ async function serve(args: ServeArgs): Promise<void> {
     secret,
     logger: args.verbose === true,
     publicUrl,
-    trustProxy: args["trust-proxy"],
+    // a list from flags, a string or a list from --config
+    trustProxy: args["trust-proxy"] === undefined ? undefined : [args["trust-proxy"]].flat().map(String),
     redirect: args.redirect,
     allowDelete: args.delete,
     uploadExpiryMs: parseDuration(args["upload-expiry"]),
