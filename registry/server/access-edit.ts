@@ -74,13 +74,13 @@ function entryText(entry: { id: string; hash: string; created: string; rules: Re
   const globs = Object.entries(entry.rules);
   if (globs.length) {
     lines.push(`${pad}access:`);
-    for (const [glob, actions] of globs) lines.push(`${pad}  ${JSON.stringify(glob)}: [${actions.join(", ")}]`);
+    for (const [glob, actions] of globs) lines.push(`${pad}  ${JSON.stringify(glob)}: [${actions.map(scalar).join(", ")}]`);
   }
   if (entry.catalog) lines.push(`${pad}catalog: true`);
   return lines.map((l) => l + eol).join("");
 }
 
-/** The API key ids of a text, after an edit: what must be there and nothing else changed in the policy. */
+/** Parses an edit's result: it must hold exactly the API keys `expectIds` (in order), and the same keys and anonymous rules as before. */
 function verify(out: string, source: string, expectIds: string[], before: AccessPolicy): AccessPolicy {
   const p = AccessPolicy.parse(out, source);
   const ids = p.apiKeys.map((k) => k.id);

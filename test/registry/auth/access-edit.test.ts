@@ -115,6 +115,10 @@ describe("mf registry key add/revoke keep the access file as written", () => {
       assert.equal(AccessPolicy.parse(text).findApiKey(secret)?.id, "ci");
       assert.equal(revokeApiKey(text, "ci"), c.revoked, JSON.stringify(c.text));
     }
+    // `*` (every action) is quoted: bare, YAML reads it as an alias
+    const all = addApiKey("", "admin", { "**": ["*"] });
+    assert.match(all.text, /\n      "\*\*": \["\*"\]\n/);
+    assert.deepEqual([...AccessPolicy.parse(all.text).findApiKey(all.secret)!.rules[0]!.actions], ["pull", "push", "delete"]);
     // an id that YAML would read as another type is quoted, so it stays a string
     const odd = addApiKey("", "true", { "x/*": ["pull"] });
     assert.match(odd.text, /- id: "true"\n/);
