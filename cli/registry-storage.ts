@@ -57,6 +57,10 @@ export async function openStorage(args: StorageArgs, env: NodeJS.ProcessEnv = pr
     mkdirSync(root, { recursive: true });
     return { driver: new FsDriver({ root }), describe: root, root, close: () => {} };
   }
+  // The SDK warns on every start, over several lines, that its releases after January 2027 need node 22;
+  // that says nothing about this registry. Its documented switch, set before the first client exists
+  // (unless the user set it).
+  if (!env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
   const { S3Driver, parseS3Url } = await import("../registry/server/storage/s3.js");
   const { bucket, prefix } = parseS3Url(where);
   const accessKeyId = args["s3-access-key-id"] ?? env.AWS_ACCESS_KEY_ID;

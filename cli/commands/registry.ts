@@ -21,6 +21,7 @@ import { registryAdminCommands } from "./registry-admin.js";
 interface ServeArgs extends StorageArgs {
   addr: string;
   "public-url"?: string;
+  "trust-proxy"?: string | string[];
   "tls-cert"?: string;
   "tls-key"?: string;
   "secret-file"?: string;
@@ -67,12 +68,23 @@ function rootOption<T>(y: Argv<T>) {
   );
 }
 
-/** The HMAC key: read from the file, or generated into it (0600) on first start and reused afterwards. */
-export function loadSecret(path: string): Buffer {
+/**
+ * The HMAC key. On a filesystem root it is generated into the file (0600) on first start and reused
+ * afterwards. With `mustExist` (S3, where replicas share the key) a missing file stops the start: each
+ * replica would otherwise make its own key and refuse the others' upload locations and tokens.
+ */
+export function loadSecret(path: string, mustExist = false): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  if (mustExist) {
+    throw new MfError(
+      "FILE_NOT_FOUND",
+      `--secret-file ${path} does not exist. Replicas of one registry must share one secret: create it once ` +
+        `(openssl rand -hex 32 > ${path} && chmod 600 ${path}) and give every replica the same file`,
+    );
   }
   mkdirSync(dirname(path), { recursive: true });
   try {
@@ -122,12 +134,31 @@ async function listen(app: { listen(o: { host: string; port: number }): Promise<
 
 async function serve(args: ServeArgs): Promise<void> {
   const allowForeignLayers = foreignLayerPolicy(args["allow-foreign-layers"]);
+  const publicUrl = args["public-url"] === undefined ? undefined : last(args["public-url"]);
+  if (args.access && !publicUrl) {
+    throw new MfError(
+      "BAD_REQUEST",
+      "--access needs --public-url, the URL clients reach this registry at (e.g. --public-url https://registry.example.com): " +
+        "signed token requests are verified against it, never against a request's Host header",
+    );
+  }
   const opened = await openStorage(args);
   const secretFile = args["secret-file"] ?? (opened.root ? join(opened.root, "secret.key") : undefined);
   if (!secretFile) {
-    throw new MfError("BAD_REQUEST", "with --storage s3://… give --secret-file: the replicas of one registry share its secret (upload locations, tokens)");
+    opened.close();
+    throw new MfError(
+      "BAD_REQUEST",
+      "with --storage s3://… give --secret-file: the replicas of one registry share its secret (upload locations, tokens); " +
+        "make one with `openssl rand -hex 32 > registry.secret`",
+    );
   }
-  const secret = loadSecret(resolve(secretFile));
+  let secret: Buffer;
+  try {
+    secret = loadSecret(resolve(secretFile), !opened.root);
+  } catch (e) {
+    opened.close();
+    throw e;
+  }
   if ((args["tls-cert"] === undefined) !== (args["tls-key"] === undefined)) {
     throw new MfError("BAD_REQUEST", "--tls-cert and --tls-key go together");
   }
@@ -141,19 +172,25 @@ async function serve(args: ServeArgs): Promise<void> {
     : undefined;
   const access = args.access && keyed
     ? await keyed[0].AccessFile.open(resolve(args.access), {
-        onReload: (p) => process.stderr.write(`mf registry: access file reloaded (${p.keys.length} keys, ${p.apiKeys.length} API keys)\n`),
-        onError: (e) => process.stderr.write(`mf registry: access file not reloaded, the previous one stays in force: ${e.message}\n`),
+        onReload: (p) => process.stderr.write(`mf registry: access file reloaded (${keyed[0].describePolicy(p)})\n`),
+        onError: (e, kept) => process.stderr.write(`mf registry: access file not reloaded: ${e.message}; the last good policy stays in force (${keyed[0].describePolicy(kept)})\n`),
       })
     : undefined;
-  const auth = access && keyed
-    ? keyed[1].createTokenAuth({ access, secret, storage, service: args.service, tokenTtlS: Math.max(1, Math.round(parseDuration(args["token-ttl"]) / 1000)), publicUrl: args["public-url"] })
+  const auth = access && keyed && publicUrl
+    ? keyed[1].createTokenAuth({
+        access, secret, storage, publicUrl, service: args.service,
+        tokenTtlS: Math.max(1, Math.round(parseDuration(args["token-ttl"]) / 1000)),
+        onDenied: (d) => process.stderr.write(`mf registry: denied ${d.action}${d.repository ? ` on ${d.repository}` : ""} for ${d.who}: ${d.reason}\n`),
+      })
     : undefined;
   const app = createRegistryServer({
     storage,
     auth,
     secret,
     logger: args.verbose === true,
-    publicUrl: args["public-url"],
+    publicUrl,
+    // a list from flags, a string or a list from --config
+    trustProxy: args["trust-proxy"] === undefined ? undefined : [args["trust-proxy"]].flat().map(String),
     redirect: args.redirect,
     allowDelete: args.delete,
     uploadExpiryMs: parseDuration(args["upload-expiry"]),
@@ -234,10 +271,11 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   builder: (y) =>
     rootOption(y)
       .option("addr", { type: "string", default: "127.0.0.1:5000", describe: "HOST:PORT to listen on (port 0: any free port)" })
-      .option("public-url", { type: "string", describe: "how clients reach the registry (default: the request's Host / X-Forwarded-*)" })
+      .option("public-url", { type: "string", describe: "how clients reach the registry; required with --access (token signatures are checked against it). Default for Locations: the request's Host" })
+      .option("trust-proxy", { type: "string", array: true, describe: "proxy addresses (IP, CIDR, loopback) whose X-Forwarded-Host/-Proto/-For are believed (default: none)" })
       .option("tls-cert", { type: "string", describe: "PEM certificate (with --tls-key: serve HTTPS)" })
       .option("tls-key", { type: "string", describe: "PEM private key" })
-      .option("secret-file", { type: "string", describe: "HMAC key for upload locations and signed URLs (default ROOT/secret.key, generated when missing)" })
+      .option("secret-file", { type: "string", describe: "HMAC key for upload locations, signed URLs and tokens (default ROOT/secret.key, generated when missing; on S3 required and must exist)" })
       .option("redirect", { type: "boolean", default: true, describe: "blob GET answers 307 to a signed URL (stock Ollama needs it)" })
       .option("delete", { type: "boolean", default: true, describe: "allow manifest and blob deletes" })
       .option("upload-expiry", { type: "string", default: "24h", describe: "remove upload sessions idle this long" })

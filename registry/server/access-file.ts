@@ -1,11 +1,16 @@
 /**
  * The access file, kept current without a restart: `fs.watch` on its directory (editors replace files by
  * renaming) plus a periodic stat, for file systems where watching says nothing (network mounts, some
- * containers). A file that stops parsing keeps the last good policy in force and reports the error.
+ * containers). A change is read only once the file's inode, size and mtime have stayed the same for
+ * `settleMs` (an in-place rewrite, `cat new > access.yaml`, first truncates the file, then writes it in
+ * pieces), and the read counts only when the file did not change meanwhile. A file that has no document
+ * at all (empty, blank, comments only) never replaces a policy that grants something, and a file that does
+ * not parse keeps the last good policy; both are reported once with what stays in force.
  */
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { MfError } from "../../core/errors.js";
 import { AccessPolicy } from "./access.js";
 
@@ -16,19 +21,37 @@ export interface AccessSource {
 export interface AccessFileOptions {
   /** how often the file is stat'ed (default 2 s; 0: never) */
   pollMs?: number;
+  /** how long a changed file must keep the same size and mtime before it is read (default 300 ms) */
+  settleMs?: number;
   /** called after a change was loaded */
   onReload?: (policy: AccessPolicy) => void;
-  /** called when a changed file cannot be read or parsed (the previous policy stays) */
-  onError?: (error: Error) => void;
+  /** called when a changed file is not loaded (unreadable, invalid, or empty); `kept` stays in force */
+  onError?: (error: Error, kept: AccessPolicy) => void;
+}
+
+/** What a stat says about a version of the file; equal stamps, same contents (as far as a stat can tell). */
+function stampOf(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** `2 keys, 1 API key, anonymous rules`: what a policy grants, for messages. */
+export function describePolicy(p: AccessPolicy): string {
+  const n = (k: number, one: string) => `${k} ${one}${k === 1 ? "" : "s"}`;
+  return `${n(p.keys.length, "key")}, ${n(p.apiKeys.length, "API key")}${p.anonymous.rules.length ? ", anonymous rules" : ""}`;
 }
 
 export class AccessFile implements AccessSource {
   readonly path: string;
   private policy: AccessPolicy;
+  /** the stamp of the version loaded or last reported, so each version is handled once */
   private stamp: string;
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
-  private reloading: Promise<void> = Promise.resolve();
+  private running?: Promise<void>;
+  private again = false;
+  private forced = false;
+  private closed = false;
+  private readonly settleMs: number;
   private readonly opts: AccessFileOptions;
 
   private constructor(path: string, policy: AccessPolicy, stamp: string, opts: AccessFileOptions) {
@@ -36,57 +59,98 @@ export class AccessFile implements AccessSource {
     this.policy = policy;
     this.stamp = stamp;
     this.opts = opts;
+    this.settleMs = opts.settleMs ?? 300;
   }
 
   /** Loads the file (a missing or invalid file is an error now) and starts watching it. */
   static async open(path: string, opts: AccessFileOptions = {}): Promise<AccessFile> {
-    const { policy, stamp } = await AccessFile.read(path);
-    const f = new AccessFile(path, policy, stamp, opts);
-    f.start();
-    return f;
-  }
-
-  private static async read(path: string): Promise<{ policy: AccessPolicy; stamp: string }> {
     let text: string;
-    let stampText: string;
+    let stamp: string;
     try {
-      const st = await stat(path);
-      stampText = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      stamp = stampOf(await stat(path));
       text = await readFile(path, "utf8");
     } catch (e) {
       throw new MfError("FILE_NOT_FOUND", `cannot read access file ${path}: ${(e as Error).message}`);
     }
-    return { policy: AccessPolicy.parse(text, path), stamp: stampText };
+    const f = new AccessFile(path, AccessPolicy.parse(text, path), stamp, opts);
+    f.start();
+    return f;
   }
 
   current(): AccessPolicy {
     return this.policy;
   }
 
-  /** Re-reads the file when its inode, size or mtime changed (or always, with `force`). */
+  /**
+   * Re-reads the file when its inode, size or mtime changed (or always, with `force`), once it has
+   * settled. Calls made while a check runs are folded into one more check after it.
+   */
   reload(force = false): Promise<void> {
-    this.reloading = this.reloading.then(async () => {
-      let st;
+    if (force) this.forced = true;
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
       try {
-        st = await stat(this.path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return; // mid-rename; the next event or poll sees it
-        this.opts.onError?.(e as Error);
+        do {
+          this.again = false;
+          const forced = this.forced;
+          this.forced = false;
+          await this.check(forced);
+        } while ((this.again || this.forced) && !this.closed);
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  /** The file's stamp, or null when it is missing (mid-rename: the next event or poll sees it). */
+  private async currentStamp(): Promise<string | null> {
+    try {
+      return stampOf(await stat(this.path));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw e;
+    }
+  }
+
+  private async check(force: boolean): Promise<void> {
+    try {
+      let seen = await this.currentStamp();
+      if (seen === null || (!force && seen === this.stamp)) return;
+      // wait until a whole settle period passes without a change
+      for (;;) {
+        await sleep(this.settleMs, undefined, { ref: false });
+        if (this.closed) return;
+        const now = await this.currentStamp();
+        if (now === null) return;
+        if (now === seen) break;
+        seen = now;
+      }
+      const text = await readFile(this.path, "utf8");
+      if ((await this.currentStamp()) !== seen) {
+        this.again = true; // changed while being read: settle again
         return;
       }
-      const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-      if (!force && stamp === this.stamp) return;
+      this.stamp = seen; // this version is handled now, whatever follows: reported once, not on every poll
+      let next: AccessPolicy;
       try {
-        const r = await AccessFile.read(this.path);
-        this.policy = r.policy;
-        this.stamp = r.stamp;
-        this.opts.onReload?.(r.policy);
+        next = AccessPolicy.parse(text, this.path);
       } catch (e) {
-        this.stamp = stamp; // report a broken file once, not on every poll
-        this.opts.onError?.(e as Error);
+        this.opts.onError?.(e as Error, this.policy);
+        return;
       }
-    });
-    return this.reloading;
+      if (next.blank && !this.policy.empty) {
+        this.opts.onError?.(new MfError("BAD_REQUEST", `${this.path} is empty; an empty file never replaces an access policy that grants something`), this.policy);
+        return;
+      }
+      this.policy = next;
+      this.opts.onReload?.(next);
+    } catch (e) {
+      this.opts.onError?.(new MfError("FILE_NOT_FOUND", `cannot read access file ${this.path}: ${(e as Error).message}`), this.policy);
+    }
   }
 
   private start(): void {
@@ -110,6 +174,7 @@ export class AccessFile implements AccessSource {
   }
 
   close(): void {
+    this.closed = true;
     this.watcher?.close();
     if (this.timer) clearInterval(this.timer);
   }

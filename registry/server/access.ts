@@ -94,12 +94,15 @@ export class AccessPolicy {
   readonly anonymous: Grantee;
   readonly keys: KeyEntry[];
   readonly apiKeys: ApiKeyEntry[];
+  /** the text had no document at all (empty, blank or comments only) */
+  readonly blank: boolean;
   private readonly bySubject = new Map<string, Grantee>();
 
-  constructor(anonymous: Grantee, keys: KeyEntry[], apiKeys: ApiKeyEntry[]) {
+  constructor(anonymous: Grantee, keys: KeyEntry[], apiKeys: ApiKeyEntry[], blank = false) {
     this.anonymous = anonymous;
     this.keys = keys;
     this.apiKeys = apiKeys;
+    this.blank = blank;
     for (const g of [anonymous, ...keys, ...apiKeys]) this.bySubject.set(g.subject, g);
   }
 
@@ -111,7 +114,8 @@ export class AccessPolicy {
     } catch (e) {
       fail(source, `not valid YAML: ${(e as Error).message.split("\n")[0]}`);
     }
-    if (doc === null || doc === undefined) doc = {};
+    const blank = doc === null || doc === undefined;
+    if (blank) doc = {};
     if (typeof doc !== "object" || Array.isArray(doc)) fail(source, "expected a mapping with anonymous, keys and apikeys");
     const d = doc as Record<string, unknown>;
     for (const k of Object.keys(d)) if (!["anonymous", "keys", "apikeys"].includes(k)) fail(source, `unknown section "${k}" (anonymous, keys, apikeys)`);
@@ -147,7 +151,12 @@ export class AccessPolicy {
       if (seen.has(g.subject)) fail(source, `${g.subject} is listed twice`);
       seen.add(g.subject);
     }
-    return new AccessPolicy(anonymous, keys, apiKeys);
+    return new AccessPolicy(anonymous, keys, apiKeys, blank);
+  }
+
+  /** Grants nothing to anyone: no keys, no API keys, no anonymous rules. */
+  get empty(): boolean {
+    return this.keys.length === 0 && this.apiKeys.length === 0 && this.anonymous.rules.length === 0;
   }
 
   /** The listed key with this public blob, or undefined. */

@@ -3,13 +3,14 @@
  * never listens (cli/ does). Blob bodies are never buffered: every content type passes the raw request
  * stream through, and blob routes have no request timeout, only the socket idle timeout.
  */
+import { isIP } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
 import { allowAll, type AuthHook } from "./auth.js";
 import { sendJson, type RegistryContext } from "./context.js";
 import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
-import { Signer } from "./signing.js";
+import { normalizePublicUrl, Signer } from "./signing.js";
 import type { StorageDriver } from "./storage/driver.js";
 import { UploadSessions } from "./upload-sessions.js";
 
@@ -22,8 +23,13 @@ export interface RegistryServerOptions {
   logger?: FastifyBaseLogger | boolean;
   /** ms since the epoch; injected for tests */
   clock?: () => number;
-  /** how clients reach the server (`https://registry.example`); default: the request's Host / X-Forwarded-* */
+  /** how clients reach the server (`https://registry.example`); default: the request's Host (X-Forwarded-Host/Proto only from a trusted proxy) */
   publicUrl?: string;
+  /**
+   * proxies whose X-Forwarded-Host / -Proto / -For are believed: IP addresses, CIDR ranges, or `loopback`,
+   * `linklocal`, `uniquelocal` (default: none; a client's own forwarded headers are ignored)
+   */
+  trustProxy?: string[];
   /** blob GET answers 307 to a signed URL (default true; what stock Ollama needs) */
   redirect?: boolean;
   /** manifest and blob deletes (default true; off → 405 UNSUPPORTED) */
@@ -66,7 +72,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     auth: options.auth ?? allowAll,
     clock,
     settings: {
-      publicUrl: options.publicUrl,
+      publicUrl: options.publicUrl === undefined ? undefined : normalizePublicUrl(options.publicUrl),
       redirect: options.redirect ?? true,
       allowDelete: options.allowDelete ?? true,
       manifestMaxBytes: options.manifestMaxBytes ?? 8 << 20,
@@ -81,6 +87,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
       ? { loggerInstance: options.logger }
       : { logger: options.logger === true ? { serializers: { req: requestForLog } } : false }),
     ...(options.https ? { https: options.https } : {}),
+    ...(options.trustProxy?.length ? { trustProxy: checkTrustProxy(options.trustProxy) } : {}),
     requestTimeout: 0,
     connectionTimeout: options.idleTimeoutMs ?? 120_000,
     exposeHeadRoutes: false,
@@ -188,6 +195,22 @@ export function redactUrl(url: string): string {
   const params = new URLSearchParams(url.slice(q + 1));
   for (const k of ["sig", "signature", "token", "access_token", "password"]) if (params.has(k)) params.set(k, "…");
   return `${path}?${params.toString()}`;
+}
+
+/** `--trust-proxy` entries as fastify (proxy-addr) takes them, each checked here so a typo is a message, not a stack. */
+export function checkTrustProxy(entries: string[]): string[] {
+  const out = entries.flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
+  for (const e of out) {
+    if (["loopback", "linklocal", "uniquelocal"].includes(e)) continue;
+    const [addr, bits, extra] = e.split("/");
+    const family = isIP(addr ?? "");
+    const max = family === 4 ? 32 : 128;
+    const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max);
+    if (!family || !bitsOk || extra !== undefined) {
+      throw new MfError("BAD_REQUEST", `--trust-proxy "${e}": expected an IP address, a CIDR range (10.0.0.0/8) or loopback, linklocal, uniquelocal`);
+    }
+  }
+  return out;
 }
 
 /** An error in the OCI envelope (the one way errors leave the server). */

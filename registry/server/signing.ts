@@ -5,6 +5,7 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
+import { MfError } from "../../core/errors.js";
 import { isUuid } from "./validate.js";
 
 export class Signer {
@@ -52,14 +53,34 @@ export class Signer {
   }
 }
 
-/** `scheme://host[:port]` clients use to reach this server: the configured URL, else the request's headers. */
+/**
+ * `--public-url` checked and in the form clients see it (`new URL(realm).toString()` drops a default port
+ * and lower-cases the host): `scheme://host[:port][/path]` with no trailing slash. Signatures are
+ * verified against this exact text, so both sides must spell it alike.
+ */
+export function normalizePublicUrl(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new MfError("BAD_REQUEST", `--public-url "${text}" is not a URL (expected e.g. https://registry.example.com)`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new MfError("BAD_REQUEST", `--public-url "${text}": only http:// and https:// URLs`);
+  if (u.username || u.password || u.search || u.hash) throw new MfError("BAD_REQUEST", `--public-url "${text}": no credentials, query or fragment`);
+  return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
+}
+
+/**
+ * `scheme://host[:port]` to put in URLs handed back to the requester (upload and blob Locations): the
+ * configured URL, else what the request says. `request.host` and `request.protocol` follow
+ * X-Forwarded-Host / X-Forwarded-Proto only when the connection comes from a proxy the server was told
+ * to trust (fastify's `trustProxy`, `--trust-proxy`); otherwise a client's forwarded headers are ignored.
+ * Never what a signature is checked against: that is the configured identity alone (token-auth).
+ */
 export function publicBase(request: FastifyRequest, configured: string | undefined): string {
   if (configured) return configured.replace(/\/+$/, "");
-  const h = request.headers;
-  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)?.split(",")[0]?.trim();
-  const proto = first(h["x-forwarded-proto"]) || request.protocol || "http";
-  const host = first(h["x-forwarded-host"]) || h.host || `${request.hostname}`;
-  const safeProto = proto === "https" ? "https" : "http";
+  const proto = request.protocol === "https" ? "https" : "http";
+  const host = request.host;
   const safeHost = /^[A-Za-z0-9.\-:[\]]+$/.test(host) ? host : "localhost";
-  return `${safeProto}://${safeHost}`;
+  return `${proto}://${safeHost}`;
 }

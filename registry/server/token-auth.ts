@@ -1,7 +1,8 @@
 /**
- * Key-based access control behind the AuthHook: a token endpoint (`GET /token`, the challenge's realm on
- * this host and port) that accepts an Ollama-style signature (compat.md §4), an API key over basic auth,
- * or nothing (anonymous), and answers a short-lived HS256 JWT with docker-style `access` claims; and the
+ * Key-based access control behind the AuthHook: a token endpoint (`GET /token` under the registry's
+ * configured public URL, the challenge's realm and the only URL a signature is verified against) that
+ * accepts an Ollama-style signature (compat.md §4), an API key over basic auth, or nothing (anonymous),
+ * and answers a short-lived HS256 JWT with docker-style `access` claims; and the
  * check every guarded route runs on the token. Missing or invalid credentials → 401 with a Bearer
  * challenge; a valid token whose holder may not do this → 403 DENIED. A valid token that only lacks the
  * scope (its holder may do it, but asked for less) also gets a 401, so the client fetches a wider token.
@@ -19,7 +20,7 @@ import { ANONYMOUS, type AccessPolicy } from "./access.js";
 import type { AccessSource } from "./access-file.js";
 import type { AuthHook, AuthorizeRequest } from "./auth.js";
 import { NonceStore } from "./nonces.js";
-import { publicBase } from "./signing.js";
+import { normalizePublicUrl } from "./signing.js";
 import type { StorageDriver } from "./storage/driver.js";
 
 const ISSUER = "mf-registry";
@@ -36,8 +37,27 @@ export interface TokenAuthOptions {
   tokenTtlS?: number;
   /** ms since the epoch (tests) */
   clock?: () => number;
-  /** how clients reach the registry; default: the request's Host */
-  publicUrl?: string;
+  /**
+   * How clients reach the registry (`--public-url`): the realm of challenges, and the URL a signed token
+   * request must have been signed for. Never taken from a request's Host or X-Forwarded-* headers, which
+   * a hostile registry relaying a victim's signed request controls. A function when it is known only
+   * after listening (port 0).
+   */
+  publicUrl: string | (() => string);
+  /** told of every refusal of presented credentials (403, or a token request refused): who, what, where; never a secret */
+  onDenied?: (denial: Denial) => void;
+}
+
+/** A refused request, as the registry logs it. */
+export interface Denial {
+  /** `key:SHA256:…` (with the key's comment when the access file has one), `apikey:<id>`, `anonymous`, or what was presented */
+  who: string;
+  /** the actions asked for (`pull`, `push`, `delete`, `catalog`), or `token` at the token endpoint */
+  action: string;
+  /** the repository, or null (catalog, token endpoint) */
+  repository: string | null;
+  /** why, in words */
+  reason: string;
 }
 
 export interface TokenAuth extends AuthHook {
@@ -79,13 +99,10 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
   // a key of its own, so a token MAC can never be confused with an upload or blob-URL MAC
   const jwtKey = createHmac("sha256", secret).update("mf registry token key v1").digest();
   const nonces = new NonceStore(opts.storage, SIGNATURE_WINDOW_S, clock);
-
-  /** The subject of an API key given by basic auth; UNAUTHORIZED when unknown. */
-  const apiKeySubject = (policy: AccessPolicy, password: string): string => {
-    const entry = policy.findApiKey(password);
-    if (!entry) throw new AuthError("UNAUTHORIZED", "unknown API key");
-    return entry.subject;
-  };
+  if (!opts.publicUrl) throw new MfError("BAD_REQUEST", "key-based auth needs the registry's public URL (--public-url): signed token requests are verified against it");
+  const fixedIdentity = typeof opts.publicUrl === "string" ? normalizePublicUrl(opts.publicUrl) : undefined;
+  /** The registry's own identity, the only base a signature may cover. */
+  const identity = (): string => fixedIdentity ?? normalizePublicUrl((opts.publicUrl as () => string)());
 
   const mayDo = (policy: AccessPolicy, subject: string, access: AuthorizeRequest): boolean => {
     if (!policy.knows(subject)) return false;
@@ -114,6 +131,12 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
     }
   };
 
+  /** A refusal of credentials that were presented: logged (who, what, where), then thrown. */
+  const refuse = (who: string, access: AuthorizeRequest, code: "UNAUTHORIZED" | "DENIED", message: string): AuthError => {
+    opts.onDenied?.({ who, action: actionWords(access), repository: access.repository, reason: message });
+    return new AuthError(code, message);
+  };
+
   const authorize = async (request: FastifyRequest, access: AuthorizeRequest): Promise<void> => {
     const policy = opts.access.current();
     const auth = header(request, "authorization");
@@ -124,39 +147,46 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
     if (/^Basic\s/i.test(auth)) {
       const password = basicPassword(auth);
       if (password === null) throw new AuthError("UNAUTHORIZED", "malformed basic credentials");
-      const subject = apiKeySubject(policy, password);
-      if (!mayDo(policy, subject, access)) throw new AuthError("DENIED", denied(access));
+      const entry = policy.findApiKey(password);
+      if (!entry) throw refuse("an unknown API key", access, "UNAUTHORIZED", "unknown API key");
+      if (!mayDo(policy, entry.subject, access)) throw refuse(entry.subject, access, "DENIED", denied(access));
       return;
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     if (!m) throw new AuthError("UNAUTHORIZED", "unsupported Authorization scheme; use a bearer token from the token endpoint");
     const claims = await verifyToken(m[1]!);
-    if (claims.sub !== ANONYMOUS && !policy.knows(claims.sub)) throw new AuthError("UNAUTHORIZED", "the token's key is no longer listed");
+    if (claims.sub !== ANONYMOUS && !policy.knows(claims.sub)) throw refuse(claims.sub, access, "UNAUTHORIZED", "the token's key is no longer listed");
     const may = mayDo(policy, claims.sub, access);
     if (covers(claims.access, access) && may) return;
     if (may) throw new AuthError("UNAUTHORIZED", "the token does not cover this request; ask the token endpoint for its scope");
-    if (claims.sub === ANONYMOUS) throw new AuthError("UNAUTHORIZED", "authentication required (anonymous access does not allow this)");
-    throw new AuthError("DENIED", denied(access));
+    if (claims.sub === ANONYMOUS) throw refuse(ANONYMOUS, access, "UNAUTHORIZED", "authentication required (anonymous access does not allow this)");
+    throw refuse(whoIs(policy, claims.sub), access, "DENIED", denied(access));
   };
 
   const challenge = (request: FastifyRequest, access: AuthorizeRequest): string => {
     const scope = scopeOf(access);
-    return formatChallenge(`${publicBase(request, opts.publicUrl)}${TOKEN_PATH}`, service, scope ? formatScope(scope) : undefined);
+    return formatChallenge(`${identity()}${TOKEN_PATH}`, service, scope ? formatScope(scope) : undefined);
   };
 
-  /** Who is asking at the token endpoint: an ssh signature, an API key, or nobody. */
-  const tokenSubject = async (request: FastifyRequest, policy: AccessPolicy, query: URLSearchParams): Promise<string> => {
+  /** Who is asking at the token endpoint: an ssh signature, an API key, or nobody. `presented` learns who claimed to ask. */
+  const tokenSubject = async (request: FastifyRequest, policy: AccessPolicy, query: URLSearchParams, presented: { who?: string }): Promise<string> => {
     const auth = header(request, "authorization");
     if (!auth) return ANONYMOUS;
     if (/^Basic\s/i.test(auth)) {
+      presented.who = "an API key";
       const password = basicPassword(auth);
       if (password === null) throw new AuthError("UNAUTHORIZED", "malformed basic credentials");
-      return apiKeySubject(policy, password);
+      const entry = policy.findApiKey(password);
+      if (!entry) throw new AuthError("UNAUTHORIZED", "unknown API key");
+      presented.who = entry.subject;
+      return entry.subject;
     }
+    presented.who = "a signed request";
     const signed = parseSignedAuthorization(auth);
     if (!signed) throw new AuthError("UNAUTHORIZED", "unsupported Authorization at the token endpoint (a signed key or basic API key)");
     const key = publicKeyFromBlob(signed.publicBlob);
     if (!key) throw new AuthError("UNAUTHORIZED", "only ssh-ed25519 keys are accepted");
+    presented.who = whoIs(policy, `key:${key.fingerprint}`);
     const entry = policy.findKey(key.blob);
     if (!entry) throw new AuthError("UNAUTHORIZED", `key ${key.fingerprint} is not authorised on this registry`);
     const tsText = query.get("ts");
@@ -164,9 +194,11 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
     if (!tsText || !/^\d{1,12}$/.test(tsText) || !nonce || nonce.length > 128) {
       throw new AuthError("UNAUTHORIZED", "signed token requests need ts and nonce parameters");
     }
-    const url = `${publicBase(request, opts.publicUrl)}${request.url}`;
+    // the registry's own identity, never the request's Host: a request signed for another registry
+    // (a hostile one that relays it here) covers that registry's URL and fails
+    const url = `${identity()}${request.url}`;
     if (!verifySignature(key, signedString("GET", url), signed.signature)) {
-      throw new AuthError("UNAUTHORIZED", "the signature does not match this request");
+      throw new AuthError("UNAUTHORIZED", `the signature does not match this request (it must be signed for ${identity()}${TOKEN_PATH})`);
     }
     const ts = Number(tsText);
     if (Math.abs(clock() / 1000 - ts) > SIGNATURE_WINDOW_S) {
@@ -195,15 +227,21 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
     const q = request.url.indexOf("?");
     const query = new URLSearchParams(q < 0 ? "" : request.url.slice(q + 1));
     const policy = opts.access.current();
+    const scopes = parseScopes(query.getAll("scope"));
     let subject: string;
+    const presented: { who?: string } = {};
     try {
-      subject = await tokenSubject(request, policy, query);
+      subject = await tokenSubject(request, policy, query, presented);
     } catch (e) {
       const err = e instanceof MfError ? e : new AuthError("UNAUTHORIZED", "authentication failed");
+      if (presented.who) {
+        const names = scopes.map((s) => s.name).join(" ");
+        opts.onDenied?.({ who: presented.who, action: "token", repository: names || null, reason: err.message });
+      }
       reply.code(err.status).header("WWW-Authenticate", `Basic realm="${service}"`).type("application/json").send(ociEnvelope(err));
       return;
     }
-    const access = grant(policy, subject, parseScopes(query.getAll("scope")));
+    const access = grant(policy, subject, scopes);
     const nowS = Math.floor(clock() / 1000);
     const token = await new SignJWT({ access })
       .setProtectedHeader({ alg: "HS256", typ: "JWT" })
@@ -226,6 +264,17 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
       app.get(TOKEN_PATH, tokenEndpoint);
     },
   };
+}
+
+/** A subject as a log names it: a key's fingerprint with its comment from the access file, an API key's id. */
+function whoIs(policy: AccessPolicy, subject: string): string {
+  const comment = policy.keys.find((k) => k.subject === subject)?.key.comment;
+  return comment ? `${subject} (${comment.replace(/[^\x20-\x7e]/g, "?").slice(0, 100)})` : subject;
+}
+
+function actionWords(access: AuthorizeRequest): string {
+  if (access.repository === null) return access.actions.length ? "catalog" : "ping";
+  return access.actions.join(",");
 }
 
 function denied(access: AuthorizeRequest): string {

@@ -202,7 +202,7 @@ describe("upload sessions", () => {
     assert.equal(head.status, 200, "HEAD is never redirected");
   });
 
-  it("redirect URLs follow --public-url, else X-Forwarded-Proto/Host", async () => {
+  it("redirect URLs follow --public-url, else the Host, or X-Forwarded-Proto/Host from a trusted proxy only", async () => {
     const s = await serve({ publicUrl: "https://models.example.com/" });
     const repo = randomRepo("pub");
     const d = sha256("p");
@@ -211,10 +211,17 @@ describe("upload sessions", () => {
     assert.match(mono.headers.get("location")!, /^https:\/\/models\.example\.com\/v2\//);
     const res = await fetch(`${s.base}/v2/${repo}/blobs/${d}`, { redirect: "manual" });
     assert.match(res.headers.get("location")!, /^https:\/\/models\.example\.com\/_mf\/blobs\/sha256:/);
-    const t = await serve();
+    const forwarded = { "x-forwarded-proto": "https", "x-forwarded-host": "reg.internal:8443" };
+    const t = await serve({ trustProxy: ["127.0.0.1"] });
     const d2 = await pushBlob(t.base, repo, Buffer.from("q"));
-    const res2 = await fetch(`${t.base}/v2/${repo}/blobs/${d2}`, { redirect: "manual", headers: { "x-forwarded-proto": "https", "x-forwarded-host": "reg.internal:8443" } });
+    const res2 = await fetch(`${t.base}/v2/${repo}/blobs/${d2}`, { redirect: "manual", headers: forwarded });
     assert.match(res2.headers.get("location")!, /^https:\/\/reg\.internal:8443\/_mf\/blobs\//);
+    // a client's own forwarded headers are not believed: the Location names the Host it connected to
+    for (const untrusted of [await serve(), await serve({ trustProxy: ["10.0.0.0/8"] })]) {
+      const d3 = await pushBlob(untrusted.base, repo, Buffer.from("r"));
+      const res3 = await fetch(`${untrusted.base}/v2/${repo}/blobs/${d3}`, { redirect: "manual", headers: forwarded });
+      assert.equal(new URL(res3.headers.get("location")!).origin, untrusted.base);
+    }
   });
 
   it("manifests over the cap → 413; deletes off → 405 UNSUPPORTED", async () => {

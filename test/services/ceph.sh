@@ -3,7 +3,10 @@
 # benchmarks: no systemd, no disks, no containers. Written from ../shared/recipes/ceph-s3.md.
 #
 #   test/services/ceph.sh up     wipe $CEPH_DIR, start the cluster, create the S3 user and the test
-#                                bucket; print the variables the S3 suites read (export lines, stdout)
+#                                bucket; print the variables the S3 suites read (export lines, stdout).
+#                                On failure (Ceph not installed, a daemon that does not come up) it says
+#                                why on stderr and prints `false` on stdout, so that
+#                                `eval "$(npm run -s services)"` fails too instead of setting nothing.
 #   test/services/ceph.sh env    print those variables again
 #   test/services/ceph.sh down   stop the daemons by the PIDs `up` recorded, then remove $CEPH_DIR
 #                                (KEEP=1: keep it, with the logs under $CEPH_DIR/log)
@@ -63,10 +66,27 @@ down() {
   if [ "${KEEP:-0}" = 1 ]; then log "stopped; logs kept in $D/log"; else rm -rf "$D"; log "stopped; $D removed"; fi
 }
 
+# For `eval "$(… up)"`: whatever made `up` fail, the caller's eval fails as well (stdout is what it runs).
+up_failed() {
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    log "failed; nothing was exported"
+    [ -t 1 ] || echo "false  # ceph.sh up failed (see stderr)"
+  fi
+  return $rc
+}
+
 up() {
+  trap up_failed EXIT
+  local missing=()
   for c in ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool ceph curl; do
-    command -v "$c" >/dev/null 2>&1 || { log "$c is missing (apt-get install --no-install-recommends ceph-mon ceph-osd radosgw ceph-common curl)"; exit 1; }
+    command -v "$c" >/dev/null 2>&1 || missing+=("$c")
   done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "Ceph is not installed (${missing[*]} not found on PATH). npm run services starts a Ceph but does not install it;"
+    log "install Debian's packages first: sudo apt-get install --no-install-recommends ceph-mon ceph-osd radosgw ceph-common curl"
+    exit 1
+  fi
   if [ -f "$D/run/mon.a.fgpid" ] && kill -0 "$(cat "$D/run/mon.a.fgpid")" 2>/dev/null; then
     log "a cluster from $D is running; stopping it first"
     down
@@ -163,6 +183,7 @@ EOF
   curl -sf -o /dev/null -X PUT -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" --aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" "http://127.0.0.1:$PORT/$BUCKET"
   log "bucket $BUCKET ready in $((SECONDS - t0)) s (stop: CEPH_DIR=$D $0 down)"
   print_env
+  trap - EXIT
 }
 
 case "${1:-up}" in

@@ -14,7 +14,7 @@ import { LocalStore } from "../../../core/store.js";
 import { parsePrivateKey, publicKeyLine } from "../../../registry/protocol/keys.js";
 import { signRequest, tokenUrl } from "../../../registry/protocol/auth.js";
 import { buildModel } from "../client/helpers.js";
-import { spawnMfRegistry, tempDir, type SpawnedRegistry } from "../peers.js";
+import { freePort, spawnMfRegistry, tempDir, type SpawnedRegistry } from "../peers.js";
 import { runMf } from "../run-mf.js";
 
 const mf = runMf;
@@ -39,7 +39,8 @@ describe("mf registry with keys, through the binary", () => {
     await mkdir(ci.MF_HOME!, { recursive: true });
     accessPath = join(dir, "access.yaml");
     await writeFile(accessPath, 'anonymous:\n  "public/*": [pull]\n');
-    reg = await spawnMfRegistry(join(dir, "registry"), ["--access", accessPath, "--verbose"]);
+    const port = await freePort();
+    reg = await spawnMfRegistry(join(dir, "registry"), ["--access", accessPath, "--verbose", "--addr", `127.0.0.1:${port}`, "--public-url", `http://127.0.0.1:${port}`]);
     host = new URL(reg.base).host;
   });
   after(async () => {
@@ -148,6 +149,38 @@ describe("mf registry with keys, through the binary", () => {
     assert.equal((await mf(["registry", "ls", `${host}/team-a/model`, "--insecure"], alice)).stdout.trim(), "");
     const noCatalog = await mf(["registry", "ls", host, "--insecure"], ci);
     assert.equal(noCatalog.code, 1);
+  });
+
+  it("refused requests are logged with who, which action and which repository", async () => {
+    const listed = /ssh\s+(SHA256:\S+) (\S+)/.exec((await mf(["registry", "key", "list", "--access", accessPath], alice)).stdout);
+    assert.ok(listed, "alice's key is listed");
+    const who = `key:${listed[1]} (${listed[2]})`; // fingerprint and the key's comment
+    const log = reg.output();
+    // anonymous (ci before `mf login`, and listing the catalog), an API key beyond its rights, a revoked API
+    // key at the token endpoint
+    assert.match(log, /^mf registry: denied pull on team-a\/model for anonymous: authentication required \(anonymous access does not allow this\)$/m);
+    assert.match(log, /^mf registry: denied push on team-a\/model for apikey:ci: push on team-a\/model is not allowed for these credentials$/m);
+    assert.match(log, /^mf registry: denied token on team-a\/model for an API key: unknown API key$/m);
+    assert.match(log, /^mf registry: denied catalog for anonymous: /m);
+    // a key that may not delete outside its namespace
+    const rm = await mf(["registry", "rm", `${host}/team-b/other:v1`, "--insecure"], alice);
+    assert.equal(rm.code, 1);
+    await waitForLog(/denied delete on team-b\/other/, 1);
+    assert.ok(reg.output().split("\n").includes(`mf registry: denied delete on team-b/other for ${who}: delete on team-b/other is not allowed for these credentials`));
+  });
+
+  it("an access file that stops parsing, or is emptied in place, keeps the last good policy and the log says so", async () => {
+    const good = await readFile(accessPath, "utf8");
+    await writeFile(accessPath, `${good}keys: [ this is not: valid`);
+    await waitForLog(/access file not reloaded/, 1);
+    assert.match(reg.output(), /mf registry: access file not reloaded: .*access\.yaml: not valid YAML: .*; the last good policy stays in force \(1 key, 0 API keys, anonymous rules\)\n/);
+    assert.equal((await mf(["registry", "ls", host, "--insecure"], alice)).code, 0, "alice's key still works");
+    await writeFile(accessPath, ""); // truncated in place, as `> access.yaml` leaves it
+    await waitForLog(/access file not reloaded/, 2);
+    assert.match(reg.output(), /access file not reloaded: .*access\.yaml is empty; an empty file never replaces an access policy that grants something; the last good policy stays in force \(1 key, 0 API keys, anonymous rules\)/);
+    assert.equal((await mf(["registry", "ls", host, "--insecure"], alice)).code, 0, "alice's key still works");
+    await writeFile(accessPath, good);
+    await waitForLog(/access file reloaded/, 4);
   });
 
   it("the registry's log holds no API key, token, signature or signed-URL MAC", async () => {

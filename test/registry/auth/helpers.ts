@@ -30,15 +30,20 @@ export interface AuthRegistry extends InProcessRegistry {
   setAccess(yaml: string): Promise<void>;
 }
 
-/** A registry whose access file is `yaml`; `clock` (ms) is shared by the token endpoint and the checks. */
-export async function startAuthRegistry(yaml: string, opts: Partial<TokenAuthOptions> & { pollMs?: number } = {}): Promise<AuthRegistry> {
+/**
+ * A registry whose access file is `yaml`; `clock` (ms) is shared by the token endpoint and the checks. Its
+ * public URL (what signatures are verified against) is the address it listens on, unless `publicUrl` says.
+ */
+export async function startAuthRegistry(yaml: string, opts: Partial<TokenAuthOptions> & { pollMs?: number; settleMs?: number } = {}): Promise<AuthRegistry> {
   const root = await tempDir("mf-auth-registry-");
   const accessPath = join(root, "access.yaml");
   await writeFile(accessPath, yaml);
-  const access = await AccessFile.open(accessPath, { pollMs: opts.pollMs ?? 200 });
+  const access = await AccessFile.open(accessPath, { pollMs: opts.pollMs ?? 200, settleMs: opts.settleMs });
   const storage = new FsDriver({ root: join(root, "data") });
-  const auth = createTokenAuth({ access, secret: SECRET, storage, ...opts });
+  let listening = "";
+  const auth = createTokenAuth({ access, secret: SECRET, storage, publicUrl: () => listening, ...opts });
   const r = await startInProcess({ storage, auth, clock: opts.clock }, join(root, "data"));
+  listening = r.base;
   return {
     ...r,
     host: new URL(r.base).host,
