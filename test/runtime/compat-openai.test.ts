@@ -10,7 +10,7 @@ import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import type { Harness } from "./harness.js";
-import { startCompatHarness, weatherParameters } from "./compat-harness.js";
+import { rawRequest, startCompatHarness, weatherParameters } from "./compat-harness.js";
 
 let h: Harness;
 let client: OpenAI;
@@ -210,5 +210,32 @@ describe("openai client", { concurrency: false }, () => {
     const unknown = await fetch(`${h.base}/v1/nothing-here`);
     assert.equal(unknown.status, 404);
     assert.equal(((await unknown.json()) as any).error.type, "not_found_error");
+  });
+
+  test("the loopback Host guard and CORS on /v1: a foreign Host or Origin is a 403 in OpenAI's shape", async () => {
+    const chat = { model: "chat", messages: [{ role: "user", content: "x" }], max_tokens: 1 };
+    for (const [method, path, body] of [["POST", "/v1/chat/completions", chat], ["GET", "/v1/models", undefined], ["POST", "/v1/embeddings", { model: "chat", input: "x" }]] as const) {
+      for (const headers of [{ host: "evil.example.com" }, { origin: "https://evil.example.com" }] as Record<string, string>[]) {
+        const r = await rawRequest(h.base, method, path, headers, body);
+        assert.equal(r.status, 403, `${path} ${JSON.stringify(headers)}`);
+        assert.deepEqual(Object.keys(r.json.error).sort(), ["code", "message", "param", "type"]);
+        assert.equal(r.json.error.type, "permission_error");
+        assert.match(r.json.error.message, headers.host ? /host not allowed/ : /origin not allowed/);
+      }
+    }
+    // the client surfaces it as its own error
+    const foreign = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: "k", maxRetries: 0, defaultHeaders: { origin: "https://evil.example.com" } });
+    await assert.rejects(foreign.chat.completions.create({ ...chat, messages: [{ role: "user", content: "x" }] }), (e: unknown) => e instanceof OpenAI.PermissionDeniedError && /origin not allowed/.test(e.message));
+    // an unknown /v1 path is refused the same way, and the native API keeps its own shape
+    assert.equal((await rawRequest(h.base, "GET", "/v1/nothing-here", { host: "evil.example.com" })).json.error.type, "permission_error");
+    assert.deepEqual((await rawRequest(h.base, "GET", "/api/tags", { host: "evil.example.com" })).json, { error: "forbidden: host not allowed" });
+    // local names and allowed origins are served, with CORS on the answer and on a browser's preflight
+    assert.equal((await rawRequest(h.base, "GET", "/v1/models", { host: "localhost:11434" })).status, 200);
+    const ok = await rawRequest(h.base, "GET", "/v1/models", { origin: "http://localhost:3000" });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers["access-control-allow-origin"], "http://localhost:3000");
+    const pre = await rawRequest(h.base, "OPTIONS", "/v1/chat/completions", { origin: "http://localhost:3000", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type, x-stainless-os" });
+    assert.equal(pre.status, 204);
+    assert.match(String(pre.headers["access-control-allow-headers"]), /x-stainless-os/);
   });
 });
