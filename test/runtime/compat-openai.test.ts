@@ -64,6 +64,27 @@ describe("openai client", { concurrency: false }, () => {
     let text = "";
     for await (const c of s) text += c.choices[0]?.text ?? "";
     assert.equal(text, r.choices[0]!.text);
+    // several prompts: one choice each, by index, streamed or not; usage adds up
+    const other = await client.completions.create({ model: "chat", prompt: "Long ago", max_tokens: 5, seed: 2 });
+    const both = await client.completions.create({ model: "chat", prompt: ["Once upon", "Long ago"], max_tokens: 5, seed: 2 });
+    assert.deepEqual(both.choices.map((c) => [c.index, c.text, c.finish_reason]), [[0, r.choices[0]!.text, "length"], [1, other.choices[0]!.text, "length"]]);
+    assert.equal(both.usage!.completion_tokens, 10);
+    assert.equal(both.usage!.prompt_tokens, r.usage!.prompt_tokens + other.usage!.prompt_tokens);
+    const bs = await client.completions.create({ model: "chat", prompt: ["Once upon", "Long ago"], max_tokens: 5, seed: 2, stream: true, stream_options: { include_usage: true } });
+    const texts = ["", ""];
+    const finishes: (string | null)[] = [];
+    let streamedUsage;
+    for await (const c of bs) {
+      for (const ch of c.choices) {
+        texts[ch.index] += ch.text;
+        if (ch.finish_reason) finishes[ch.index] = ch.finish_reason;
+      }
+      streamedUsage ??= c.usage ?? undefined;
+    }
+    assert.deepEqual(texts, both.choices.map((c) => c.text));
+    assert.deepEqual(finishes, ["length", "length"]);
+    assert.equal(streamedUsage!.completion_tokens, 10);
+    await assert.rejects(client.completions.create({ model: "chat", prompt: [1, 2, 3], max_tokens: 5 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /token arrays are not supported/.test(e.message));
   });
 
   test("embeddings: floats, the client's default base64 decoded to the same vectors, dimensions", async () => {
