@@ -85,6 +85,10 @@ describe("openai client", { concurrency: false }, () => {
     assert.deepEqual(finishes, ["length", "length"]);
     assert.equal(streamedUsage!.completion_tokens, 10);
     await assert.rejects(client.completions.create({ model: "chat", prompt: [1, 2, 3], max_tokens: 5 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /token arrays are not supported/.test(e.message));
+    // what it cannot honour is refused, not ignored
+    for (const [field, message] of [[{ echo: true }, /echo/], [{ best_of: 3 }, /best_of/], [{ logprobs: 2 }, /logprobs is not supported on \/v1\/completions/], [{ n: 2 }, /only one choice/]] as const) {
+      await assert.rejects(client.completions.create({ model: "chat", prompt: "x", max_tokens: 5, ...field }), (e: unknown) => e instanceof OpenAI.BadRequestError && message.test(e.message));
+    }
   });
 
   test("embeddings: floats, the client's default base64 decoded to the same vectors, dimensions", async () => {

@@ -213,6 +213,8 @@ export function openaiRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
       v1.post("/completions", async (req, reply) => {
         const b = body(req);
         if (b.echo) throw badRequest("echo is not supported");
+        if (b.best_of !== undefined && b.best_of !== null && b.best_of !== 1) throw badRequest("best_of: only one completion per prompt is supported");
+        if (b.logprobs !== undefined && b.logprobs !== null) throw badRequest("logprobs is not supported on /v1/completions; /v1/chat/completions reports them");
         const prompts = promptList(b.prompt);
         const options = samplingOptions(b, b.max_tokens);
         const p = await prepare(deps, { model: b.model, options });
