@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
-import type { Harness } from "./harness.js";
+import { type Harness, post } from "./harness.js";
 import { rawRequest, startCompatHarness, weatherParameters } from "./compat-harness.js";
 
 let h: Harness;
@@ -85,6 +85,13 @@ describe("openai client", { concurrency: false }, () => {
     assert.deepEqual(finishes, ["length", "length"]);
     assert.equal(streamedUsage!.completion_tokens, 10);
     await assert.rejects(client.completions.create({ model: "chat", prompt: [1, 2, 3], max_tokens: 5 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /token arrays are not supported/.test(e.message));
+    // a suffix needs a template that uses .Suffix, as on /api/generate; with one, both reach the prompt
+    await assert.rejects(client.completions.create({ model: "chat", prompt: "x", suffix: "y", max_tokens: 5 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /"chat" does not support insert/.test(e.message));
+    const fim = await post(h.base, "/api/create", { model: "fim", from: "chat", template: "{{ if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>{{ else }}{{ .Prompt }}{{ end }}", stream: false });
+    assert.equal(fim.status, 200, fim.text);
+    const infill = await client.completions.create({ model: "fim", prompt: "def f(", suffix: "return x", max_tokens: 3, temperature: 0 });
+    const plain = await client.completions.create({ model: "fim", prompt: "def f(", max_tokens: 3, temperature: 0 });
+    assert.ok(infill.usage!.prompt_tokens > plain.usage!.prompt_tokens, "the suffix is in the prompt");
     // what it cannot honour is refused, not ignored
     for (const [field, message] of [[{ echo: true }, /echo/], [{ best_of: 3 }, /best_of/], [{ logprobs: 2 }, /logprobs is not supported on \/v1\/completions/], [{ n: 2 }, /only one choice/]] as const) {
       await assert.rejects(client.completions.create({ model: "chat", prompt: "x", max_tokens: 5, ...field }), (e: unknown) => e instanceof OpenAI.BadRequestError && message.test(e.message));

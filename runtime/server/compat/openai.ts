@@ -12,7 +12,7 @@ import { type ChatMessage, type Tool, type ToolCall, renderGeneratePrompt } from
 import { fitPrompt } from "../../options.js";
 import { apiError, clientSignal } from "../http.js";
 import { Logprobs, type Prepared, type RuntimeDeps, acquire, generate, ggufTemplate, prepare, promptTokens } from "../infer.js";
-import { imagePrompt } from "../models.js";
+import { imagePrompt, requireCapability } from "../models.js";
 import { embedOne, normalise } from "../routes/embed.js";
 import { type TurnRequest, type TurnResult, checkTurn, runTurn } from "../turn.js";
 import { addStops, argumentsObject, badRequest, errorType, forcedCallSchema, installErrorShape, nameToolResults, newId, unixSeconds } from "./common.js";
@@ -223,8 +223,10 @@ export function openaiRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
         const id = newId("cmpl-");
         const created = unixSeconds();
         const head = { id, object: "text_completion", created, model: b.model, system_fingerprint: FINGERPRINT };
+        const suffix = typeof b.suffix === "string" && b.suffix ? b.suffix : undefined;
+        // a template without `.Suffix` would drop the prompt: refused, as on /api/generate
+        if (suffix) requireCapability(b.model, p.d.template, "insert");
         const sse = b.stream === true ? new SseStream(reply) : undefined;
-        const suffix = typeof b.suffix === "string" ? b.suffix : undefined;
         return guarded(reply, signal, sse, async () => {
           // several prompts are answered one after the other, each as the choice of its index
           const choices = [];
