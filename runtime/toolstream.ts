@@ -100,7 +100,9 @@ export class ToolCallStream {
         continue;
       }
       if (t === "" || (!final && SEPARATORS.some((s) => s.startsWith(t)))) {
-        if (final) this.giveUp(out);
+        // whitespace after the last call (a grammar's trailing space, a newline after </tool_call>) ends it
+        if (final && t === "" && this.emitted) this.buf = "";
+        else if (final) this.giveUp(out);
         return out;
       }
       if (t[0] === "{") {

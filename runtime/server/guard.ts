@@ -2,11 +2,14 @@
  * Who may talk to the server. When it is bound to a loopback address only local `Host` names are served
  * (a DNS-rebinding page cannot reach it under its own name), and browsers get CORS only from Ollama's
  * allowed origins (localhost, 127.0.0.1, 0.0.0.0 on any port; app, file, tauri and editor webviews) plus
- * the configured extra ones (MF_ORIGINS, `*` wildcards allowed).
+ * the configured extra ones (MF_ORIGINS, `*` wildcards allowed). A refusal is thrown as a 403, so that the
+ * error handler of the API the path belongs to writes it in that API's shape (Ollama's, OpenAI's or
+ * Anthropic's).
  */
 import { hostname } from "node:os";
 import { isIP } from "node:net";
 import type { FastifyInstance } from "fastify";
+import { RuntimeError } from "../../core/errors.js";
 
 const DEFAULT_ORIGINS = [
   "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
@@ -47,11 +50,11 @@ export function installGuard(app: FastifyInstance, opts: { bindHost: string; ori
   const guardHosts = isLoopbackHost(opts.bindHost.replace(/^\[|\]$/g, ""));
   app.addHook("onRequest", async (req, reply) => {
     if (guardHosts && !hostAllowed(req.headers.host)) {
-      return reply.code(403).send({ error: "forbidden: host not allowed" });
+      throw new RuntimeError("DENIED", "forbidden: host not allowed");
     }
     const origin = req.headers.origin;
     if (!origin) return;
-    if (!originAllowed(origin, opts.origins)) return reply.code(403).send({ error: "forbidden: origin not allowed" });
+    if (!originAllowed(origin, opts.origins)) throw new RuntimeError("DENIED", "forbidden: origin not allowed");
     reply.header("access-control-allow-origin", origin);
     reply.header("vary", "Origin");
     if (req.method === "OPTIONS") {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import type { Harness } from "./harness.js";
-import { startCompatHarness, weatherParameters } from "./compat-harness.js";
+import { rawRequest, startCompatHarness, weatherParameters } from "./compat-harness.js";
 
 let h: Harness;
 let client: Anthropic;
@@ -135,5 +135,23 @@ describe("@anthropic-ai/sdk client", { concurrency: false }, () => {
     assert.equal(deltas, 3);
     const r = await client.messages.create({ model: "chat", max_tokens: 3, messages: [{ role: "user", content: "again" }] });
     assert.equal(r.usage.output_tokens, 3);
+  });
+
+  test("the loopback Host guard and CORS on /v1/messages: a foreign Host or Origin is a 403 in Anthropic's shape", async () => {
+    const body = { model: "chat", max_tokens: 1, messages: [{ role: "user", content: "x" }] };
+    for (const headers of [{ host: "evil.example.com" }, { origin: "https://evil.example.com" }] as Record<string, string>[]) {
+      for (const path of ["/v1/messages", "/v1/messages/count_tokens"]) {
+        const r = await rawRequest(h.base, "POST", path, { ...headers, "anthropic-version": "2023-06-01" }, body);
+        assert.equal(r.status, 403);
+        assert.equal(r.json.type, "error");
+        assert.equal(r.json.error.type, "permission_error");
+        assert.match(r.json.error.message, headers.host ? /host not allowed/ : /origin not allowed/);
+      }
+    }
+    const foreign = new Anthropic({ baseURL: h.base, apiKey: "k", maxRetries: 0, defaultHeaders: { origin: "https://evil.example.com" } });
+    await assert.rejects(foreign.messages.create(body as Anthropic.MessageCreateParamsNonStreaming), (e: unknown) => e instanceof Anthropic.PermissionDeniedError && /origin not allowed/.test(e.message));
+    const ok = await rawRequest(h.base, "POST", "/v1/messages", { origin: "vscode-webview://abc", "anthropic-version": "2023-06-01" }, body);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers["access-control-allow-origin"], "vscode-webview://abc");
   });
 });

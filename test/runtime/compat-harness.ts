@@ -4,6 +4,7 @@
  * template that prints .Thinking between <think> tags and opens a thinking block when asked to think).
  */
 import assert from "node:assert/strict";
+import { request } from "node:http";
 import { type Harness, post, startHarness } from "./harness.js";
 
 export const TOOLS_TEMPLATE = `{{- if .Tools }}<|im_start|>system
@@ -28,4 +29,23 @@ export async function startCompatHarness(): Promise<Harness> {
     assert.equal(r.status, 200, r.text);
   }
   return h;
+}
+
+/**
+ * A request with headers fetch will not send as given (`Host`): through node:http to the harness's
+ * address. Answers the status, the headers and the body parsed as JSON.
+ */
+export function rawRequest(base: string, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; headers: Record<string, unknown>; json: any }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const r = request({ host: u.hostname, port: u.port, method, path, headers: { "content-type": "application/json", ...headers } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, json: text ? JSON.parse(text) : undefined }));
+      res.on("error", reject);
+    });
+    r.on("error", reject);
+    r.end(body === undefined ? undefined : JSON.stringify(body));
+  });
 }

@@ -9,8 +9,8 @@ import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
-import type { Harness } from "./harness.js";
-import { startCompatHarness, weatherParameters } from "./compat-harness.js";
+import { type Harness, post } from "./harness.js";
+import { rawRequest, startCompatHarness, weatherParameters } from "./compat-harness.js";
 
 let h: Harness;
 let client: OpenAI;
@@ -64,6 +64,38 @@ describe("openai client", { concurrency: false }, () => {
     let text = "";
     for await (const c of s) text += c.choices[0]?.text ?? "";
     assert.equal(text, r.choices[0]!.text);
+    // several prompts: one choice each, by index, streamed or not; usage adds up
+    const other = await client.completions.create({ model: "chat", prompt: "Long ago", max_tokens: 5, seed: 2 });
+    const both = await client.completions.create({ model: "chat", prompt: ["Once upon", "Long ago"], max_tokens: 5, seed: 2 });
+    assert.deepEqual(both.choices.map((c) => [c.index, c.text, c.finish_reason]), [[0, r.choices[0]!.text, "length"], [1, other.choices[0]!.text, "length"]]);
+    assert.equal(both.usage!.completion_tokens, 10);
+    assert.equal(both.usage!.prompt_tokens, r.usage!.prompt_tokens + other.usage!.prompt_tokens);
+    const bs = await client.completions.create({ model: "chat", prompt: ["Once upon", "Long ago"], max_tokens: 5, seed: 2, stream: true, stream_options: { include_usage: true } });
+    const texts = ["", ""];
+    const finishes: (string | null)[] = [];
+    let streamedUsage;
+    for await (const c of bs) {
+      for (const ch of c.choices) {
+        texts[ch.index] += ch.text;
+        if (ch.finish_reason) finishes[ch.index] = ch.finish_reason;
+      }
+      streamedUsage ??= c.usage ?? undefined;
+    }
+    assert.deepEqual(texts, both.choices.map((c) => c.text));
+    assert.deepEqual(finishes, ["length", "length"]);
+    assert.equal(streamedUsage!.completion_tokens, 10);
+    await assert.rejects(client.completions.create({ model: "chat", prompt: [1, 2, 3], max_tokens: 5 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /token arrays are not supported/.test(e.message));
+    // a suffix needs a template that uses .Suffix, as on /api/generate; with one, both reach the prompt
+    await assert.rejects(client.completions.create({ model: "chat", prompt: "x", suffix: "y", max_tokens: 5 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /"chat" does not support insert/.test(e.message));
+    const fim = await post(h.base, "/api/create", { model: "fim", from: "chat", template: "{{ if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>{{ else }}{{ .Prompt }}{{ end }}", stream: false });
+    assert.equal(fim.status, 200, fim.text);
+    const infill = await client.completions.create({ model: "fim", prompt: "def f(", suffix: "return x", max_tokens: 3, temperature: 0 });
+    const plain = await client.completions.create({ model: "fim", prompt: "def f(", max_tokens: 3, temperature: 0 });
+    assert.ok(infill.usage!.prompt_tokens > plain.usage!.prompt_tokens, "the suffix is in the prompt");
+    // what it cannot honour is refused, not ignored
+    for (const [field, message] of [[{ echo: true }, /echo/], [{ best_of: 3 }, /best_of/], [{ logprobs: 2 }, /logprobs is not supported on \/v1\/completions/], [{ n: 2 }, /only one choice/]] as const) {
+      await assert.rejects(client.completions.create({ model: "chat", prompt: "x", max_tokens: 5, ...field }), (e: unknown) => e instanceof OpenAI.BadRequestError && message.test(e.message));
+    }
   });
 
   test("embeddings: floats, the client's default base64 decoded to the same vectors, dimensions", async () => {
@@ -210,5 +242,32 @@ describe("openai client", { concurrency: false }, () => {
     const unknown = await fetch(`${h.base}/v1/nothing-here`);
     assert.equal(unknown.status, 404);
     assert.equal(((await unknown.json()) as any).error.type, "not_found_error");
+  });
+
+  test("the loopback Host guard and CORS on /v1: a foreign Host or Origin is a 403 in OpenAI's shape", async () => {
+    const chat = { model: "chat", messages: [{ role: "user", content: "x" }], max_tokens: 1 };
+    for (const [method, path, body] of [["POST", "/v1/chat/completions", chat], ["GET", "/v1/models", undefined], ["POST", "/v1/embeddings", { model: "chat", input: "x" }]] as const) {
+      for (const headers of [{ host: "evil.example.com" }, { origin: "https://evil.example.com" }] as Record<string, string>[]) {
+        const r = await rawRequest(h.base, method, path, headers, body);
+        assert.equal(r.status, 403, `${path} ${JSON.stringify(headers)}`);
+        assert.deepEqual(Object.keys(r.json.error).sort(), ["code", "message", "param", "type"]);
+        assert.equal(r.json.error.type, "permission_error");
+        assert.match(r.json.error.message, headers.host ? /host not allowed/ : /origin not allowed/);
+      }
+    }
+    // the client surfaces it as its own error
+    const foreign = new OpenAI({ baseURL: `${h.base}/v1`, apiKey: "k", maxRetries: 0, defaultHeaders: { origin: "https://evil.example.com" } });
+    await assert.rejects(foreign.chat.completions.create({ ...chat, messages: [{ role: "user", content: "x" }] }), (e: unknown) => e instanceof OpenAI.PermissionDeniedError && /origin not allowed/.test(e.message));
+    // an unknown /v1 path is refused the same way, and the native API keeps its own shape
+    assert.equal((await rawRequest(h.base, "GET", "/v1/nothing-here", { host: "evil.example.com" })).json.error.type, "permission_error");
+    assert.deepEqual((await rawRequest(h.base, "GET", "/api/tags", { host: "evil.example.com" })).json, { error: "forbidden: host not allowed" });
+    // local names and allowed origins are served, with CORS on the answer and on a browser's preflight
+    assert.equal((await rawRequest(h.base, "GET", "/v1/models", { host: "localhost:11434" })).status, 200);
+    const ok = await rawRequest(h.base, "GET", "/v1/models", { origin: "http://localhost:3000" });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers["access-control-allow-origin"], "http://localhost:3000");
+    const pre = await rawRequest(h.base, "OPTIONS", "/v1/chat/completions", { origin: "http://localhost:3000", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type, x-stainless-os" });
+    assert.equal(pre.status, 204);
+    assert.match(String(pre.headers["access-control-allow-headers"]), /x-stainless-os/);
   });
 });

@@ -72,6 +72,10 @@ test("a bare call, a list, [TOOL_CALLS] and text around calls", () => {
   assert.deepEqual(run('[{"name":"get","arguments":{}}, {"function":{"name":"get","arguments":"{\\"q\\":2}"}}]'), { content: "", calls: [["get", {}], ["get", { q: 2 }]] });
   assert.deepEqual(run('[TOOL_CALLS] [{"name":"get","parameters":{"a":true}}]'), { content: "", calls: [["get", { a: true }]] });
   assert.deepEqual(run('Let me look.<tool_call>{"name":"get","arguments":{}}</tool_call>'), { content: "Let me look.", calls: [["get", {}]] });
+  // whitespace after the last call (a grammar's trailing space, a newline after </tool_call>) is not content
+  assert.deepEqual(run('{"name":"get","arguments":{}} '), { content: "", calls: [["get", {}]] });
+  assert.deepEqual(run('<tool_call>{"name":"get","arguments":{}}</tool_call>\n'), { content: "", calls: [["get", {}]] });
+  assert.deepEqual(run('{"name":"get","arguments":{}}\nDone.'), { content: "\nDone.", calls: [["get", {}]] });
   // not a call: the text is content, nothing lost
   assert.deepEqual(run('{"name":"other","arguments":{}}'), { content: '{"name":"other","arguments":{}}', calls: [] });
   assert.deepEqual(run("[1, 2, 3]"), { content: "[1, 2, 3]", calls: [] });

@@ -12,7 +12,7 @@ import { type ChatMessage, type Tool, type ToolCall, renderGeneratePromptAsync }
 import { fitPrompt } from "../../options.js";
 import { apiError, clientSignal } from "../http.js";
 import { Logprobs, type Prepared, type RuntimeDeps, acquire, generate, ggufTemplate, prepare, promptTokens } from "../infer.js";
-import { imagePrompt } from "../models.js";
+import { imagePrompt, requireCapability } from "../models.js";
 import { embedOne, normalise } from "../routes/embed.js";
 import { type TurnRequest, type TurnResult, checkTurn, runTurn } from "../turn.js";
 import { addStops, argumentsObject, badRequest, errorType, forcedCallSchema, installErrorShape, nameToolResults, newId, unixSeconds } from "./common.js";
@@ -124,7 +124,7 @@ function samplingOptions(b: Body, maxTokens: unknown): Record<string, unknown> {
   return o;
 }
 
-const usage = (r: GenerationResult) => ({ prompt_tokens: r.promptEvalCount, completion_tokens: r.evalCount, total_tokens: r.promptEvalCount + r.evalCount });
+const usage = (r: { promptEvalCount: number; evalCount: number }) => ({ prompt_tokens: r.promptEvalCount, completion_tokens: r.evalCount, total_tokens: r.promptEvalCount + r.evalCount });
 const finishReason = (t: { result: GenerationResult; toolCalls?: ToolCall[] }) => (t.toolCalls?.length ? "tool_calls" : t.result.doneReason === "length" ? "length" : "stop");
 const wireCall = (c: ToolCall, index: number) => ({ index, id: c.id ?? newId("call_"), type: "function" as const, function: { name: c.function.name, arguments: JSON.stringify(c.function.arguments) } });
 
@@ -213,8 +213,9 @@ export function openaiRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
       v1.post("/completions", async (req, reply) => {
         const b = body(req);
         if (b.echo) throw badRequest("echo is not supported");
-        const prompt = Array.isArray(b.prompt) ? (b.prompt.length === 1 && typeof b.prompt[0] === "string" ? b.prompt[0] : undefined) : b.prompt;
-        if (typeof prompt !== "string") throw badRequest("prompt must be a string (token arrays and several prompts are not supported)");
+        if (b.best_of !== undefined && b.best_of !== null && b.best_of !== 1) throw badRequest("best_of: only one completion per prompt is supported");
+        if (b.logprobs !== undefined && b.logprobs !== null) throw badRequest("logprobs is not supported on /v1/completions; /v1/chat/completions reports them");
+        const prompts = promptList(b.prompt);
         const options = samplingOptions(b, b.max_tokens);
         const p = await prepare(deps, { model: b.model, options });
         addStops(p.run, p.d.params, options.stop);
@@ -222,16 +223,27 @@ export function openaiRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
         const id = newId("cmpl-");
         const created = unixSeconds();
         const head = { id, object: "text_completion", created, model: b.model, system_fingerprint: FINGERPRINT };
+        const suffix = typeof b.suffix === "string" && b.suffix ? b.suffix : undefined;
+        // a template without `.Suffix` would drop the prompt: refused, as on /api/generate
+        if (suffix) requireCapability(b.model, p.d.template, "insert");
         const sse = b.stream === true ? new SseStream(reply) : undefined;
-        let all = "";
         return guarded(reply, signal, sse, async () => {
-          const r = await complete(deps, p, b.model, prompt, typeof b.suffix === "string" ? b.suffix : undefined, signal, (t) =>
-            sse ? sse.send({ ...head, choices: [{ index: 0, text: t, finish_reason: null, logprobs: null }] }) : (all += t),
-          );
-          const finish = r.doneReason === "length" ? "length" : "stop";
-          if (!sse) return { ...head, choices: [{ index: 0, text: all, finish_reason: finish, logprobs: null }], usage: usage(r) };
-          sse.send({ ...head, choices: [{ index: 0, text: "", finish_reason: finish, logprobs: null }] });
-          if (b.stream_options?.include_usage) sse.send({ ...head, choices: [], usage: usage(r) });
+          // several prompts are answered one after the other, each as the choice of its index
+          const choices = [];
+          const total = { promptEvalCount: 0, evalCount: 0 };
+          for (const [index, prompt] of prompts.entries()) {
+            let text = "";
+            const r = await complete(deps, p, b.model, prompt, suffix, signal, (t) =>
+              sse ? sse.send({ ...head, choices: [{ index, text: t, finish_reason: null, logprobs: null }] }) : (text += t),
+            );
+            total.promptEvalCount += r.promptEvalCount;
+            total.evalCount += r.evalCount;
+            const choice = { index, text, finish_reason: r.doneReason === "length" ? "length" : "stop", logprobs: null };
+            if (sse) sse.send({ ...head, choices: [choice] });
+            else choices.push(choice);
+          }
+          if (!sse) return { ...head, choices, usage: usage(total) };
+          if (b.stream_options?.include_usage) sse.send({ ...head, choices: [], usage: usage(total) });
           sse.send("[DONE]");
           sse.end();
           return reply;
@@ -269,6 +281,13 @@ export function openaiRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
     },
     { prefix: "/v1" },
   );
+}
+
+/** `prompt`: a string or a list of strings (token arrays are refused: mf tokenizes with the model's own vocabulary). */
+function promptList(prompt: unknown): string[] {
+  const list = Array.isArray(prompt) ? prompt : [prompt];
+  if (!list.length || list.some((x) => typeof x !== "string")) throw badRequest("prompt must be a string or a list of strings (token arrays are not supported)");
+  return list as string[];
 }
 
 function modelObject(id: string, namespace: string, modified: Date) {
