@@ -2,10 +2,11 @@
  * The registry process SIGKILLed by itself (MF_FAULT) at each step of finishing an upload, on a directory
  * and on S3 (Ceph): data written, digest recorded, blob moved, repository link written, session removed.
  * The registry restarts on the same storage and `mf push` completes: the run that was in flight (its
- * retries reach the restarted registry through a holding proxy), or, with the client killed too, the same
- * command run again. Neither sends the blob again, the cut session answers 404 BLOB_UPLOAD_UNKNOWN (never
- * 500), no session is left and the image reads back intact. Also: one long streamed PATCH (no
- * Content-Length, as docker sends) killed after an offset checkpoint resumes from that checkpoint.
+ * retries reach the restarted registry through a holding proxy), or (on the directory; the client's side
+ * does not depend on the storage), with the client killed too, the same command run again. Neither sends
+ * the blob again, the cut session answers 404 BLOB_UPLOAD_UNKNOWN (never 500), no session is left and the
+ * image reads back intact. Also: one long streamed PATCH (no Content-Length, as docker sends) killed
+ * after an offset checkpoint resumes from that checkpoint.
  */
 import { strict as assert } from "node:assert";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -237,9 +238,12 @@ for (const [label, make, skip] of [["directory", fsBackend, undefined], ["S3", s
       it(`${point}: the registry restarts and the mf push in flight completes, sending nothing again`, async () => {
         await pushThroughCrash(b, seeder, point, false);
       });
-      it(`${point}: the client killed too, mf push run again completes, sending nothing again`, async () => {
-        await pushThroughCrash(b, seeder, point, true);
-      });
+      // the client's side of a run again (its saved location, HEAD first) does not depend on the storage
+      if (label === "directory") {
+        it(`${point}: the client killed too, mf push run again completes, sending nothing again`, async () => {
+          await pushThroughCrash(b, seeder, point, true);
+        });
+      }
     }
 
     it("a streamed PATCH killed after an offset checkpoint: restarted, GET says at least the checkpoint, the rest completes the blob", async () => {
