@@ -201,7 +201,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("redirect", { type: "boolean", default: true, describe: "blob GET answers 307 to a signed URL (stock Ollama needs it)" })
       .option("delete", { type: "boolean", default: true, describe: "allow manifest and blob deletes" })
       .option("upload-expiry", { type: "string", default: "24h", describe: "remove upload sessions idle this long" })
-      .option("upload-checkpoint", { type: "string", default: "32MiB", describe: "persist a streaming upload's offset every this many bytes (S3: at part ends)" })
+      .option("upload-checkpoint", { type: "string", default: "32MiB", describe: "persist a streaming upload PATCH's offset every this many bytes (S3: at part ends)" })
       .option("body-limit", { type: "string", default: "8MiB", describe: "largest manifest accepted (blobs are unlimited)" })
       .option("signed-url-ttl", { type: "string", default: "15m", describe: "lifetime of redirect URLs" })
       .option("idle-timeout", { type: "string", default: "2m", describe: "close connections silent this long" })

@@ -30,7 +30,7 @@ export interface RegistryServerOptions {
   allowDelete?: boolean;
   /** an upload session idle this long is removed (default 24 h) */
   uploadExpiryMs?: number;
-  /** while an upload request streams, its offset is persisted every this many bytes (default 32 MiB; S3: at part ends) */
+  /** while an upload PATCH streams, its offset is persisted every this many bytes (default 32 MiB; S3: at part ends) */
   uploadCheckpointBytes?: number;
   /** test-only: called at each step of finishing an upload (upload-sessions.ts UPLOAD_FAULT_POINTS) */
   fault?: FaultHook;

@@ -2,7 +2,7 @@
  * Upload sessions as data in storage (architecture principle 7). A session is `uploads/<uuid>/data` plus
  * `state.json` ({repository, offset, startedAt, updatedAt[, sha256][, finishing]}). The persisted offset is
  * the truth: bytes past it (a PATCH cut by a crash) are discarded when the session is next written. It is
- * persisted after every request and, while a request streams, at the driver's resume points once
+ * persisted after every request and, while a PATCH streams, at the driver's resume points once
  * `checkpointBytes` more have arrived (filesystem: every batch; S3: part ends only), so a crash during one
  * long PATCH loses at most about that much. The running hash follows exactly the bytes the driver reports
  * written, so the closing PUT never re-reads the blob. Where the stored bytes can be read back
@@ -83,7 +83,7 @@ export interface UploadSessionsOptions {
   clock: () => number;
   /** a session untouched for this long is gone */
   expiryMs: number;
-  /** while a request streams, persist the offset each time this many more bytes are stored (default 32 MiB) */
+  /** while a PATCH streams, persist the offset each time this many more bytes are stored (default 32 MiB) */
   checkpointBytes?: number;
   /** test-only: called at each step of UPLOAD_FAULT_POINTS */
   fault?: FaultHook;
@@ -256,9 +256,10 @@ export class UploadSessions {
   // ---- internals ----
 
   /**
-   * Writes a chunk. The offset is persisted at the end, and at checkpoints while it streams; a closing
-   * PUT's chunk (`last`) that arrives whole is persisted only together with its verified digest, so a
-   * crash in between leaves the session where it was before that PUT and the same PUT can be sent again.
+   * Writes a chunk. The offset is persisted at the end, and at checkpoints while a PATCH streams. A
+   * closing PUT's chunk (`last`) is not checkpointed and, when it arrives whole, is persisted only together
+   * with its verified digest: a crash in between leaves the session where it was before that PUT, so the
+   * same PUT sent again (with or without a Content-Range) succeeds.
    */
   private async appendLocked(uuid: string, state: UploadState, req: AppendRequest, last = false): Promise<UploadState> {
     if (req.start !== undefined && req.start !== state.offset) {
@@ -277,7 +278,7 @@ export class UploadSessions {
     let checkpoint: Promise<void> | undefined;
     const onResumePoint = () => {
       const at = start + written;
-      if (checkpoint || at - checkpointed < this.checkpointBytes) return;
+      if (last || checkpoint || at - checkpointed < this.checkpointBytes) return;
       checkpointed = at;
       // live covers exactly `at` bytes now: persist saves the hash state of that same prefix
       checkpoint = this.persist(uuid, { ...state, offset: at, updatedAt: this.clock() }, live)

@@ -152,7 +152,8 @@ describe("upload sessions", () => {
           const at = loc.replace(/^http:\/\/[^/]+/, b.base);
           const sessionLeft = point === "upload-finish:after-data";
           if (next === "PUT") {
-            const again = await fetch(withQuery(at, `digest=${d}`), { method: "PUT", body: blob.subarray(100_000), headers: { "content-type": "application/octet-stream", "content-range": `100000-${blob.length - 1}` } });
+            // the same PUT sent blindly again (no Content-Range, as a client that never asks GET would)
+            const again = await fetch(withQuery(at, `digest=${d}`), { method: "PUT", body: blob.subarray(100_000), headers: { "content-type": "application/octet-stream" } });
             if (point === "upload-finish:after-remove") await expectError(again, 404, "BLOB_UPLOAD_UNKNOWN");
             else assert.equal(again.status, 201, `${label}: ${await again.text()}`);
           } else if (next === "GET") {
