@@ -5,7 +5,7 @@
  * Every flag can also come from `--config FILE` (YAML, same keys); flags win over the file.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Argv, CommandModule } from "yargs";
@@ -14,6 +14,7 @@ import { MfError } from "../../core/errors.js";
 import { collectGarbage } from "../../registry/server/gc.js";
 import { describeProblem, scrub } from "../../registry/server/scrub.js";
 import { createRegistryServer } from "../../registry/server/server.js";
+import { UPLOAD_FAULT_POINTS, type FaultHook, type UploadFaultPoint } from "../../registry/server/upload-sessions.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
 import { registryAdminCommands } from "./registry-admin.js";
@@ -28,6 +29,7 @@ interface ServeArgs extends StorageArgs {
   redirect: boolean;
   delete: boolean;
   "upload-expiry": string;
+  "upload-checkpoint": string;
   "body-limit": string;
   "signed-url-ttl": string;
   "idle-timeout": string;
@@ -93,6 +95,25 @@ export function loadSecret(path: string, mustExist = false): Buffer {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
   }
   return readFileSync(path);
+}
+
+/**
+ * Test-only crash injection: `MF_FAULT=upload-finish:after-move[,…]` makes the registry SIGKILL itself
+ * when it reaches that step (the fault tests restart it on the same storage and check what survived).
+ */
+export function faultHook(spec: string | undefined): FaultHook | undefined {
+  if (!spec) return undefined;
+  const points = new Set(spec.split(",").map((p) => p.trim()).filter(Boolean));
+  for (const p of points) {
+    if (!(UPLOAD_FAULT_POINTS as readonly string[]).includes(p)) {
+      throw new MfError("BAD_REQUEST", `MF_FAULT: unknown fault point "${p}" (known: ${UPLOAD_FAULT_POINTS.join(", ")})`);
+    }
+  }
+  return (point: UploadFaultPoint) => {
+    if (!points.has(point)) return;
+    writeSync(2, `mf registry: MF_FAULT ${point}: killing this process\n`);
+    process.kill(process.pid, "SIGKILL");
+  };
 }
 
 function splitAddr(addr: string): { host: string; port: number } {
@@ -194,6 +215,8 @@ async function serve(args: ServeArgs): Promise<void> {
     redirect: args.redirect,
     allowDelete: args.delete,
     uploadExpiryMs: parseDuration(args["upload-expiry"]),
+    uploadCheckpointBytes: parseSize(args["upload-checkpoint"]),
+    fault: faultHook(process.env.MF_FAULT),
     manifestMaxBytes: parseSize(args["body-limit"]),
     signedUrlTtlMs: parseDuration(args["signed-url-ttl"]),
     idleTimeoutMs: parseDuration(args["idle-timeout"]),
@@ -279,6 +302,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("redirect", { type: "boolean", default: true, describe: "blob GET answers 307 to a signed URL (stock Ollama needs it)" })
       .option("delete", { type: "boolean", default: true, describe: "allow manifest and blob deletes" })
       .option("upload-expiry", { type: "string", default: "24h", describe: "remove upload sessions idle this long" })
+      .option("upload-checkpoint", { type: "string", default: "32MiB", describe: "persist a streaming upload PATCH's offset every this many bytes (S3: at part ends)" })
       .option("body-limit", { type: "string", default: "8MiB", describe: "largest manifest accepted (blobs are unlimited)" })
       .option("signed-url-ttl", { type: "string", default: "15m", describe: "lifetime of redirect URLs" })
       .option("idle-timeout", { type: "string", default: "2m", describe: "close connections silent this long" })

@@ -6,13 +6,13 @@ import { RegistryError } from "../../core/errors.js";
 import type { Descriptor } from "../../core/manifest.js";
 import type { ModelRef } from "../../core/reference.js";
 import type { LocalStore } from "../../core/store.js";
-import { blobPath, manifestPath } from "../protocol/paths.js";
+import { manifestPath } from "../protocol/paths.js";
 import { runParallel } from "./download.js";
 import { discard, header, type RegistryHttp } from "./http.js";
-import { wireFrom, wireRef, type WireRef } from "./names.js";
+import { wireFrom, wireRef } from "./names.js";
 import { throttled } from "./progress.js";
 import { shortHex, type TransferOptions } from "./pull.js";
-import { uploadBlob } from "./upload.js";
+import { blobExists, uploadBlob } from "./upload.js";
 import { UploadSessions } from "./upload-sessions.js";
 
 export interface PushSettings {
@@ -34,13 +34,6 @@ export interface PushResult {
   skipped: number;
   mounted: number;
   uploaded: number;
-}
-
-async function blobExists(http: RegistryHttp, w: WireRef, digest: string, signal?: AbortSignal): Promise<number | undefined> {
-  const res = await http.send({ method: "HEAD", url: w.base + blobPath(w.name, digest), signal, ok: (s) => s === 200 || s === 404 });
-  discard(res.body);
-  if (res.status !== 200) return undefined;
-  return Number(header(res, "content-length") ?? "-1");
 }
 
 /** Pushes the local model `name` to the registry its name points at. */

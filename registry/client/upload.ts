@@ -2,14 +2,16 @@
  * One blob to a registry, resumably: an upload session (its location kept on disk), chunked `PATCH`es
  * with `Content-Range: a-b` from the registry's offset (at least the `OCI-Chunk-Min-Length` the registry
  * asks for), and the closing `PUT <location>?digest=`. After
- * any interruption the session is asked its offset (`GET <location>`) and the upload continues there; a
- * session the registry no longer knows is started again.
+ * any interruption the session is asked its offset (`GET <location>`) and the upload continues there. A
+ * session the registry no longer knows (expired, cancelled, finished by a PUT whose answer was lost, or
+ * broken: any error answer) is never fatal: when the registry has the blob (`HEAD`) the upload is done,
+ * else a new session starts.
  */
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { RegistryError } from "../../core/errors.js";
 import type { LocalStore } from "../../core/store.js";
-import { uploadsPath, withDigestQuery } from "../protocol/paths.js";
+import { blobPath, uploadsPath, withDigestQuery } from "../protocol/paths.js";
 import { discard, header, httpStatusOf, isTransient, type RegistryHttp } from "./http.js";
 import type { WireRef } from "./names.js";
 import type { UploadSessions } from "./upload-sessions.js";
@@ -46,7 +48,15 @@ function absolute(location: string | undefined, base: string): string {
   return new URL(location, base).toString();
 }
 
-/** Returns "mounted" when the registry mounted the blob, else the bytes sent. */
+/** The blob's size when the repository has it (`HEAD` 200), else undefined. */
+export async function blobExists(http: RegistryHttp, w: WireRef, digest: string, signal?: AbortSignal): Promise<number | undefined> {
+  const res = await http.send({ method: "HEAD", url: w.base + blobPath(w.name, digest), signal, ok: (s) => s === 200 || s === 404 });
+  discard(res.body);
+  if (res.status !== 200) return undefined;
+  return Number(header(res, "content-length") ?? "-1");
+}
+
+/** Returns "mounted" when the registry mounted the blob, else "uploaded" (by this call or an earlier one). */
 export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploaded"> {
   const { http, w, digest, size, sessions } = o;
   let chunk = o.chunkSize === undefined ? DEFAULT_CHUNK_SIZE : o.chunkSize <= 0 ? Infinity : o.chunkSize;
@@ -70,7 +80,10 @@ export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploade
     return undefined;
   };
 
-  /** Asks the session where it stands; false when the registry has forgotten it. */
+  /**
+   * Asks the session where it stands; false when the registry has lost it: 404 (unknown, expired, or
+   * finished by a PUT whose answer never arrived) or any other error answer, after the retries of 5xx.
+   */
   const status = async (): Promise<boolean> => {
     try {
       const res = await http.send({ method: "GET", url: location!, signal: o.signal, ok: (s) => s === 204 || s === 200 });
@@ -82,16 +95,33 @@ export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploade
       location = header(res, "location") ? absolute(header(res, "location"), location!) : location;
       return true;
     } catch (e) {
-      const st = httpStatusOf(e);
-      if (st !== undefined && st >= 400 && st < 500) return false;
+      if (httpStatusOf(e) !== undefined && !o.signal?.aborted) return false;
       throw e;
     }
+  };
+
+  /** The session is lost: done when the registry has the blob (a PUT whose answer was lost), else start again. */
+  const lost = async (): Promise<boolean> => {
+    await sessions.delete(w.base, w.name, digest);
+    if ((await blobExists(http, w, digest, o.signal)) !== undefined) return true;
+    await start(false);
+    return false;
+  };
+
+  const done = async (): Promise<"uploaded"> => {
+    await sessions.delete(w.base, w.name, digest);
+    o.onProgress?.(size);
+    return "uploaded";
   };
 
   const saved = await sessions.get(w.base, w.name, digest);
   if (saved) {
     location = saved.location;
-    if (!(await status())) location = undefined;
+    if (!(await status())) {
+      location = undefined;
+      await sessions.delete(w.base, w.name, digest);
+      if ((await blobExists(http, w, digest, o.signal)) !== undefined) return done();
+    }
   }
   if (!location && (await start(true)) === "mounted") {
     o.onProgress?.(size);
@@ -141,17 +171,14 @@ export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploade
         ok: (s) => s === 201 || s === 204,
       });
       discard(res.body);
-      await sessions.delete(w.base, w.name, digest);
-      o.onProgress?.(size);
-      return "uploaded";
+      return await done();
     } catch (e) {
       if (o.signal?.aborted) throw e;
       const st = httpStatusOf(e);
       if (st === 404 || (st === 400 && (e as RegistryError).code === "BLOB_UPLOAD_INVALID")) {
-        // the registry forgot the session (expired, cancelled, restarted without it): start over
+        // the registry forgot the session (expired, cancelled, finished, restarted without it)
         if (++restarts > MAX_RESTARTS) throw e;
-        await sessions.delete(w.base, w.name, digest);
-        await start(false);
+        if (await lost()) return done();
         o.onProgress?.(0);
         continue;
       }
@@ -164,8 +191,7 @@ export async function uploadBlob(o: UploadOptions): Promise<"mounted" | "uploade
       await http.backoff(++attempt, o.signal);
       if (!(await status())) {
         if (++restarts > MAX_RESTARTS) throw e;
-        await sessions.delete(w.base, w.name, digest);
-        await start(false);
+        if (await lost()) return done();
       }
       o.onProgress?.(offset);
     }

@@ -12,7 +12,7 @@ import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
 import { normalizePublicUrl, Signer } from "./signing.js";
 import type { StorageDriver } from "./storage/driver.js";
-import { UploadSessions } from "./upload-sessions.js";
+import { UploadSessions, type FaultHook } from "./upload-sessions.js";
 
 export interface RegistryServerOptions {
   storage: StorageDriver;
@@ -36,6 +36,10 @@ export interface RegistryServerOptions {
   allowDelete?: boolean;
   /** an upload session idle this long is removed (default 24 h) */
   uploadExpiryMs?: number;
+  /** while an upload PATCH streams, its offset is persisted every this many bytes (default 32 MiB; S3: at part ends) */
+  uploadCheckpointBytes?: number;
+  /** test-only: called at each step of finishing an upload (upload-sessions.ts UPLOAD_FAULT_POINTS) */
+  fault?: FaultHook;
   /** manifests larger than this are refused with 413 (default 8 MiB) */
   manifestMaxBytes?: number;
   /** lifetime of a signed blob URL (default 15 min) */
@@ -64,7 +68,14 @@ export interface RegistryServer extends FastifyInstance {
 export function createRegistryServer(options: RegistryServerOptions): RegistryServer {
   const clock = options.clock ?? Date.now;
   const store = new RepoStore(options.storage);
-  const uploads = new UploadSessions({ storage: options.storage, store, clock, expiryMs: options.uploadExpiryMs ?? 24 * 3600_000 });
+  const uploads = new UploadSessions({
+    storage: options.storage,
+    store,
+    clock,
+    expiryMs: options.uploadExpiryMs ?? 24 * 3600_000,
+    checkpointBytes: options.uploadCheckpointBytes,
+    fault: options.fault,
+  });
   const ctx: RegistryContext = {
     store,
     uploads,

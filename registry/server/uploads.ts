@@ -54,8 +54,16 @@ function appendRequest(request: FastifyRequest): AppendRequest {
       throw new RegistryError("SIZE_INVALID", `Content-Range ${header} does not match Content-Length ${len}`);
     }
     req.start = r.start;
+    req.length = r.end - r.start + 1;
   }
   return req;
+}
+
+/** A body left unread (a retried closing PUT whose session was already finished) is discarded after the answer. */
+function discardUnread(request: FastifyRequest, reply: FastifyReply): void {
+  if (request.raw.complete) return;
+  reply.header("Connection", "close");
+  request.raw.resume();
 }
 
 function hasBody(request: FastifyRequest): boolean {
@@ -134,6 +142,7 @@ export async function putUpload(ctx: RegistryContext, request: FastifyRequest, r
   const digest = checkDigest(digestParam);
   const body = hasBody(request) ? appendRequest(request) : undefined;
   await withSessionHeaders(ctx, request, reply, name, uuid, () => ctx.uploads.finish(uuid, name, digest, body));
+  if (body) discardUnread(request, reply);
   answerBlob(ctx, request, reply, name, digestString(digest));
 }
 

@@ -8,7 +8,7 @@ import { request } from "node:http";
 import { rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { expectError, pushBlob, randomRepo, sha256, startUpload, withQuery } from "./oci-client.js";
+import { expectError, pushBlob, randomRepo, rebase, sha256, startUpload, uploadRange, withQuery } from "./oci-client.js";
 import { spawnMfRegistry, tempDir, type SpawnedRegistry } from "./peers.js";
 
 const running = new Set<SpawnedRegistry>();
@@ -24,12 +24,6 @@ async function start(root: string, args: string[] = []): Promise<SpawnedRegistry
   running.add(r);
   void r.exited.then(() => running.delete(r));
   return r;
-}
-
-/** The same session location on a restarted server (new port). */
-function rebase(location: string, base: string): string {
-  const u = new URL(location);
-  return `${base}${u.pathname}${u.search}`;
 }
 
 /** Sends a PATCH whose declared body is `total` bytes but only writes `sent` of them; resolves once written. */
@@ -57,14 +51,6 @@ async function waitFor(cond: () => Promise<boolean>, ms = 10_000): Promise<void>
     if (Date.now() > end) throw new Error("condition not reached");
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-async function uploadRange(location: string): Promise<number> {
-  const res = await fetch(location);
-  assert.equal(res.status, 204, await res.text());
-  const m = /^0-(\d+)$/.exec(res.headers.get("range") ?? "");
-  assert.ok(m, `Range: ${res.headers.get("range")}`);
-  return Number(m[1]) + 1;
 }
 
 describe("registry process faults", () => {

@@ -56,6 +56,21 @@ export async function startUpload(base: string, repo: string): Promise<string> {
   return resolveLocation(base, res);
 }
 
+/** The same upload location on a restarted server (another port). */
+export function rebase(location: string, base: string): string {
+  const u = new URL(location);
+  return `${base}${u.pathname}${u.search}`;
+}
+
+/** The bytes an upload session holds, from `GET <location>` (204 with `Range: 0-<last>`). */
+export async function uploadRange(location: string): Promise<number> {
+  const res = await fetch(location);
+  assert.equal(res.status, 204, await res.text());
+  const m = /^0-(\d+)$/.exec(res.headers.get("range") ?? "");
+  assert.ok(m, `Range: ${res.headers.get("range")}`);
+  return Number(m[1]) + 1;
+}
+
 export interface PushedManifest {
   digest: string;
   bytes: Buffer;

@@ -22,7 +22,8 @@ export interface ReplicaSet {
   prefix: string;
   storage: string;
   secretFile: string;
-  start(extra?: string[]): Promise<Replica>;
+  /** a replica with `extra` flags and `env` over the AWS variables (e.g. MF_FAULT) */
+  start(extra?: string[], env?: Record<string, string>): Promise<Replica>;
   close(): Promise<void>;
 }
 
@@ -35,10 +36,10 @@ export async function replicaSet(label: string, peer: S3Peer = S3_PEER!): Promis
   const started: Replica[] = [];
   return {
     dir, prefix, storage, secretFile,
-    async start(extra = []) {
+    async start(extra = [], env = {}) {
       const r = await spawnMfRegistry(join(dir, "unused-root"), [
         "--storage", storage, "--s3-endpoint", peer.endpoint, "--s3-region", peer.region, "--secret-file", secretFile, ...extra,
-      ], 30_000, { entry: DIST_CLI, env: { ...QUIET_SDK, AWS_ACCESS_KEY_ID: peer.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: peer.credentials.secretAccessKey } });
+      ], 30_000, { entry: DIST_CLI, env: { ...QUIET_SDK, AWS_ACCESS_KEY_ID: peer.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: peer.credentials.secretAccessKey, ...env } });
       const replica: Replica = {
         ...r,
         host: new URL(r.base).host,

@@ -1,6 +1,8 @@
 /**
- * Upload sessions under stress, in process with real HTTP: a PATCH cut mid-body, two clients pushing the
- * same blob, a full disk, expiry, tampered locations, timeouts, signed blob URLs.
+ * Upload sessions under stress, in process with real HTTP: a PATCH cut mid-body, a chunked body that
+ * contradicts its Content-Range, two clients pushing the same blob, a full disk, expiry, tampered
+ * locations, timeouts, signed blob URLs; finishing cut at each step (a throwing fault hook and a fresh
+ * server on the same root; the real process killed there: upload-faults.test.ts).
  */
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
@@ -10,6 +12,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { FsDriver } from "../../registry/server/storage/fs.js";
 import type { StorageDriver, WriteAtOptions } from "../../registry/server/storage/driver.js";
+import { UPLOAD_FAULT_POINTS, type UploadFaultPoint } from "../../registry/server/upload-sessions.js";
 import { expectError, pushBlob, randomRepo, resolveLocation, sha256, startUpload, withQuery } from "./oci-client.js";
 import { startInProcess, tempDir, type InProcessRegistry } from "./peers.js";
 
@@ -43,6 +46,21 @@ async function cutPatch(location: string, body: Buffer, sent: number): Promise<v
   });
 }
 
+/** A PATCH with a chunked body (no Content-Length, as docker sends) under `Content-Range: range`. */
+function chunkedPatch(location: string, body: Buffer, range: string): Promise<{ status: number; range: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(location, { method: "PATCH", headers: { "content-type": "application/octet-stream", "transfer-encoding": "chunked", "content-range": range } });
+    req.on("error", reject);
+    req.on("response", (r) => {
+      let text = "";
+      r.on("data", (c: Buffer) => (text += c.toString()));
+      r.on("end", () => resolve({ status: r.statusCode!, range: r.headers.range, body: text }));
+    });
+    for (let i = 0; i < body.length; i += 64 * 1024) req.write(body.subarray(i, i + 64 * 1024));
+    req.end();
+  });
+}
+
 describe("upload sessions", () => {
   it("a PATCH cut mid-body keeps what was stored; the client resumes from GET status", async () => {
     const s = await serve();
@@ -63,6 +81,111 @@ describe("upload sessions", () => {
     assert.equal(p.status, 202, await p.text());
     const put = await fetch(withQuery(loc, `digest=${sha256(blob)}`), { method: "PUT" });
     assert.equal(put.status, 201, await put.text());
+  });
+
+  it("a chunked PATCH body longer or shorter than its Content-Range → 416 with the session's Range; nothing of the session is lost", async () => {
+    const s = await serve();
+    const repo = randomRepo("crange");
+    // the issue's case: 200 bytes under Content-Range 0-99, on a fresh session
+    const fresh = await startUpload(s.base, repo);
+    const over = await chunkedPatch(fresh, randomBytes(200), "0-99");
+    assert.equal(over.status, 416, over.body);
+    assert.equal(JSON.parse(over.body).errors[0].code, "RANGE_INVALID");
+    assert.equal(over.range, "0-0");
+    assert.equal(await offsetOf(fresh), 0);
+    // a session holding 50 bytes keeps them, whatever a contradicting chunk sends
+    const blob = randomBytes(150);
+    const loc = await startUpload(s.base, repo);
+    const first = await fetch(loc, { method: "PATCH", body: blob.subarray(0, 50), headers: { "content-type": "application/octet-stream", "content-range": "0-49" } });
+    assert.equal(first.status, 202);
+    for (const body of [randomBytes(200), randomBytes(60), randomBytes(3 * 1024 * 1024)]) {
+      const r = await chunkedPatch(loc, body, "50-149");
+      assert.equal(r.status, 416, r.body);
+      assert.equal(r.range, "0-49");
+      assert.equal(await offsetOf(loc), 50);
+    }
+    const ok = await chunkedPatch(loc, blob.subarray(50), "50-149");
+    assert.equal(ok.status, 202, ok.body);
+    assert.equal(ok.range, "0-149");
+    const put = await fetch(withQuery(loc, `digest=${sha256(blob)}`), { method: "PUT" });
+    assert.equal(put.status, 201, await put.text());
+    const got = await fetch(`${s.base}/v2/${repo}/blobs/${sha256(blob)}`);
+    assert.equal(sha256(Buffer.from(await got.arrayBuffer())), sha256(blob));
+  });
+
+  it("finishing cut at each step (server replaced on the same root): a retried PUT, GET, DELETE or the sweep end well, never 500", async () => {
+    const finishPoints = UPLOAD_FAULT_POINTS.filter((p) => p.startsWith("upload-finish:"));
+    for (const point of finishPoints) {
+      for (const next of ["PUT", "GET", "DELETE", "sweep"] as const) {
+        const root = await tempDir("mf-finish-cut-");
+        dirs.push(root);
+        const repo = randomRepo("cut");
+        const blob = randomBytes(300 * 1024);
+        const d = sha256(blob);
+        const label = `${point} then ${next}`;
+        // the first server "dies" at the point: the hook throws, nothing after it runs
+        let armed = true;
+        const fault = (p: UploadFaultPoint) => {
+          if (p === point && armed) {
+            armed = false;
+            throw new Error(`injected crash at ${p}`);
+          }
+        };
+        const a = await startInProcess({ fault }, root);
+        let loc: string;
+        try {
+          loc = await startUpload(a.base, repo);
+          const p1 = await fetch(loc, { method: "PATCH", body: blob.subarray(0, 100_000), headers: { "content-type": "application/octet-stream", "content-range": "0-99999" } });
+          assert.equal(p1.status, 202);
+          // the closing PUT carries the last chunk
+          const cut = await fetch(withQuery(loc, `digest=${d}`), { method: "PUT", body: blob.subarray(100_000), headers: { "content-type": "application/octet-stream", "content-range": `100000-${blob.length - 1}` } });
+          assert.equal(cut.status, 500, `${label}: the injected crash`);
+          await cut.arrayBuffer();
+          assert.equal(armed, false);
+        } finally {
+          await a.close();
+        }
+
+        let now = Date.now();
+        const b = await startInProcess({ clock: () => now, uploadExpiryMs: 60_000 }, root);
+        try {
+          const at = loc.replace(/^http:\/\/[^/]+/, b.base);
+          const sessionLeft = point === "upload-finish:after-data";
+          if (next === "PUT") {
+            // the same PUT sent blindly again (no Content-Range, as a client that never asks GET would)
+            const again = await fetch(withQuery(at, `digest=${d}`), { method: "PUT", body: blob.subarray(100_000), headers: { "content-type": "application/octet-stream" } });
+            if (point === "upload-finish:after-remove") await expectError(again, 404, "BLOB_UPLOAD_UNKNOWN");
+            else assert.equal(again.status, 201, `${label}: ${await again.text()}`);
+          } else if (next === "GET") {
+            const st = await fetch(at);
+            // cut before its digest was recorded, the PUT counts for nothing: the session is as before it
+            if (sessionLeft) assert.equal(st.headers.get("range"), "0-99999", label);
+            else await expectError(st, 404, "BLOB_UPLOAD_UNKNOWN");
+          } else if (next === "DELETE") {
+            const del = await fetch(at, { method: "DELETE" });
+            if (sessionLeft) assert.equal(del.status, 204, label);
+            else await expectError(del, 404, "BLOB_UPLOAD_UNKNOWN");
+          } else {
+            now += 120_000;
+            await b.app.sweepUploads();
+          }
+          // once the digest was verified the blob ends up linked, whoever finishes the session
+          const head = await fetch(`${b.base}/v2/${repo}/blobs/${d}`, { method: "HEAD" });
+          const linked = !sessionLeft || next === "PUT";
+          assert.equal(head.status, linked ? 200 : 404, `${label}: HEAD of the blob`);
+          if (linked) {
+            const got = await fetch(`${b.base}/v2/${repo}/blobs/${d}`);
+            assert.equal(sha256(Buffer.from(await got.arrayBuffer())), d, label);
+          }
+          const left = await readdir(join(root, "uploads"));
+          assert.equal(left.length, sessionLeft && next === "GET" ? 1 : 0, `${label}: sessions left: ${left.join(", ")}`);
+          // a new upload of the same blob to the same repository completes
+          assert.equal(await pushBlob(b.base, repo, blob), d);
+        } finally {
+          await b.close();
+        }
+      }
+    }
   });
 
   it("two clients pushing the same blob at once both succeed, one copy stored, no session left", async () => {

@@ -4,8 +4,9 @@
  *
  * - no append-in-place is assumed beyond `writeAt`, which the S3 driver maps to multipart parts (the
  *   offset must equal the committed size, or be smaller, which discards the parts past it; on S3 only
- *   back to the end of an earlier writeAt that no later writeAt started beyond, which is all an upload
- *   session that persists its offset after each call ever asks: storage/s3-write.ts);
+ *   back to a *resume point* (`onResumePoint`: the end of a part or of an earlier writeAt) that no later
+ *   writeAt started beyond, which is all an upload session that persists its offset at resume points
+ *   ever asks: storage/s3-write.ts);
  * - `move` is the only way a blob becomes visible (rename on a filesystem; on S3, completing the
  *   multipart upload and linking it at the target: storage/s3.ts);
  * - directories are implied by paths: `list` returns the next path segment under a prefix, `delete`
@@ -37,6 +38,11 @@ export interface ByteSpan {
 export interface WriteAtOptions {
   /** called, in order, with each chunk once it is durably handed to storage (the caller hashes here) */
   onWritten?: (chunk: Buffer) => void;
+  /**
+   * called after each batch of `onWritten` chunks: everything reported so far is stored, and a later
+   * writeAt may start exactly there (on S3 a part boundary). The caller may persist that offset now.
+   */
+  onResumePoint?: () => void;
   signal?: AbortSignal;
 }
 

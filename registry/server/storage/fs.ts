@@ -172,6 +172,7 @@ export class FsDriver implements StorageDriver {
             reported += c.length;
             options.onWritten?.(c);
           }
+          options.onResumePoint?.();
         },
         (e: unknown) => {
           failure = e;

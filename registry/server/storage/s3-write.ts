@@ -18,10 +18,11 @@
  *
  * Cutting back (a write at an offset below the size): parts past the offset are forgotten (their numbers
  * are reused), staged objects are shortened by rewriting only the sizes in the state. A part cannot be
- * cut, but the only offsets a caller cuts back to are ends of earlier calls it did not move past (the
- * session persists its offset after each call), and such an offset inside a part always falls within the
- * part's `from`: the part is dropped and those staged objects become the tail again. `from` objects are
- * deleted once a call starts at or after their part's end.
+ * cut, but the only offsets a caller cuts back to are resume points it did not move past (`onResumePoint`,
+ * after each part and at the end of each call; the session persists its offset there): a part's end, or
+ * the end of an earlier call, which inside a part always falls within the part's `from`: the part is
+ * dropped and those staged objects become the tail again. `from` objects are deleted once a call starts
+ * at or after their part's end.
  *
  * Writers of one key are not locked against each other across processes: an upload session is one
  * client's sequence of requests (upload-sessions.ts serialises them inside a process).
@@ -251,6 +252,7 @@ async function streamInto(ctx: WriteContext, key: string, st: WriteState, source
         reported += c.length;
         options.onWritten?.(c);
       }
+      options.onResumePoint?.();
     });
     while (inflight.length >= IN_FLIGHT) await inflight.shift();
   };
@@ -272,6 +274,7 @@ async function streamInto(ctx: WriteContext, key: string, st: WriteState, source
         reported += c.length;
         options.onWritten?.(c);
       }
+      options.onResumePoint?.();
     });
   };
 

@@ -1,6 +1,6 @@
 /**
  * Faults between the client and a registry (the mf registry, through a fault-injecting proxy): a
- * corrupted byte, a reset connection, 503 and 429 answers, a forgotten upload session, concurrent pulls of
+ * corrupted byte, a reset connection, 503 and 429 answers, a forgotten or broken upload session, concurrent pulls of
  * one model, auth challenges and redirects to another host.
  */
 import { strict as assert } from "node:assert";
@@ -179,6 +179,30 @@ describe("client faults", () => {
       assert.ok(await other.hasBlob(big.digest));
     } finally {
       await rm(other.root, { recursive: true, force: true });
+    }
+  });
+
+  it("a saved session whose status answers 500 (a registry that lost its bytes) is started again, not fatal", async () => {
+    const target = `${new URL(proxy.base).host}/faults/broken:latest`;
+    await src.copyModel(name, target);
+    const sessions = new UploadSessions(src.root);
+    const location = `${proxy.base}/v2/faults/broken/blobs/uploads/broken-session`;
+    await sessions.set(proxy.base, "faults/broken", big.digest, location, 2 * MiB);
+    let asked = 0;
+    proxy.hooks.respond = (req): CannedAnswer | void => {
+      if (!req.url?.startsWith("/v2/faults/broken/blobs/uploads/broken-session")) return;
+      asked++;
+      return { status: 500, body: JSON.stringify({ errors: [{ code: "UNKNOWN", message: "upload broken-session lost its data" }] }) };
+    };
+    try {
+      const r = await client.push(src, target, { insecure: true });
+      assert.ok(asked >= 1, "the saved session was asked");
+      assert.ok(r.uploaded >= 1, JSON.stringify(r));
+      assert.deepEqual(await sessions.list(), []);
+      const m = await fetch(`${peer.base}/v2/faults/broken/blobs/${big.digest}`);
+      assert.equal((await m.arrayBuffer()).byteLength, big.size);
+    } finally {
+      proxy.hooks = {};
     }
   });
 
