@@ -16,7 +16,7 @@ import { RegistryClient } from "../../registry/client/index.js";
 import { makeKey } from "./auth/helpers.js";
 import { buildModel } from "./client/helpers.js";
 import { writeOciLayout, type LayoutImage } from "./oci-layout.js";
-import { hasCommand, mfCommand, REPO_ROOT, selfSignedCert, spawnMfRegistry, startInProcess, tempDir, type InProcessRegistry, type SpawnedRegistry } from "./peers.js";
+import { freePort, hasCommand, mfCommand, REPO_ROOT, selfSignedCert, spawnMfRegistry, startInProcess, tempDir, type InProcessRegistry, type SpawnedRegistry } from "./peers.js";
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number; out: string; stdout: string }> {
   return new Promise((resolve) => {
@@ -99,7 +99,12 @@ describe("the README's skopeo and CI-key lines, as written", () => {
     const work = join(dir, "work");
     await mkdir(work);
     await writeFile(join(work, "access.yaml"), `keys:\n  - key: ${admin.line}\n    access:\n      "team-a/*": [pull, push]\n`);
-    reg = await spawnMfRegistry(join(dir, "root"), ["--access", join(work, "access.yaml"), "--tls-cert", cert, "--tls-key", key]);
+    // --access needs the URL clients reach the registry at, as the README's line gives it
+    const port = await freePort();
+    reg = await spawnMfRegistry(join(dir, "root"), [
+      "--access", join(work, "access.yaml"), "--tls-cert", cert, "--tls-key", key,
+      "--addr", `127.0.0.1:${port}`, "--public-url", `https://127.0.0.1:${port}`,
+    ]);
     const host = new URL(reg.base).host;
 
     // the model the README's lines name, pushed by the admin

@@ -177,7 +177,8 @@ describe("upload sessions", () => {
             const got = await fetch(`${b.base}/v2/${repo}/blobs/${d}`);
             assert.equal(sha256(Buffer.from(await got.arrayBuffer())), d, label);
           }
-          const left = await readdir(join(root, "uploads"));
+          // an emptied uploads folder is removed, as an emptied prefix disappears on S3
+          const left = await readdir(join(root, "uploads")).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? [] : Promise.reject(e)));
           assert.equal(left.length, sessionLeft && next === "GET" ? 1 : 0, `${label}: sessions left: ${left.join(", ")}`);
           // a new upload of the same blob to the same repository completes
           assert.equal(await pushBlob(b.base, repo, blob), d);
