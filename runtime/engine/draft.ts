@@ -19,6 +19,11 @@
  * frequency penalty on, a checked token could differ from the one sampled without the draft. Such a request
  * drafts nothing: the same output, no speed-up.
  *
+ * Threads. node-llama-cpp drafts in the background, while the target decodes: the draft's context gets one
+ * thread, so that drafting takes one core beside the target's threads instead of oversubscribing the CPU
+ * (llama.cpp's worker threads spin; more threads than free cores collapse, issue 13). A draft is small: one
+ * thread keeps it ahead of the target.
+ *
  * Several slots (MF_NUM_PARALLEL > 1): every slot has its own draft sequence in the one draft context, and
  * its own predictor. A model with a draft does not join the step barrier (step-barrier.ts): the barrier
  * holds each slot to one token per step, while a slot with a checked draft token yields two tokens from one
@@ -110,7 +115,7 @@ export class DraftRuntime implements EngineDraft {
     llama: Llama,
     target: LlamaContext,
     spec: LoadSpec,
-    o: { threads?: number; signal?: AbortSignal; reason: (e: unknown) => string },
+    o: { signal?: AbortSignal; reason: (e: unknown) => string },
   ): Promise<DraftRuntime> {
     const draft = spec.draft!;
     let model: LlamaModel | undefined;
@@ -120,7 +125,7 @@ export class DraftRuntime implements EngineDraft {
         contextSize: Math.min(spec.contextSize, Math.max(model.trainContextSize, 1)) || spec.contextSize,
         sequences: spec.slots,
         batchSize: spec.batchSize,
-        threads: o.threads,
+        threads: 1,
       });
       const maxTokens = Math.min(MAX_DRAFT_TOKENS, Math.max(1, Math.floor(draft.maxTokens)));
       const sequences: LlamaContextSequence[] = [];

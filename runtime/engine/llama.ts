@@ -100,7 +100,7 @@ class LlamaEngine implements Engine {
         lora: spec.adapters.length ? { adapters: spec.adapters.map((filePath) => ({ filePath })) } : undefined,
       });
       created = context;
-      const draft = spec.draft ? await DraftRuntime.load(llama, context, spec, { threads: spec.threads ?? this.opts.threads, signal, reason: (e) => this.reason(e) }) : undefined;
+      const draft = spec.draft ? await DraftRuntime.load(llama, context, spec, { signal, reason: (e) => this.reason(e) }) : undefined;
       const m = new LlamaEngineModel(llama, model, context, spec, this.opts, () => this.models.delete(m), draft);
       this.models.add(m);
       return m;
