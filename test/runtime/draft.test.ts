@@ -96,9 +96,11 @@ describe("speculative decoding with the image's DRAFT", { concurrency: false }, 
   });
 
   test("a request with a repeat penalty drafts nothing and answers as the target does", async () => {
-    const options = { ...GREEDY, repeat_penalty: 1.5, repeat_last_n: 16 };
+    // with drafting on, "zzz" would answer otherwise: node-llama-cpp checks a drafted token against the
+    // penalty list as it stood before the decode
+    const options = { ...GREEDY, repeat_penalty: 1.1, repeat_last_n: 64 };
     const before = (await ps()).get("fast:latest")!.draft!;
-    for (const prompt of PROMPTS.slice(0, 2)) assert.deepEqual((await generate("fast", prompt, options)).context, (await generate("target", prompt, options)).context);
+    for (const prompt of ["zzz", PROMPTS[0]!]) assert.deepEqual((await generate("fast", prompt, options)).context, (await generate("target", prompt, options)).context);
     const after = (await ps()).get("fast:latest")!.draft!;
     assert.deepEqual([after.accepted_tokens, after.rejected_tokens], [before.accepted_tokens, before.rejected_tokens]);
   });
