@@ -21,9 +21,11 @@
  * token), prompt-eval tokens/s (prompt tokens ÷ that time), generation tokens/s (tokens after the
  * first ÷ the time from the first to the last); at 2 and 1 threads; then 1 vs 4 concurrent clients
  * (aggregate generated tokens ÷ wall time) against `mf serve` with MF_NUM_PARALLEL=4 and
- * `llama-server -np 4`. Every prompt starts differently, so no side reuses a cached prompt.
+ * `llama-server -np 4`. Every prompt starts differently, so no side reuses a cached prompt. Last, "draft":
+ * speculative decoding, mf serve with a target and its agreeing draft ÷ the same target alone, at
+ * temperature 0 (inference-draft.ts); `--draft-only` runs that part alone (no llama.cpp build, no 200M model).
  *
- *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt]
+ *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -37,6 +39,7 @@ import { LocalStore } from "../core/store.js";
 import { BENCH_200M, cachedFixture } from "../fixtures/gguf/index.js";
 import { freePort } from "../test/registry/peers.js";
 import { CACHE, ROOT, fmtStat, ratio, report, stat, table, type Stat } from "./lib.js";
+import { draftMeasurement } from "./inference-draft.js";
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== "inference"),
@@ -49,6 +52,8 @@ const { values } = parseArgs({
     engine: { type: "string", default: "native" },
     /** leave llama-server and llama-bench out (while they build); the full run never does */
     "no-llama-cpp": { type: "boolean", default: false },
+    /** only the speculative-decoding measurement (its own models; no llama.cpp, no native build) */
+    "draft-only": { type: "boolean", default: false },
   },
 });
 const reps = Number(values.reps);
@@ -128,6 +133,16 @@ async function waitHealthy(url: string, child: ChildProcess, what: string): Prom
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${what} did not come up`);
+}
+
+if (values["draft-only"]) {
+  const d = await draftMeasurement({ reps, tokens, threads: threadCounts[0]! });
+  report(
+    "inference-draft",
+    `## inference: speculative decoding\n\n${table(["question", "mf", "peer", "ratio", "target"], [d.row])}\n\n${d.section}\n\n` +
+      `Command: \`npm run bench -- inference --draft-only --reps ${reps} --tokens ${tokens} --threads ${threadCounts[0]}\``,
+  );
+  process.exit(0);
 }
 
 // ---- the model and its image --------------------------------------------------------------------
@@ -439,6 +454,11 @@ try {
     const mfMany = stat(agg.get(mfName)!.many);
     summary.push([`aggregate tok/s with ${clients} clients ÷ llama-server -np ${clients}`, mfMany.median.toFixed(1), lsMany.median.toFixed(1), ratio(mfMany.median, lsMany.median), "≥ 1.0×"]);
   }
+
+  process.stderr.write(`draft: speculative decoding at ${threadCounts[0]} threads:\n`);
+  const draft = await draftMeasurement({ reps, tokens, threads: threadCounts[0]! });
+  summary.push(draft.row);
+  sections.push(draft.section);
 
   report(
     "inference",

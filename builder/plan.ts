@@ -1,12 +1,32 @@
 /**
  * Planning a build: everything that can fail on user input is checked here, before a byte is written,
  * so a bad Modelfile, a missing file or a file that is not GGUF leaves the store unchanged.
+ *
+ * DRAFT (a speculative-decoding draft model) is stored as Ollama stores it. What Ollama does, and where:
+ * - parser/parser.go (`CreateRequestWithProgress`): a DRAFT value is only ever a local path (absolute, `~`,
+ *   or relative to the Modelfile's directory), never a model name: a path that does not exist is an error,
+ *   where FROM would fall back to a model name. A DRAFT and a FROM that resolve to the same file (made
+ *   absolute, symbolic links followed) are refused with "DRAFT must not reference the same local path as
+ *   FROM: <path>", whichever of the two comes first.
+ * - server/create.go: the draft's files become layers of media type `application/vnd.ollama.image.draft`
+ *   (manifest.MediaTypeImageDraft), after the model's; only GGUF is accepted ("supplied file was not in GGUF
+ *   format"), a LoRA adapter is refused ("… is a LoRA adapter"); the config gets
+ *   `"draft": {"model_format": "gguf", "architecture": <the draft's general.architecture>}`
+ *   (types/model/config.go: `Draft *Draft json:"draft,omitempty"`).
+ * - server/model.go (`parseFromModel`): FROM a model name carries that model's draft layer over, and its
+ *   config (with its `draft`).
+ * mf's own rules on top: a server reads DRAFT files only inside its create root, as FROM and ADAPTER; a
+ * `sha256:` blob is accepted (what /api/create's `draft_files` sends); the last DRAFT wins (every one is
+ * checked), as for ADAPTER; and the draft's vocabulary must pass the checks node-llama-cpp makes before it
+ * drafts (llama/addon/AddonContext.cpp, `EnsureDraftContextIsCompatibleForSpeculative`: same tokenizer type,
+ * same BOS/EOS, sizes within 128 tokens), so that a mismatch is a build error, not a failed load later.
  */
+import * as fs from "node:fs/promises";
 import type { Command, Diagnostic, Loc, MessageCommand, ModelfileAst, ParameterCommand, TextCommand } from "../grammar/modelfile/ast.js";
 import { typeParameters } from "../grammar/modelfile/params.js";
 import { parseTemplate } from "../grammar/template/index.js";
 import { MediaType } from "../core/mediatypes.js";
-import type { Descriptor, ModelConfig } from "../core/manifest.js";
+import type { Descriptor, DraftConfig, ModelConfig } from "../core/manifest.js";
 import type { LocalStore, StoredModel } from "../core/store.js";
 import { type ModelRef, displayRef } from "../core/reference.js";
 import { MfError } from "../core/errors.js";
@@ -69,6 +89,8 @@ export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ 
   let base: StoredModel | undefined;
   let modelLayer: { source: LayerSource; info: GgufInfo } | undefined;
   let projector: { source: LayerSource } | undefined;
+  /** the files FROM names (paths and blob paths): DRAFT may not name one of them */
+  const fromFiles: string[] = [];
   const froms = all("from");
   if (froms.length === 0) c.error({ line: 1, column: 1 }, 1, "no FROM line", "a Modelfile needs FROM <model file or model name>");
   for (const f of froms) {
@@ -91,6 +113,7 @@ export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ 
       c.error(f.valueLoc ?? f.loc, len, `blob ${r.kind === "blob" ? r.digest : ""} is not in the store`);
       continue;
     }
+    fromFiles.push(path);
     let info: GgufInfo;
     try {
       info = await readGgufInfo(path, ctx.signal);
@@ -128,6 +151,49 @@ export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ 
     }
   }
 
+  // DRAFT (last wins, every one checked): a model GGUF file or blob, never FROM's own file (see the top).
+  let draft: { source: LayerSource; info: GgufInfo } | undefined;
+  const drafts = all("draft");
+  for (const [i, dr] of drafts.entries()) {
+    const at = dr.valueLoc ?? dr.loc;
+    const len = dr.value.length;
+    const r = await resolveSource(dr.value, ctx.resolve);
+    if (r.kind === "error") {
+      c.error(at, len, r.message, r.hint);
+      continue;
+    }
+    if (r.kind === "model") {
+      c.error(at, len, `no such draft file "${dr.value}"`, "DRAFT takes a path to a GGUF file (or a sha256: blob), not a model name");
+      continue;
+    }
+    const path = r.kind === "file" ? r.path : await blobPathIfPresent(ctx.store, r.digest);
+    if (!path) {
+      c.error(at, len, `blob ${dr.value} is not in the store`);
+      continue;
+    }
+    if (await sameFileAsAny(path, fromFiles)) {
+      c.error(at, len, `DRAFT must not reference the same local path as FROM: ${dr.value}`, "DRAFT names a smaller model that drafts tokens for the one FROM names");
+      continue;
+    }
+    if (i !== drafts.length - 1) continue;
+    let info: GgufInfo;
+    try {
+      info = await readGgufInfo(path, ctx.signal);
+    } catch (e) {
+      c.error(at, len, ggufError(e, dr.value, r.kind === "file", ctx));
+      continue;
+    }
+    const kind = info.metadata["general.type"] === "adapter" ? "a LoRA adapter" : info.architecture === "clip" ? "a projector" : undefined;
+    if (kind) {
+      c.error(at, len, `"${dr.value}" is ${kind}, not a model`, "DRAFT takes a small model with the same vocabulary as FROM's");
+      continue;
+    }
+    draft = {
+      source: r.kind === "file" ? { kind: "file", path, size: info.fileSize } : { kind: "existing", descriptor: { mediaType: MediaType.draft, digest: r.digest, size: info.fileSize } },
+      info,
+    };
+  }
+
   // TEMPLATE: validated with the template engine; errors point inside the Modelfile.
   const t = last("template");
   if (t) {
@@ -145,6 +211,12 @@ export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ 
   c.diagnostics.push(...typed.diagnostics);
 
   if (!modelLayer && !base && !c.failed) c.error(froms[0]?.valueLoc ?? { line: 1, column: 1 }, 1, "FROM names no model weights");
+  if (draft && !c.failed) {
+    const target = modelLayer?.info ?? (base ? await baseWeightsInfo(ctx, base) : undefined);
+    const why = target && vocabularyMismatch(target, draft.info);
+    const d = last("draft")!;
+    if (why) c.error(d.valueLoc ?? d.loc, d.value.length, `DRAFT cannot draft for this model: ${why}`, "a draft model must share the tokenizer of the model it drafts for");
+  }
   if (c.failed) return { diagnostics: c.diagnostics };
 
   // Assemble: the base's layers (with `from`), replaced or extended by this Modelfile.
@@ -161,6 +233,9 @@ export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ 
   else layers.push(...inherit(MediaType.projector).map(existing));
   if (adapter) layers.push({ mediaType: MediaType.adapter, source: adapter });
   else layers.push(...inherit(MediaType.adapter).map(existing));
+  const inheritedDraft = draft ? [] : inherit(MediaType.draft);
+  if (draft) layers.push({ mediaType: MediaType.draft, source: draft.source });
+  else layers.push(...inheritedDraft.map(existing));
 
   if (t) layers.push(text(MediaType.template, t.value));
   else layers.push(...inherit(MediaType.template).map(existing));
@@ -197,6 +272,14 @@ export async function planBuild(ast: ModelfileAst, ctx: PlanContext): Promise<{ 
     config = (await readJsonBlob<ModelConfig>(ctx.store, base!.manifest.config.digest)) ?? defaultConfig();
   }
   if (req !== undefined) config = withRequires(config, req);
+  // the config's `draft` describes the draft layer: a new one, or the base's (with the base's own words)
+  let draftConfig: DraftConfig | undefined;
+  if (draft) draftConfig = { model_format: "gguf", architecture: draft.info.architecture };
+  else if (inheritedDraft.length) {
+    const baseConfig = await readJsonBlob<ModelConfig>(ctx.store, base!.manifest.config.digest);
+    draftConfig = baseConfig?.draft ?? { model_format: "gguf", architecture: (await readGgufInfo(ctx.store.blobPath(inheritedDraft[0]!.digest), ctx.signal).catch(() => undefined))?.architecture ?? "" };
+  }
+  config = withDraft(config, draftConfig);
   return { plan: { layers, config, warnings: c.diagnostics.filter((d) => d.severity === "warning") }, diagnostics: c.diagnostics };
 }
 
@@ -239,6 +322,42 @@ export function sortedJson(v: unknown): string {
 
 function defaultConfig(): ModelConfig {
   return { model_format: "gguf", model_family: "", model_families: [], model_type: "", file_type: "", architecture: "amd64", os: "linux" };
+}
+
+/** The config with `draft` set (or removed), placed after `requires` and before architecture/os. */
+function withDraft(c: ModelConfig, draft: DraftConfig | undefined): ModelConfig {
+  const { architecture, os, draft: _d, ...rest } = c;
+  return (draft ? { ...rest, draft, architecture, os } : { ...rest, architecture, os }) as ModelConfig;
+}
+
+/** True when `path` is one of `others` once made absolute with links followed (Ollama's sameLocalPath). */
+async function sameFileAsAny(path: string, others: readonly string[]): Promise<boolean> {
+  const canonical = (p: string) => fs.realpath(p).catch(() => p);
+  const me = await canonical(path);
+  for (const o of others) if ((await canonical(o)) === me) return true;
+  return false;
+}
+
+/** The GGUF header of a base image's weights, when it has them. */
+async function baseWeightsInfo(ctx: PlanContext, base: StoredModel): Promise<GgufInfo | undefined> {
+  const l = base.manifest.layers.find((x) => x.mediaType === MediaType.model);
+  return l ? readGgufInfo(ctx.store.blobPath(l.digest), ctx.signal).catch(() => undefined) : undefined;
+}
+
+/** Why `draft` cannot draft tokens for `target` (node-llama-cpp's checks on the header alone), or undefined. */
+export function vocabularyMismatch(target: GgufInfo, draft: GgufInfo): string | undefined {
+  const m = (i: GgufInfo, k: string) => i.metadata[`tokenizer.ggml.${k}`];
+  const size = (i: GgufInfo): number | undefined => {
+    const v = m(i, "tokens");
+    return Array.isArray(v) ? v.length : v && typeof v === "object" && "length" in v ? v.length : undefined;
+  };
+  if (m(target, "model") !== m(draft, "model")) return `its tokenizer is ${JSON.stringify(m(draft, "model") ?? "none")}, the model's ${JSON.stringify(m(target, "model") ?? "none")}`;
+  for (const k of ["bos_token_id", "eos_token_id"]) {
+    if (m(target, k) !== m(draft, k)) return `its ${k} is ${String(m(draft, k) ?? "unset")}, the model's ${String(m(target, k) ?? "unset")}`;
+  }
+  const [a, b] = [size(target), size(draft)];
+  if (a !== undefined && b !== undefined && Math.abs(a - b) > 128) return `its vocabulary has ${b} tokens, the model's ${a}`;
+  return undefined;
 }
 
 /** Keeps Ollama's field order: `requires` sits before architecture/os. */

@@ -23,6 +23,17 @@ export interface Manifest {
   annotations?: Record<string, string>;
 }
 
+/**
+ * The draft model stored in the same image (Ollama's `model.Draft`, types/model/config.go): Ollama's
+ * create writes `model_format` ("gguf") and `architecture` (the draft GGUF's general.architecture).
+ */
+export interface DraftConfig {
+  model_format?: string;
+  architecture?: string;
+  tensor_prefix?: string;
+  config?: string;
+}
+
 /** The config blob, fields in Ollama's order. */
 export interface ModelConfig {
   model_format: string;
@@ -31,6 +42,7 @@ export interface ModelConfig {
   model_type: string;
   file_type: string;
   requires?: string;
+  draft?: DraftConfig;
   architecture: string;
   os: string;
 }

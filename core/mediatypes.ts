@@ -11,6 +11,8 @@ export const MediaType = {
   model: "application/vnd.ollama.image.model",
   adapter: "application/vnd.ollama.image.adapter",
   projector: "application/vnd.ollama.image.projector",
+  /** a speculative-decoding draft model (Ollama's manifest.MediaTypeImageDraft) */
+  draft: "application/vnd.ollama.image.draft",
   template: "application/vnd.ollama.image.template",
   prompt: "application/vnd.ollama.image.prompt",
   system: "application/vnd.ollama.image.system",

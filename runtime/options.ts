@@ -1,12 +1,12 @@
 /**
  * Request options → what the engine runs with. Defaults (Ollama's) < the image's PARAMETERs < the
- * request's `options`. Options that change how a model is loaded (`num_ctx`, `num_batch`, `num_thread`)
- * form the load key; the rest drive sampling. Options the engine cannot apply are named in `ignored`, so
+ * request's `options`. Options that change how a model is loaded (`num_ctx`, `num_batch`, `num_thread`,
+ * `draft_num_predict`, which Ollama passes to its runner at load) form the load key; the rest drive sampling. Options the engine cannot apply are named in `ignored`, so
  * the server can log each once.
  */
 import { RuntimeError } from "../core/errors.js";
 import { validateOptions } from "../grammar/modelfile/params.js";
-import type { SamplingOptions } from "./engine/types.js";
+import { DEFAULT_DRAFT_TOKENS, MAX_DRAFT_TOKENS, type SamplingOptions } from "./engine/types.js";
 
 export const DEFAULT_NUM_CTX = 2048;
 
@@ -14,6 +14,8 @@ export interface LoadOptions {
   numCtx: number;
   numBatch: number;
   numThread: number | undefined;
+  /** tokens a DRAFT model drafts ahead, 0 to MAX_DRAFT_TOKENS (0: the draft is not loaded) */
+  draftNumPredict: number;
 }
 
 export interface RunOptions {
@@ -56,6 +58,7 @@ export function resolveRunOptions(
       numCtx: Math.max(16, num(o.num_ctx, DEFAULT_NUM_CTX)),
       numBatch: Math.max(1, num(o.num_batch, 512)),
       numThread: typeof o.num_thread === "number" && o.num_thread > 0 ? o.num_thread : undefined,
+      draftNumPredict: Math.min(MAX_DRAFT_TOKENS, Math.max(0, num(o.draft_num_predict, DEFAULT_DRAFT_TOKENS))),
     },
     sampling: {
       temperature: Math.max(0, num(o.temperature, 0.8)),

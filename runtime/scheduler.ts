@@ -14,7 +14,7 @@ export interface ModelRequest {
   key: string;
   load: LoadSpec;
   /** for /api/ps */
-  info: { name: string; digest: string; details?: unknown };
+  info: { name: string; digest: string; details?: unknown; draft?: { digest: string } };
   /** milliseconds; Infinity = forever; undefined = the default */
   keepAliveMs?: number;
   signal?: AbortSignal;
@@ -38,6 +38,8 @@ export interface LoadedInfo {
   /** ms since epoch; Infinity = never */
   expiresAt: number;
   active: number;
+  /** the draft model running beside it (speculative decoding), with the drafted tokens accepted and rejected */
+  draft?: { digest: string; sizeBytes: number; maxTokens: number; accepted: number; rejected: number };
 }
 
 export interface SchedulerOptions {
@@ -72,7 +74,8 @@ interface Pending {
 }
 
 const sameLoad = (a: LoadSpec, b: LoadSpec) =>
-  a.contextSize === b.contextSize && a.batchSize === b.batchSize && a.threads === b.threads && a.slots === b.slots;
+  a.contextSize === b.contextSize && a.batchSize === b.batchSize && a.threads === b.threads && a.slots === b.slots &&
+  a.draft?.maxTokens === b.draft?.maxTokens;
 
 export class Scheduler {
   private readonly runners = new Map<string, Runner>();
@@ -131,6 +134,7 @@ export class Scheduler {
         contextSize: r.model.contextSize,
         expiresAt: r.keepAliveMs === Infinity ? Infinity : from + r.keepAliveMs,
         active: r.active,
+        ...(r.info.draft && r.model.draft ? { draft: { digest: r.info.draft.digest, sizeBytes: r.model.draft.sizeBytes, maxTokens: r.model.draft.maxTokens, ...r.model.draft.counts() } } : {}),
       });
     }
     return out.sort((a, b) => b.expiresAt - a.expiresAt);

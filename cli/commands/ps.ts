@@ -13,6 +13,7 @@ interface PsModel {
   size_vram: number;
   expires_at: string;
   context_length?: number;
+  draft?: { digest: string; size: number; draft_num_predict: number };
 }
 
 function until(iso: string, now = Date.now()): string {
@@ -34,14 +35,17 @@ export const psCommand: CommandModule<object, { json?: boolean }> = {
     if (!(await client.reachable())) throw new MfError("SERVICE_UNAVAILABLE", `no server at ${client.base}: start one with \`mf serve\``);
     const { models } = await client.json<{ models: PsModel[] }>("/api/ps");
     if (args.json) return writeJson(models);
+    // a DRAFT column only when a loaded model decodes with a draft model: its ID and draft_num_predict
+    const drafts = models.some((m) => m.draft);
     const rows = models.map((m) => [
       m.name,
       m.digest.slice(0, 12),
       formatBytes(m.size),
       m.size_vram > 0 ? (m.size_vram >= m.size ? "100% GPU" : `${Math.round((100 * m.size_vram) / m.size)}% GPU`) : "100% CPU",
       String(m.context_length ?? ""),
+      ...(drafts ? [m.draft ? `${m.draft.digest.slice(0, 12)} (${m.draft.draft_num_predict} tokens)` : "-"] : []),
       until(m.expires_at),
     ]);
-    process.stdout.write(table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows));
+    process.stdout.write(table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", ...(drafts ? ["DRAFT"] : []), "UNTIL"], rows));
   },
 };

@@ -1,6 +1,7 @@
 /** `mf show NAME [--modelfile|--parameters|--template|--system|--license] [--json]`. */
 import type { CommandModule } from "yargs";
-import { describeModel, formatParameters, modelfileOf, modelInfo } from "../../builder/describe.js";
+import { describeModel, draftDetails, formatParameters, modelfileOf, modelInfo } from "../../builder/describe.js";
+import { formatBytes } from "../progress.js";
 import { displayRef } from "../../core/reference.js";
 import { cliContext, writeJson } from "../context.js";
 
@@ -38,6 +39,7 @@ export const showCommand: CommandModule<object, Args> = {
     if (args.system) return out(d.system ?? "");
     if (args.license) return out(d.licenses.join("\n\n"));
     const info = await modelInfo(d);
+    const draft = await draftDetails(d);
     if (args.json) {
       writeJson({
         name: displayRef(d.model.ref),
@@ -49,6 +51,7 @@ export const showCommand: CommandModule<object, Args> = {
         messages: d.messages,
         license: d.licenses,
         model_info: info,
+        draft: draft ?? null,
         modelfile: modelfileOf(d),
       });
       return;
@@ -63,6 +66,15 @@ export const showCommand: CommandModule<object, Args> = {
       ...(info[`${arch}.embedding_length`] !== undefined ? [["embedding length", String(info[`${arch}.embedding_length`])] as [string, string]] : []),
       ["quantization", d.details.quantization_level],
     ]);
+    if (draft) {
+      s += section("Draft", [
+        ["architecture", draft.family],
+        ["parameters", draft.parameter_size],
+        ["quantization", draft.quantization_level],
+        ["size", formatBytes(draft.size)],
+        ["digest", draft.digest.replace(/^sha256:/, "").slice(0, 12)],
+      ]);
+    }
     const params = formatParameters(d.params);
     if (params) s += `  Parameters\n${params.split("\n").map((l) => `    ${l}`).join("\n")}\n\n`;
     if (d.system) s += section("System", [[d.system.split("\n")[0]!.slice(0, 70), ""]]);

@@ -40,6 +40,8 @@ export const PARAMETERS: readonly ParamSpec[] = [
   p("num_keep", "int", 4),
   p("seed", "int", -1),
   p("num_predict", "int", -1),
+  // speculative decoding: tokens the image's DRAFT model drafts ahead (0: no drafting); Ollama's default 4
+  p("draft_num_predict", "int", 4),
   p("top_k", "int", 40),
   p("top_p", "float", 0.9),
   p("min_p", "float", 0),

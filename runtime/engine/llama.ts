@@ -19,6 +19,7 @@ import {
 } from "node-llama-cpp";
 import { RuntimeError } from "../../core/errors.js";
 import { inSequenceOrder } from "./batch-order.js";
+import { DraftRuntime } from "./draft.js";
 import { StepBarrier } from "./step-barrier.js";
 import { type Engine, type EngineModel, type EvaluateOptions, type GrammarSpec, type LoadSpec, unloadedError } from "./types.js";
 
@@ -99,12 +100,13 @@ class LlamaEngine implements Engine {
         lora: spec.adapters.length ? { adapters: spec.adapters.map((filePath) => ({ filePath })) } : undefined,
       });
       created = context;
-      const m = new LlamaEngineModel(llama, model, context, spec, this.opts, () => this.models.delete(m));
+      const draft = spec.draft ? await DraftRuntime.load(llama, context, spec, { signal, reason: (e) => this.reason(e) }) : undefined;
+      const m = new LlamaEngineModel(llama, model, context, spec, this.opts, () => this.models.delete(m), draft);
       this.models.add(m);
       return m;
     } catch (e) {
       await model?.dispose().catch(() => {});
-      if (signal?.aborted) throw e;
+      if (signal?.aborted || e instanceof RuntimeError) throw e;
       throw new RuntimeError("MODEL_LOAD_FAILED", `failed to load model ${spec.modelPath}: ${this.reason(e)}`, { cause: e });
     }
   }
@@ -154,17 +156,18 @@ class LlamaEngineModel implements EngineModel {
     private readonly spec: LoadSpec,
     private readonly opts: LlamaEngineOptions,
     private readonly onDispose: () => void,
+    readonly draft?: DraftRuntime,
   ) {
     this.slots = spec.slots;
     this.contextSize = context.contextSize;
-    this.sizeBytes = model.size + context.stateSize;
+    this.sizeBytes = model.size + context.stateSize + (draft?.sizeBytes ?? 0);
     this.vramBytes = model.gpuLayers > 0 && opts.gpu ? this.sizeBytes : 0;
     this.bosToken = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
     const meta = model.fileInfo.metadata as { tokenizer?: { chat_template?: string; ggml?: { tokens?: readonly unknown[] } } };
     this.vocabSize = meta.tokenizer?.ggml?.tokens?.length ?? 0;
     const tpl = meta.tokenizer?.chat_template;
     this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
-    for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: context.getSequence(), busy: false });
+    for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: draft?.sequences[i] ?? context.getSequence(), busy: false });
   }
 
   applyChatTemplate(messages: readonly { role: string; content: string }[]): string | undefined {
@@ -264,15 +267,18 @@ class LlamaEngineModel implements EngineModel {
         grammarEvaluationState: grammar ? new LlamaGrammarEvaluationState({ model: this.model, grammar }) : undefined,
       };
       const probs = opts.probabilities;
+      this.draft?.configure(seq, s);
+      // a model with a draft keeps out of the step barrier (see draft.ts)
+      const barrier = this.draft ? undefined : this.barrier;
       const gen: AsyncGenerator<Token, void, void> = probs
         ? withProbabilities(seq.evaluateWithMetadata(prompt.slice(common) as Token[], { confidence: true, probabilities: probs.top > 0 }, options), probs)
         : seq.evaluate(prompt.slice(common) as Token[], options);
       try {
         for await (const token of gen) {
           history.push(token);
-          this.barrier.received(slot);
+          barrier?.received(slot);
           yield token;
-          await this.barrier.arrive(slot);
+          await barrier?.arrive(slot);
         }
       } catch (e) {
         throw this.disposed ? unloadedError() : e;
@@ -304,6 +310,7 @@ class LlamaEngineModel implements EngineModel {
     this.embedding = undefined;
     if (emb) await (await emb.catch(() => undefined))?.dispose();
     await this.context.dispose();
+    await this.draft?.dispose();
     await this.model.dispose();
   }
 }

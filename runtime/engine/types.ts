@@ -6,6 +6,11 @@ import { RuntimeError } from "../../core/errors.js";
  * implementation and the fake engine of the scheduler tests both pass `test/runtime/engine-suite.ts`.
  */
 
+/** Ollama's default for `draft_num_predict` with a separate draft model (docs/modelfile: "default to 4"). */
+export const DEFAULT_DRAFT_TOKENS = 4;
+/** The most tokens a draft runs ahead: larger values are taken as this (each one costs a draft decode). */
+export const MAX_DRAFT_TOKENS = 64;
+
 export interface LoadSpec {
   /** the GGUF weights, loaded in place (a store blob path) */
   modelPath: string;
@@ -19,6 +24,11 @@ export interface LoadSpec {
   batchSize?: number;
   /** CPU threads (undefined: the engine's default) */
   threads?: number;
+  /**
+   * A draft model for speculative decoding (the image's DRAFT layer): it drafts up to `maxTokens` tokens
+   * ahead for every slot (`draft_num_predict`); see draft.ts
+   */
+  draft?: { modelPath: string; maxTokens: number };
 }
 
 export interface RepeatPenalty {
@@ -70,6 +80,8 @@ export interface EngineModel {
   readonly sizeBytes: number;
   /** of which on the GPU */
   readonly vramBytes: number;
+  /** the draft model decoding beside it, when the image has one (speculative decoding) */
+  readonly draft?: EngineDraft;
   /** the BOS token the prompt should start with, or null when the model wants none */
   readonly bosToken: number | null;
   /** tokens are the numbers 0 … vocabSize - 1 */
@@ -95,6 +107,16 @@ export interface EngineModel {
   /** The embedding of a token sequence (not normalised); fewer than `contextSize` tokens. */
   embed(tokens: readonly number[], signal?: AbortSignal): Promise<number[]>;
   dispose(): Promise<void>;
+}
+
+/** A loaded draft model, as /api/ps shows it. */
+export interface EngineDraft {
+  /** bytes of its weights and context (counted in the model's `sizeBytes` too) */
+  readonly sizeBytes: number;
+  /** tokens it drafts ahead (draft_num_predict) */
+  readonly maxTokens: number;
+  /** drafted tokens the model accepted and rejected so far */
+  counts(): { accepted: number; rejected: number };
 }
 
 export interface Engine {

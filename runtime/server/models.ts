@@ -94,8 +94,10 @@ export function modelRequest(
   o: { slots: number; keepAliveMs?: number; signal?: AbortSignal; threads?: number },
 ): ModelRequest {
   if (!d.modelPath) throw new RuntimeError("BAD_REQUEST", `model "${name}" has no weights to run`);
+  // the image's DRAFT runs unless draft_num_predict is 0; the same weights with or without it are two runners
+  const draft = d.draft && load.draftNumPredict > 0 ? { modelPath: d.draft.path, maxTokens: load.draftNumPredict } : undefined;
   return {
-    key: [d.modelPath, ...d.adapters].join("\n"),
+    key: [d.modelPath, ...d.adapters, ...(draft ? [`draft ${draft.modelPath}`] : [])].join("\n"),
     load: {
       modelPath: d.modelPath,
       adapters: d.adapters,
@@ -103,8 +105,9 @@ export function modelRequest(
       slots: o.slots,
       batchSize: load.numBatch,
       threads: load.numThread ?? o.threads,
+      ...(draft ? { draft } : {}),
     },
-    info: { name: displayRef(d.model.ref), digest: d.model.digest, details: d.details },
+    info: { name: displayRef(d.model.ref), digest: d.model.digest, details: d.details, ...(draft ? { draft: { digest: d.draft!.digest } } : {}) },
     keepAliveMs: o.keepAliveMs,
     signal: o.signal,
   };

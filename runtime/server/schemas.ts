@@ -126,6 +126,7 @@ export const createSchema = {
     from: str,
     files: { type: "object", additionalProperties: str },
     adapters: { type: "object", additionalProperties: str },
+    draft_files: { type: "object", additionalProperties: str },
     template: str,
     system: str,
     license: { anyOf: [str, strList] },
@@ -134,6 +135,7 @@ export const createSchema = {
     stream: bool,
     quantize: str,
     quantization: str,
+    draft_quantize: str,
   },
 } as const;
 
@@ -145,6 +147,7 @@ export interface CreateBody {
   from?: string;
   files?: Record<string, string>;
   adapters?: Record<string, string>;
+  draft_files?: Record<string, string>;
   template?: string;
   system?: string;
   license?: string | string[];
@@ -153,4 +156,5 @@ export interface CreateBody {
   stream?: boolean;
   quantize?: string;
   quantization?: string;
+  draft_quantize?: string;
 }

@@ -1,6 +1,6 @@
 /**
  * `POST /api/create` in both forms — the starting document's (`name`, `modelfile`, `path`) and today's
- * JSON (`model`, `from`, `files`, `adapters`, `template`, `system`, `license`, `parameters`, `messages`) —
+ * JSON (`model`, `from`, `files`, `adapters`, `draft_files`, `template`, `system`, `license`, `parameters`, `messages`) —
  * through the same builder as `mf build`, streaming its status lines; and `HEAD`/`POST /api/blobs/:digest`
  * for the files a remote create refers to.
  *
@@ -32,6 +32,8 @@ function commandsOf(b: CreateBody): Command[] {
   else if (b.from) cmds.push({ kind: "from", value: b.from });
   else throw new RuntimeError("BAD_REQUEST", "neither 'from' or 'files' was specified");
   for (const d of Object.values(b.adapters ?? {})) cmds.push({ kind: "adapter", value: d });
+  // Ollama's `draft_files` (api.CreateRequest.DraftFiles): the draft model's blobs
+  for (const d of Object.values(b.draft_files ?? {})) cmds.push({ kind: "draft", value: d });
   if (b.template !== undefined) cmds.push({ kind: "template", value: b.template });
   if (b.system !== undefined) cmds.push({ kind: "system", value: b.system });
   for (const [name, v] of Object.entries(b.parameters ?? {})) {
@@ -85,6 +87,7 @@ export function createRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
     const ref = tryParseRef(name);
     if (!ref) throw new RuntimeError("BAD_REQUEST", `invalid model name "${name}"`);
     if (b.quantize || b.quantization) throw new RuntimeError("BAD_REQUEST", "quantize is not supported by mf: import an already quantized GGUF");
+    if (b.draft_quantize) throw new RuntimeError("BAD_REQUEST", "draft_quantize is not supported by mf: import an already quantized draft GGUF");
     let ast: ModelfileAst;
     let source: { file: string; text: string } | undefined;
     // relative paths in a Modelfile sent as text resolve inside the create root (without one, none are read)
@@ -106,7 +109,7 @@ export function createRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
         throw serverFile ? unquoted(err, serverFile) : err;
       }
       // older clients upload FROM files as blobs and send `FROM @sha256:…`
-      ast = { commands: parsed.ast.commands.map((c) => (c.kind === "from" || c.kind === "adapter") && /^@sha256:/.test(c.value) ? { ...c, value: c.value.slice(1) } : c) };
+      ast = { commands: parsed.ast.commands.map((c) => (c.kind === "from" || c.kind === "adapter" || c.kind === "draft") && /^@sha256:/.test(c.value) ? { ...c, value: c.value.slice(1) } : c) };
     } else {
       ast = { commands: commandsOf(b) };
     }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { RuntimeError } from "../../../core/errors.js";
 import { displayRef, tryParseRef } from "../../../core/reference.js";
-import { formatParameters, modelInfo, modelfileOf } from "../../../builder/describe.js";
+import { draftDetails, formatParameters, modelInfo, modelfileOf } from "../../../builder/describe.js";
 import { type RuntimeDeps } from "../infer.js";
 import { capabilities, notFound } from "../models.js";
 import { copySchema, nameSchema } from "../schemas.js";
@@ -47,6 +47,8 @@ export function modelRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
       details: d.details,
       messages: d.messages.length ? d.messages : undefined,
       model_info: await modelInfo(d),
+      // mf's addition: the speculative-decoding draft model of the image (its DRAFT), when it has one
+      draft: await draftDetails(d),
       capabilities: capabilities(d.template, d.details.family),
       modified_at: d.model.modified.toISOString(),
     };
@@ -79,6 +81,11 @@ export function modelRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
       expires_at: l.expiresAt === Infinity ? FOREVER : new Date(l.expiresAt).toISOString(),
       size_vram: l.vramBytes,
       context_length: l.contextSize,
+      // mf's addition: the draft model decoding beside it (speculative decoding): its draft_num_predict and
+      // how many drafted tokens the model accepted and rejected since it was loaded
+      ...(l.draft
+        ? { draft: { digest: hex(l.draft.digest), size: l.draft.sizeBytes, draft_num_predict: l.draft.maxTokens, accepted_tokens: l.draft.accepted, rejected_tokens: l.draft.rejected } }
+        : {}),
     })),
   }));
 }

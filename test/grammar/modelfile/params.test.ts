@@ -10,7 +10,7 @@ import {
 } from "../../../grammar/modelfile/index.js";
 
 test("the table holds every current and legacy name of compat.md", () => {
-  const current = ["num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty", "stop"];
+  const current = ["num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "num_keep", "seed", "num_predict", "draft_num_predict", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty", "stop"];
   const legacy = ["tfs_z", "mirostat", "mirostat_tau", "mirostat_eta", "penalize_newline", "numa", "num_gqa", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "embedding_only", "rope_frequency_base", "rope_frequency_scale"];
   for (const n of current) assert.equal(parameterSpec(n)?.legacy, false, n);
   for (const n of legacy) assert.equal(parameterSpec(n)?.legacy, true, n);
@@ -20,6 +20,16 @@ test("the table holds every current and legacy name of compat.md", () => {
   assert.equal(parameterSpec("top_k")?.type, "int");
   assert.equal(parameterSpec("mirostat")?.ignored, true);
   assert.equal(parameterSpec("use_mlock")?.ignored, false);
+  assert.deepEqual(parameterSpec("draft_num_predict"), { name: "draft_num_predict", type: "int", default: 4, legacy: false, ignored: false });
+});
+
+test("PARAMETER draft_num_predict is an integer; a wrong value is an error at its position", () => {
+  const ok = parseModelfile("FROM m\nDRAFT ./d.gguf\nPARAMETER draft_num_predict 8\n");
+  assert.deepEqual(ok.diagnostics, []);
+  assert.deepEqual(typeParameters(ok.ast.commands).params, { draft_num_predict: 8 });
+  const bad = parseModelfile("FROM m\nPARAMETER draft_num_predict many\n");
+  assert.deepEqual(bad.diagnostics.map((d) => `${d.line}:${d.column} ${d.message}`), ['2:29 invalid value "many" for parameter draft_num_predict: expected an integer']);
+  assert.deepEqual(validateOptions({ draft_num_predict: 2 }), { ok: true, options: { draft_num_predict: 2 }, warnings: [] });
 });
 
 test("ints reject decimals and exponents", () => {

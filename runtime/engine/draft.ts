@@ -1,0 +1,169 @@
+/**
+ * Speculative decoding for an image with a DRAFT layer, over node-llama-cpp's DraftSequenceTokenPredictor.
+ * The draft model is loaded beside the target with one context of its own and a sequence per slot; each
+ * slot's target sequence gets a token predictor over its draft sequence. The draft model drafts up to
+ * `draft_num_predict` tokens ahead (Ollama's parameter, default 4; 0 loads no draft), and the target checks
+ * the drafted tokens in the same decode as its own next token: at temperature 0 the output is the one the
+ * target alone gives, only sooner.
+ *
+ * One drafted token per target decode. node-llama-cpp 3.21.1 validates only the first prediction of a
+ * decode: in `_speculativeEvaluate` (dist/evaluator/LlamaContext/LlamaContext.js, near line 1731) the token
+ * a later prediction is compared with comes from `validatedTokens`, an array nothing ever adds to, so every
+ * prediction after the first is counted as refuted and erased from the context again. Offering all N would
+ * cost the target N-1 wasted positions per decode and stop the draft each time; so the predictor below hands
+ * the target one drafted token per decode while the draft keeps up to N tokens ready, and a decode yields up
+ * to two tokens. (The fix is one line in node-llama-cpp; with it, `predictTokens` could return them all.)
+ *
+ * Repeat penalties. node-llama-cpp samples a drafted position with the penalty list as it stood before the
+ * decode (our `punishTokens` cannot see the tokens drafted in the same batch), so with a repeat, presence or
+ * frequency penalty on, a checked token could differ from the one sampled without the draft. Such a request
+ * drafts nothing: the same output, no speed-up.
+ *
+ * Threads. node-llama-cpp drafts in the background, while the target decodes: the draft's context gets one
+ * thread, so that drafting takes one core beside the target's threads instead of oversubscribing the CPU
+ * (llama.cpp's worker threads spin; more threads than free cores collapse, issue 13). A draft is small: one
+ * thread keeps it ahead of the target.
+ *
+ * Several slots (MF_NUM_PARALLEL > 1): every slot has its own draft sequence in the one draft context, and
+ * its own predictor. A model with a draft does not join the step barrier (step-barrier.ts): the barrier
+ * holds each slot to one token per step, while a slot with a checked draft token yields two tokens from one
+ * decode; held in step, the drafted tokens would be spent waiting for the other slots' decodes. Its slots'
+ * decodes are batched by node-llama-cpp as they come, each carrying its drafted token.
+ */
+import {
+  DraftSequenceTokenPredictor,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+  type SequenceEvaluateOptions,
+  type Token,
+  TokenPredictor,
+} from "node-llama-cpp";
+import { RuntimeError } from "../../core/errors.js";
+import { type EngineDraft, type LoadSpec, MAX_DRAFT_TOKENS, type SamplingOptions } from "./types.js";
+
+/** A repeat, presence or frequency penalty that applies: then nothing is drafted (see the top). */
+function penalized(s: SamplingOptions): boolean {
+  const r = s.repeat;
+  return !!r && r.lastN !== 0 && (r.penalty !== 1 || r.presencePenalty !== 0 || r.frequencyPenalty !== 0);
+}
+
+/**
+ * One slot's predictor: node-llama-cpp's DraftSequenceTokenPredictor, offering its predictions one per
+ * target decode (see the top), and switched off for a request it cannot serve exactly.
+ */
+export class SlotPredictor extends TokenPredictor {
+  private on = true;
+
+  constructor(private readonly inner: DraftSequenceTokenPredictor) {
+    super();
+  }
+
+  /** Before each evaluation on the slot: whether this request drafts. */
+  configure(sampling: SamplingOptions): void {
+    this.on = !penalized(sampling);
+    if (!this.on) this.inner.stop();
+  }
+
+  reset(params: { targetSequence: LlamaContextSequence; stateTokens: Token[]; evaluateOptions: Readonly<SequenceEvaluateOptions> }): Promise<void> | void {
+    // node-llama-cpp resets the predictor at the start of every evaluation: a request that drafts starts from its own state
+    if (this.on) return this.inner.reset(params);
+  }
+
+  pushTokens(tokens: Token[]): void {
+    if (this.on) this.inner.pushTokens(tokens);
+  }
+
+  predictTokens(): Token[] | Promise<Token[]> {
+    if (!this.on) return [];
+    const first = (t: Token[]) => t.slice(0, 1);
+    const p = this.inner.predictTokens();
+    return p instanceof Promise ? p.then(first) : first(p);
+  }
+
+  override stop(untilPredictionsExhausted?: boolean): void | Promise<void> {
+    return this.inner.stop(untilPredictionsExhausted);
+  }
+
+  override dispose(): void | Promise<void> {
+    return this.inner.dispose();
+  }
+}
+
+/** The loaded draft of a model: its weights, its context, and the target's slot sequences that use it. */
+export class DraftRuntime implements EngineDraft {
+  private constructor(
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    /** the target context's sequences, one per slot, each with its predictor */
+    readonly sequences: LlamaContextSequence[],
+    readonly maxTokens: number,
+  ) {}
+
+  /** bytes of the draft's weights and context */
+  get sizeBytes(): number {
+    return this.model.size + this.context.stateSize;
+  }
+
+  /**
+   * Loads `spec.draft` and gives each of the target context's `spec.slots` sequences a predictor over a
+   * draft sequence. Refuses a draft whose vocabulary node-llama-cpp would reject, now rather than on the
+   * first request. `reason` turns a failure into llama.cpp's own words.
+   */
+  static async load(
+    llama: Llama,
+    target: LlamaContext,
+    spec: LoadSpec,
+    o: { signal?: AbortSignal; reason: (e: unknown) => string },
+  ): Promise<DraftRuntime> {
+    const draft = spec.draft!;
+    let model: LlamaModel | undefined;
+    try {
+      model = await llama.loadModel({ modelPath: draft.modelPath, loadSignal: o.signal });
+      const context = await model.createContext({
+        contextSize: Math.min(spec.contextSize, Math.max(model.trainContextSize, 1)) || spec.contextSize,
+        sequences: spec.slots,
+        batchSize: spec.batchSize,
+        threads: 1,
+      });
+      const maxTokens = Math.min(MAX_DRAFT_TOKENS, Math.max(1, Math.floor(draft.maxTokens)));
+      const sequences: LlamaContextSequence[] = [];
+      for (let i = 0; i < spec.slots; i++) {
+        // minTokens 1: a decode waits for the draft's next token (cheap next to the target's decode) instead
+        // of going without; node-llama-cpp's default minimum confidence (0.6) stops drafting on unsure tokens
+        const inner = new DraftSequenceTokenPredictor(context.getSequence(), { maxTokens, minTokens: 1 });
+        sequences.push(target.getSequence({ tokenPredictor: new SlotPredictor(inner) }));
+      }
+      // node-llama-cpp's vocabulary check (it runs it again at the start of each drafting evaluation)
+      await sequences[0]!.tokenPredictor!.reset({ targetSequence: sequences[0]!, stateTokens: [], evaluateOptions: {} });
+      return new DraftRuntime(model, context, sequences, maxTokens);
+    } catch (e) {
+      await model?.dispose().catch(() => {});
+      if (o.signal?.aborted) throw e;
+      throw new RuntimeError("MODEL_LOAD_FAILED", `failed to load the draft model ${draft.modelPath}: ${o.reason(e)}`, { cause: e });
+    }
+  }
+
+  counts(): { accepted: number; rejected: number } {
+    let accepted = 0;
+    let rejected = 0;
+    for (const s of this.sequences) {
+      if (s.disposed) continue;
+      accepted += s.tokenPredictions.validated;
+      rejected += s.tokenPredictions.refuted;
+    }
+    return { accepted, rejected };
+  }
+
+  /** Before an evaluation on `seq`: whether it drafts (see SlotPredictor.configure). */
+  configure(seq: LlamaContextSequence, sampling: SamplingOptions): void {
+    (seq.tokenPredictor as SlotPredictor | undefined)?.configure(sampling);
+  }
+
+  /** After the target's context (which disposes the predictors with its sequences). */
+  async dispose(): Promise<void> {
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}
