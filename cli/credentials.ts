@@ -1,11 +1,12 @@
 /**
  * The client's credentials: API keys stored per registry host by `mf login` in `<home>/config.json`
  * (0600, `{"auths": {"host:port": {"apikey": "…"}}}`), and the ssh key (`--key` / MF_KEY, default
- * `<home>/id_ed25519`) that signs token requests when no API key is stored. A missing key file means
- * anonymous access; an unusable one is a clear error.
+ * `<home>/id_ed25519`) that signs token requests when no API key is stored. A missing key file at the
+ * default path means anonymous access; a key named explicitly (`--key`, MF_KEY, the config file) must
+ * exist, so a mistyped path is an error, not a silent anonymous client; an unusable key is a clear error.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { MfError } from "../core/errors.js";
 import { keyAuthenticator } from "../registry/client/auth.js";
 import type { Authenticate } from "../registry/client/index.js";
@@ -72,12 +73,36 @@ export function removeApiKey(home: string, host: string): boolean {
   return true;
 }
 
-/** The authenticate hook for a command: stored API keys first, then the ssh key if its file exists. */
+export interface KeyPath {
+  path: string;
+  /** where the path came from when it is not the default one: "--key", "MF_KEY" or the config file */
+  namedBy?: string;
+}
+
+/** The ssh key's path: `--key`, else MF_KEY or the config file's `key`, else `<home>/id_ed25519`. */
+export function keyPathOf(keyFlag?: string): KeyPath {
+  const { config } = cliContext();
+  const path = resolve(keyFlag ?? config.key);
+  if (keyFlag !== undefined) return { path, namedBy: "--key" };
+  if (path === resolve(join(config.home, "id_ed25519"))) return { path };
+  return { path, namedBy: process.env.MF_KEY ? "MF_KEY" : "the config file's key" };
+}
+
+/** A key named explicitly that does not exist: the error that says how to create it, if that was meant. */
+export function missingKeyError(k: KeyPath): MfError {
+  return new MfError("FILE_NOT_FOUND", `no key at ${k.path} (named by ${k.namedBy}): check the path, or create a key there with \`mf key --new --key ${k.path}\``);
+}
+
+/**
+ * The authenticate hook for a command: stored API keys first, then the ssh key. A key named explicitly
+ * must exist (checked now, before any request); the default one is used only if its file exists.
+ */
 export function cliAuthenticator(keyFlag?: string): Authenticate {
   const { config } = cliContext();
-  const keyPath = keyFlag ?? config.key;
+  const k = keyPathOf(keyFlag);
+  if (k.namedBy && !existsSync(k.path)) throw missingKeyError(k);
   return keyAuthenticator({
-    key: () => (existsSync(keyPath) ? loadPrivateKey(keyPath) : undefined),
+    key: () => (existsSync(k.path) ? loadPrivateKey(k.path) : undefined),
     apiKey: (host) => storedApiKey(config.home, host),
   });
 }

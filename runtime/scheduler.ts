@@ -13,7 +13,7 @@ export interface ModelRequest {
   /** identity of the weights (+ adapters): one runner per key */
   key: string;
   load: LoadSpec;
-  /** for /api/ps */
+  /** for /api/ps: the name this request asked for (and the image's draft, if any) */
   info: { name: string; digest: string; details?: unknown; draft?: { digest: string } };
   /** milliseconds; Infinity = forever; undefined = the default */
   keepAliveMs?: number;
@@ -55,7 +55,10 @@ export interface SchedulerOptions {
 interface Runner {
   key: string;
   load: LoadSpec;
+  /** the name it was first loaded for (in log lines) */
   info: ModelRequest["info"];
+  /** every name it was asked for while loaded, in order (models that share weights share a runner) */
+  names: Map<string, ModelRequest["info"]>;
   state: "loading" | "ready" | "unloading";
   model?: EngineModel;
   active: number;
@@ -118,24 +121,26 @@ export class Scheduler {
     });
   }
 
-  /** Loaded models, for /api/ps. */
+  /** Loaded models, for /api/ps: one entry per name asked for (a runner shared by names appears under each). */
   loaded(): LoadedInfo[] {
     const out: LoadedInfo[] = [];
     for (const r of this.runners.values()) {
       if (r.state !== "ready" || !r.model) continue;
       const from = r.active > 0 ? this.now() : r.lastUsed;
-      out.push({
-        key: r.key,
-        name: r.info.name,
-        digest: r.info.digest,
-        details: r.info.details,
-        sizeBytes: r.model.sizeBytes,
-        vramBytes: r.model.vramBytes,
-        contextSize: r.model.contextSize,
-        expiresAt: r.keepAliveMs === Infinity ? Infinity : from + r.keepAliveMs,
-        active: r.active,
-        ...(r.info.draft && r.model.draft ? { draft: { digest: r.info.draft.digest, sizeBytes: r.model.draft.sizeBytes, maxTokens: r.model.draft.maxTokens, ...r.model.draft.counts() } } : {}),
-      });
+      for (const info of r.names.values()) {
+        out.push({
+          key: r.key,
+          name: info.name,
+          digest: info.digest,
+          details: info.details,
+          sizeBytes: r.model.sizeBytes,
+          vramBytes: r.model.vramBytes,
+          contextSize: r.model.contextSize,
+          expiresAt: r.keepAliveMs === Infinity ? Infinity : from + r.keepAliveMs,
+          active: r.active,
+          ...(info.draft && r.model.draft ? { draft: { digest: info.draft.digest, sizeBytes: r.model.draft.sizeBytes, maxTokens: r.model.draft.maxTokens, ...r.model.draft.counts() } } : {}),
+        });
+      }
     }
     return out.sort((a, b) => b.expiresAt - a.expiresAt);
   }
@@ -201,6 +206,7 @@ export class Scheduler {
     this.pending = this.pending.filter((x) => x !== p);
     p.cleanup();
     r.active++;
+    r.names.set(p.req.info.name, p.req.info);
     if (r.timer) clearTimeout(r.timer);
     r.timer = undefined;
     r.keepAliveMs = p.req.keepAliveMs ?? this.opts.defaultKeepAliveMs;
@@ -248,6 +254,7 @@ export class Scheduler {
       key: req.key,
       load: req.load,
       info: req.info,
+      names: new Map([[req.info.name, req.info]]),
       state: "loading",
       active: 0,
       keepAliveMs: req.keepAliveMs ?? this.opts.defaultKeepAliveMs,

@@ -4,7 +4,8 @@ import { mkdir, writeFile, readdir, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { TINY, writeLlamaGguf } from "../../fixtures/gguf/index.js";
 import { digestOf } from "../../core/digest.js";
-import { mf } from "../helpers/mf.js";
+import { spawn } from "node:child_process";
+import { MF_BIN, ROOT, mf } from "../helpers/mf.js";
 import { snapshot, withTmp } from "../helpers/tmp.js";
 
 const MODELFILE = `# a comment
@@ -134,7 +135,9 @@ test("mf demo (npm start) builds the embedded demo and shows it", async () => {
   await withTmp("e2e-demo", async (dir) => {
     const r = await mf(["demo", "--no-serve", "--dir", join(dir, "demo")], { env: { HOME: dir, MF_HOME: join(dir, "home") } });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /\$ mf list\nNAME\s+ID\s+SIZE\s+MODIFIED\nmario:latest/);
+    // printed as they work after `npm ci`: `npx mf`, on the demo's own store
+    assert.match(r.stdout, /\$ MF_MODELS=\S+ npx mf list\nNAME\s+ID\s+SIZE\s+MODIFIED\nmario:latest/);
+    assert.doesNotMatch(r.stdout, /^\$ mf /m);
     assert.match(r.stdout, /FROM \/.*sha256-/);
   });
 });
@@ -177,5 +180,32 @@ test("mf prune: --dry-run only says what would go; then stale temp files and old
     assert.deepEqual(JSON.parse(r.stdout), { removedTemp: [".mf-tmp-stale"], removedBlobs: [`sha256:${orphan.slice(7)}`], freedBytes: 12 });
     assert.deepEqual((await readdir(blobs)).sort(), before.filter((n) => n !== ".mf-tmp-stale" && n !== orphan));
     assert.equal((await mf(["show", "kept", "--license"], { env })).stdout, "Apache-2.0\n", "the model is intact");
+  });
+});
+
+test("a reader that closes stdout early (`mf … | head`) ends mf quietly, whatever the command", async () => {
+  await withTmp("e2e-pipe", async (dir) => {
+    const { ctx, env } = await setup(dir);
+    assert.equal((await mf(["build", "-q", "-t", "mario", ctx], { env })).code, 0);
+    // 2 MB of output, far past what a pipe holds
+    await writeFile(join(dir, "big.tmpl"), "{{ range 200000 }}0123456789{{ end }}");
+    const commands = [["--help"], ["list"], ["show", "mario", "--modelfile"], ["template", "render", "--template-file", join(dir, "big.tmpl")]];
+    for (const args of commands) {
+      for (const when of ["before it writes", "after its first bytes"]) {
+        const child = spawn(process.execPath, [MF_BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+        child.stdin.end();
+        let stderr = "";
+        child.stderr.on("data", (d) => (stderr += d));
+        if (when === "before it writes") child.stdout.destroy();
+        else child.stdout.once("data", () => child.stdout.destroy());
+        const code = await new Promise<number | null>((res) => child.on("close", res));
+        const what = `mf ${args.join(" ")}, stdout closed ${when}`;
+        assert.equal(stderr, "", what);
+        // 141: what a shell shows for a writer whose reader went away (128 + SIGPIPE); a command that has
+        // written all it had may end first (yargs ends --help at once), which is as quiet
+        assert.ok(code === 141 || code === 0, `${what}: exit ${code}`);
+        if (args[0] === "template") assert.equal(code, 141, what);
+      }
+    }
   });
 });

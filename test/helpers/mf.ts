@@ -1,5 +1,5 @@
 /** Runs the real `mf` binary (dist/cli/main.js, built by `npm run build`, which `npm test` runs first). */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 
@@ -12,18 +12,10 @@ export interface MfResult {
   stderr: string;
 }
 
-/**
- * `mf ARGS` to its end. `command` is how node starts mf (default: the built binary); MF_DEBUG and MF_KEY
- * are not inherited from this process (a developer's own key never reaches a test), `env` may set them.
- */
-export function mf(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string; command?: string[] } = {}): Promise<MfResult> {
-  if (!opts.command && !existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
+/** A process to its end, with `input` on its stdin and what it wrote. */
+export function runProcess(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<MfResult> {
   return new Promise((res, rej) => {
-    const env: Record<string, string | undefined> = { ...process.env };
-    delete env.MF_DEBUG;
-    delete env.MF_KEY;
-    Object.assign(env, opts.env);
-    const p = spawn(process.execPath, [...(opts.command ?? [MF_BIN]), ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+    const p = spawn(command, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
@@ -32,4 +24,61 @@ export function mf(args: string[], opts: { env?: Record<string, string>; cwd?: s
     p.on("close", (code) => res({ code, stdout, stderr }));
     p.stdin.end(opts.input ?? "");
   });
+}
+
+/** This process's environment for mf, without MF_DEBUG and MF_KEY (a developer's own key never reaches a test), and `env` over it. */
+export function mfEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env };
+  delete e.MF_DEBUG;
+  delete e.MF_KEY;
+  return Object.assign(e, env);
+}
+
+function needBinary(): void {
+  if (!existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
+}
+
+/**
+ * `mf ARGS` to its end. `command` is how node starts mf (default: the built binary); MF_DEBUG and MF_KEY
+ * are not inherited from this process, `env` may set them.
+ */
+export function mf(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string; command?: string[] } = {}): Promise<MfResult> {
+  if (!opts.command) needBinary();
+  return runProcess(process.execPath, [...(opts.command ?? [MF_BIN]), ...args], { env: mfEnv(opts.env), cwd: opts.cwd, input: opts.input });
+}
+
+export interface MfServe {
+  child: ChildProcess;
+  /** `127.0.0.1:PORT` */
+  host: string;
+  /** what it has written to stdout so far */
+  output(): string;
+  /** SIGTERM, and wait for it to end */
+  stop(): Promise<void>;
+}
+
+/** `mf serve ARGS` on 127.0.0.1, a free port; resolves once it listens. */
+export async function startMfServe(args: string[], env: Record<string, string>): Promise<MfServe> {
+  needBinary();
+  const child = spawn(process.execPath, [MF_BIN, "serve", ...args], { cwd: ROOT, env: mfEnv({ ...env, MF_HOST: "127.0.0.1:0" }) });
+  let out = "";
+  const host = await new Promise<string>((res, rej) => {
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on http:\/\/(127\.0\.0\.1:\d+)/.exec(out);
+      if (m) res(m[1]!);
+    });
+    child.on("exit", (code) => rej(new Error(`mf serve exited ${code}: ${out}`)));
+  });
+  return {
+    child,
+    host,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await gone;
+    },
+  };
 }

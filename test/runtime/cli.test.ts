@@ -1,6 +1,6 @@
 /** `mf serve`, `mf run`, `mf ps`, `mf stop` as processes of the built binary (`npm test` builds it first). */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,63 +8,38 @@ import { after, before, test } from "node:test";
 import { buildFromModelfile } from "../../builder/build.js";
 import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
-import { existsSync } from "node:fs";
-import { MF_BIN, ROOT } from "../helpers/mf.js";
+import { MF_BIN, ROOT, type MfResult, type MfServe, mf as runMf, mfEnv, runProcess, startMfServe } from "../helpers/mf.js";
 import { CHAT_MODELFILE, tinyGguf } from "./harness.js";
 
 let dir: string;
-let server: ChildProcess | undefined;
+let serve: MfServe | undefined;
 let host = "";
 
-function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, HOME: dir, MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), ...extra };
-  delete e.MF_DEBUG;
-  return e;
+function env(extra: Record<string, string> = {}): Record<string, string> {
+  return { HOME: dir, MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), ...extra };
 }
 
-function mf(args: string[], input = "", extra: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [MF_BIN, ...args], { cwd: ROOT, env: env({ MF_HOST: host, ...extra }) });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("error", rej);
-    p.on("close", (code) => res({ code, stdout, stderr }));
-    p.stdin.end(input);
-  });
+function mf(args: string[], input = "", extra: Record<string, string> = {}): Promise<MfResult> {
+  return runMf(args, { env: env({ MF_HOST: host, ...extra }), input });
 }
 
 before(async () => {
-  if (!existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
   dir = await mkdtemp(join(tmpdir(), "mf-cli-serve-"));
   const ctx = join(dir, "ctx");
   await mkdir(ctx, { recursive: true });
   await copyFile(await tinyGguf(), join(ctx, "tiny.gguf"));
   await writeFile(join(ctx, "Modelfile"), CHAT_MODELFILE);
   await buildFromModelfile(join(ctx, "Modelfile"), { store: new LocalStore(join(dir, "models")), tags: [parseRef("chat")], contextDir: ctx, homeDir: dir });
+  // another image on the same GGUF (its own manifest and digest)
+  await writeFile(join(ctx, "Twin.Modelfile"), CHAT_MODELFILE.replace('SYSTEM """You are a test."""', 'SYSTEM """You are the twin."""'));
+  await buildFromModelfile(join(ctx, "Twin.Modelfile"), { store: new LocalStore(join(dir, "models")), tags: [parseRef("twin")], contextDir: ctx, homeDir: dir });
   // the address, keep_alive and extra origins come from the environment (core/config), not flags
-  server = spawn(process.execPath, [MF_BIN, "serve", "--no-gpu", "--threads", "1"], {
-    cwd: ROOT,
-    env: env({ MF_HOST: "127.0.0.1:0", MF_KEEP_ALIVE: "7m", MF_ORIGINS: "https://app.example.com" }),
-  });
-  let out = "";
-  host = await new Promise<string>((res, rej) => {
-    server!.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on http:\/\/(127\.0\.0\.1:\d+)/.exec(out);
-      if (m) res(m[1]!);
-    });
-    server!.on("exit", (code) => rej(new Error(`mf serve exited ${code}: ${out}`)));
-  });
+  serve = await startMfServe(["--no-gpu", "--threads", "1"], env({ MF_KEEP_ALIVE: "7m", MF_ORIGINS: "https://app.example.com" }));
+  host = serve.host;
 });
 
 after(async () => {
-  if (server && server.exitCode === null) {
-    const gone = new Promise((r) => server!.once("exit", r));
-    server.kill("SIGTERM");
-    await gone;
-  }
+  await serve?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -78,6 +53,33 @@ test("mf run with a prompt streams an answer; ps shows the model; stop unloads i
   const stop = await mf(["stop", "chat"]);
   assert.equal(stop.code, 0, stop.stderr);
   assert.doesNotMatch((await mf(["ps"])).stdout, /chat:latest/);
+});
+
+test("models on one GGUF: mf ps and /api/ps show each name asked for; mf stop says when a model is not loaded, or unknown", async () => {
+  const load = async (model: string) => assert.equal((await fetch(`http://${host}/api/generate`, { method: "POST", body: JSON.stringify({ model }) })).status, 200);
+  const psNames = async () => ((await (await fetch(`http://${host}/api/ps`)).json()) as { models: { name: string; digest: string }[] }).models;
+  await load("chat");
+  // twin exists and its weights are loaded, but not as twin: nothing to stop, and chat stays
+  const notLoaded = await mf(["stop", "twin"]);
+  assert.equal(notLoaded.code, 0, notLoaded.stderr);
+  assert.equal(notLoaded.stdout, 'model "twin" is not loaded\n');
+  assert.deepEqual((await psNames()).map((m) => m.name), ["chat:latest"]);
+  await load("twin");
+  const loaded = await psNames();
+  assert.deepEqual(loaded.map((m) => m.name).sort(), ["chat:latest", "twin:latest"]);
+  assert.notEqual(loaded[0]!.digest, loaded[1]!.digest, "each name with its own image's digest");
+  const ps = await mf(["ps"]);
+  assert.equal(ps.code, 0, ps.stderr);
+  assert.match(ps.stdout, /^chat:latest\s/m);
+  assert.match(ps.stdout, /^twin:latest\s/m);
+  const unknown = await mf(["stop", "nope"]);
+  assert.equal(unknown.code, 1);
+  assert.equal(unknown.stderr, 'mf: couldn\'t find model "nope" to stop\n');
+  // the names share the weights: stopping one unloads them
+  const stop = await mf(["stop", "twin:latest"]);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(stop.stdout, "");
+  assert.deepEqual(await psNames(), []);
 });
 
 test("mf serve takes MF_ORIGINS from the environment", async () => {
@@ -166,24 +168,53 @@ test("mf run sends what an Ollama client would: the history, multi-line input, /
   }
 });
 
-test("mf demo (npm start) serves the demo store and prints a curl line that works", async () => {
-  const demo = spawn(process.execPath, [MF_BIN, "demo", "--dir", join(dir, "demo")], { cwd: ROOT, env: env({ MF_HOST: "127.0.0.1:0" }) });
+test("mf demo (npm start): the commands it prints work as printed; its curl line streams a short answer; logs come after the serve header", async () => {
+  const demoDir = join(dir, "demo");
+  const demo = spawn(process.execPath, [MF_BIN, "demo", "--dir", demoDir], { cwd: ROOT, env: mfEnv(env({ MF_HOST: "127.0.0.1:0" })) });
   try {
     let out = "";
-    const curl = await new Promise<RegExpExecArray>((res, rej) => {
+    await new Promise<void>((res, rej) => {
       demo.stdout!.on("data", (d) => {
         out += d;
-        const m = /curl (http:\/\/127\.0\.0\.1:\d+\/api\/chat) -d '([^']+)'\n/.exec(out);
-        if (m) res(m);
+        if (/^ {2}MF_HOST=.*\n/m.test(out)) res(); // its last line
       });
       demo.on("exit", (code) => rej(new Error(`mf demo exited ${code}: ${out}`)));
     });
-    const r = await fetch(curl[1]!, { method: "POST", body: curl[2]!.replace(/}$/, ', "options": {"num_predict": 4}}') });
-    assert.equal(r.status, 200);
-    const j = (await r.json()) as { model: string; message: { role: string }; done: boolean; eval_count: number };
-    assert.equal(j.model, "mario");
-    assert.equal(j.message.role, "assistant");
-    assert.equal(j.eval_count, 4);
+    const sh = (line: string, extra: Record<string, string> = {}) => runProcess("sh", ["-c", line], { env: mfEnv(env(extra)) });
+    // the server's JSON log starts after the header of the command that starts it
+    const header = out.indexOf(`$ MF_MODELS=${join(demoDir, "models")} npx mf serve\n`);
+    const log = out.indexOf('"msg":"Server listening');
+    assert.ok(header >= 0 && log > header, out);
+    // every command is `npx mf …` on the demo's store (no `mf` on the PATH after npm ci): run each as
+    // printed, with the built binary in place of npx's lookup of this package's bin
+    const commands = [...out.matchAll(/^\$ (.*)$/gm)].map((m) => m[1]!);
+    assert.deepEqual(commands.map((c) => c.replace(/^MF_MODELS=\S+ npx mf (\w+).*/, "$1")), ["build", "list", "show", "serve"]);
+    const expect = [/^sha256:[0-9a-f]{64}\n$/, /^NAME\s+ID\s+SIZE\s+MODIFIED\nmario:latest\s/, /^FROM \/.*sha256-/m];
+    const printed: string[] = [];
+    for (const [i, c] of commands.slice(0, 3).entries()) {
+      const r = await sh(c.replace(" npx mf ", ` ${JSON.stringify(process.execPath)} ${JSON.stringify(MF_BIN)} `));
+      assert.equal(r.code, 0, `${c}: ${r.stderr}`);
+      assert.match(r.stdout, expect[i]!, c);
+      printed.push(r.stdout);
+    }
+    assert.ok(out.includes(`\n${printed[0]}`), "the build as printed makes the demo's image");
+    // the curl line, run as printed: a streamed answer, short
+    const curl = /^ {2}(curl .*)$/m.exec(out)![1]!;
+    const r = await sh(curl);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { model: string; message: { role: string; content: string }; done: boolean; eval_count?: number });
+    assert.ok(lines.length > 2, `streamed as NDJSON: ${r.stdout}`);
+    assert.ok(lines.slice(0, -1).every((l) => !l.done && l.model === "mario" && l.message.role === "assistant"));
+    const last = lines.at(-1)!;
+    assert.equal(last.done, true);
+    assert.ok(last.eval_count! >= 1 && last.eval_count! <= 32, `num_predict bounds the answer: ${last.eval_count}`);
+    // the mf run line, run exactly as printed (npx finds this package's own bin; offline, a fresh npm
+    // cache), read up to its first bytes: the demo model rarely stops on its own
+    const run = /^ {2}(MF_HOST=.*)$/m.exec(out)![1]!;
+    assert.match(run, /^MF_HOST=\S+ npx mf run mario "Hello!"$/);
+    const answer = await sh(`${run} | head -c 16`, { npm_config_cache: join(dir, "npm-cache"), npm_config_offline: "true", npm_config_update_notifier: "false" });
+    assert.equal(answer.code, 0, answer.stderr);
+    assert.ok(answer.stdout.length > 0, "an answer");
   } finally {
     const gone = new Promise((r) => demo.once("exit", r));
     demo.kill("SIGTERM");

@@ -170,6 +170,21 @@ describe("scheduler", () => {
     await s.close();
   });
 
+  test("names that share one model's weights share its load, and each name asked for is listed", async () => {
+    const e = new FakeEngine();
+    const s = sched(e);
+    const first = await s.acquire(req("chat", { key: "/blobs/gguf" }));
+    assert.deepEqual(s.loaded().map((l) => l.name), ["chat"]);
+    const second = await s.acquire(req("twin", { key: "/blobs/gguf" }));
+    assert.deepEqual(e.events, ["load /fake/chat"], "one load for both names");
+    assert.deepEqual(s.loaded().map((l) => [l.name, l.digest, l.active]), [["chat", "sha256:chat", 2], ["twin", "sha256:twin", 2]]);
+    first.release();
+    second.release();
+    assert.equal(await s.expire("/blobs/gguf"), true);
+    assert.deepEqual(s.loaded(), []);
+    await s.close();
+  });
+
   test("expire unloads an idle model", async () => {
     const e = new FakeEngine();
     const s = sched(e);

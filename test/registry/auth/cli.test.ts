@@ -6,6 +6,7 @@
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -73,13 +74,29 @@ describe("mf registry with keys, through the binary", () => {
     assert.equal(encrypted.code, 1);
     assert.match(encrypted.stderr, /^mf: .*encrypted_key is encrypted with a passphrase; mf needs an unencrypted ed25519 key/);
     assert.doesNotMatch(encrypted.stderr, /\n\s+at /);
-    // MF_KEY points elsewhere: the pair is made there, not in MF_HOME
+    // a key path named explicitly (--key, MF_KEY) that does not exist is an error, not a new key
     const elsewhere = join(dir, "keys", "ci_ed25519");
-    const viaEnv = await mf(["key"], { ...alice, MF_KEY: elsewhere });
+    for (const [args, env, namedBy] of [
+      [["key", "--key", elsewhere], alice, "--key"],
+      [["key"], { ...alice, MF_KEY: elsewhere }, "MF_KEY"],
+    ] as const) {
+      const typo = await mf([...args], env);
+      assert.equal(typo.code, 1);
+      assert.equal(typo.stderr, `mf: no key at ${elsewhere} (named by ${namedBy}): check the path, or create a key there with \`mf key --new --key ${elsewhere}\`\n`);
+      assert.equal(existsSync(elsewhere) || existsSync(join(dir, "keys")), false, "nothing created");
+    }
+    // --new creates it there (MF_KEY points elsewhere: not in MF_HOME), and never replaces one
+    const viaEnv = await mf(["key", "--new"], { ...alice, MF_KEY: elsewhere });
     assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    assert.match(viaEnv.stderr, /generated a new ed25519 key/);
     assert.equal(await readFile(`${elsewhere}.pub`, "utf8"), viaEnv.stdout);
     assert.notEqual(viaEnv.stdout, first.stdout);
     assert.equal((await stat(elsewhere)).mode & 0o777, 0o600);
+    const twice = await mf(["key", "--new", "--key", elsewhere], alice);
+    assert.equal(twice.code, 1);
+    assert.match(twice.stderr, /^mf: a key already exists at .*ci_ed25519: `mf key --new` never replaces one\n$/);
+    assert.equal(await readFile(`${elsewhere}.pub`, "utf8"), viaEnv.stdout);
+    assert.equal((await mf(["key", "--key", elsewhere], alice)).stdout, viaEnv.stdout);
 
     await appendFile(accessPath, `keys:\n  - key: ${first.stdout.trim()}\n    access:\n      "team-a/*": [pull, push, delete]\n    catalog: true\n`);
     await waitForLog(/access file reloaded/, 1);
@@ -97,6 +114,17 @@ describe("mf registry with keys, through the binary", () => {
     const anon = await mf(["pull", name, "--insecure", "-q"], ci);
     assert.equal(anon.code, 1);
     assert.match(anon.stderr, /^mf: .*(authentication required|refused a token)/);
+    // a mistyped key path is an error before any request, never an anonymous attempt or a new key
+    const typo = join(dir, "alice", "id_ed25519-typo");
+    for (const [args, env] of [
+      [["pull", name, "--insecure", "-q", "--key", typo], alice],
+      [["push", name, "--insecure", "-q"], { ...alice, MF_KEY: typo }],
+    ] as const) {
+      const r = await mf([...args], env);
+      assert.equal(r.code, 1, args.join(" "));
+      assert.match(r.stderr, /^mf: no key at .*id_ed25519-typo \(named by (--key|MF_KEY)\): check the path/);
+      assert.equal(existsSync(typo), false);
+    }
     // mf build pulls a FROM base with the same key
     const ctx = join(dir, "child-ctx");
     await mkdir(ctx, { recursive: true });
