@@ -76,10 +76,23 @@ export function loadPrivateKey(path: string): SshKey {
  * The key at `path`, generated first when the file does not exist: an unencrypted OpenSSH ed25519
  * private key (0600) and `path.pub` in authorized_keys form.
  */
+/**
+ * An ed25519 key pair in OpenSSH's format. ssh2 1.17's generator writes a malformed private key about
+ * once in 160 times (ssh2's own parser and ssh-keygen both reject it), so each key is parsed back before
+ * it is used, and a malformed one is generated again.
+ */
+export function generateEd25519(comment: string): { private: string; public: string } {
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+  throw new MfError("INTERNAL", "could not generate a well-formed ed25519 key");
+}
+
 export function ensurePrivateKey(path: string, comment = "mf"): { key: SshKey; created: boolean } {
   if (existsSync(path)) return { key: loadPrivateKey(path), created: false };
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
+  const pair = generateEd25519(comment);
   try {
     writeFileSync(path, pair.private, { mode: 0o600, flag: "wx" });
   } catch (e) {

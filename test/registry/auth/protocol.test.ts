@@ -235,3 +235,32 @@ describe("the token protocol on the wire", () => {
     assert.match(String(cat.headers["www-authenticate"]), /scope="registry:catalog:\*"/);
   });
 });
+
+describe("key generation", () => {
+  it("every key mf creates is well-formed: 1000 in a row load back, and ssh-keygen reads a sample", async () => {
+    // ssh2's generator alone writes a malformed private key about once in 160 times
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { execFileSync } = await import("node:child_process");
+    const { ensurePrivateKey, loadPrivateKey } = await import("../../../registry/protocol/keys.js");
+    const dir = mkdtempSync(join(tmpdir(), "mf-keygen-"));
+    try {
+      for (let i = 0; i < 1000; i++) {
+        const path = join(dir, `k${i}`);
+        const { created } = ensurePrivateKey(path, `k${i}@test`);
+        assert.equal(created, true);
+        assert.doesNotThrow(() => loadPrivateKey(path), `key ${i}`);
+      }
+      let sshKeygen = true;
+      try {
+        execFileSync("ssh-keygen", ["-?"], { stdio: "ignore" });
+      } catch (e) {
+        sshKeygen = (e as NodeJS.ErrnoException).code !== "ENOENT";
+      }
+      if (sshKeygen) for (let i = 0; i < 1000; i += 50) execFileSync("ssh-keygen", ["-y", "-f", join(dir, `k${i}`)], { stdio: "pipe" });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
