@@ -115,10 +115,15 @@ describe("speculative decoding with the image's DRAFT", { concurrency: false }, 
     assert.deepEqual((await psList()).filter((m) => m.draft).map((m) => m.name), ["fast6:latest"]);
     // without its draft, fast is the target's weights alone: it shares the target's runner
     const drafted = async () => (await psList()).find((m) => m.draft)!.draft!.accepted_tokens;
-    const [before, runners] = [await drafted(), (await psList()).length];
+    const [before, drafting] = [await drafted(), (await psList()).filter((m) => m.draft).length];
     const none = await generate("fast", PROMPTS[1]!, { ...GREEDY, draft_num_predict: 0 });
     assert.deepEqual(none.context, (await generate("target", PROMPTS[1]!)).context);
-    assert.equal((await psList()).length, runners, "no runner was loaded for it");
+    // ps lists each name asked for: fast now also stands on the target's runner, without a draft
+    const list = await psList();
+    const plainFast = list.find((m) => m.name === "fast:latest" && !m.draft);
+    assert.ok(plainFast, "fast is listed on the target's runner");
+    assert.equal(plainFast.size, list.find((m) => m.name === "target:latest")!.size, "no runner was loaded for it");
+    assert.equal(list.filter((m) => m.draft).length, drafting);
     assert.equal(await drafted(), before, "the draft did not run");
   });
 });
