@@ -26,6 +26,8 @@ export interface Config {
   key: string;
   /** MF_DEBUG / --verbose */
   verbose: boolean;
+  /** MF_ENGINE_DIR: where `mf engine build` puts the engine it builds, and `mf serve` looks for it; default ~/.mf/engine */
+  engineDir: string;
 }
 
 export type ConfigFlags = Partial<Config>;
@@ -74,5 +76,6 @@ export function resolveConfig(src: ConfigSources = {}): Config {
     origins: pick(flags.origins, list(env.MF_ORIGINS), file.origins, []),
     key: pick(flags.key, env.MF_KEY || undefined, file.key, join(home, "id_ed25519")),
     verbose: pick(flags.verbose, bool(env.MF_DEBUG), file.verbose, false),
+    engineDir: pick(flags.engineDir, env.MF_ENGINE_DIR || undefined, file.engineDir, join(home, "engine")),
   };
 }

@@ -5,7 +5,6 @@
  */
 import {
   type ChatHistoryItem,
-  getLlama,
   JinjaTemplateChatWrapper,
   LlamaGrammarEvaluationState,
   LlamaLogLevel,
@@ -19,6 +18,7 @@ import {
 } from "node-llama-cpp";
 import { RuntimeError } from "../../core/errors.js";
 import { inSequenceOrder } from "./batch-order.js";
+import { type EngineChoice, loadBinding } from "./binding.js";
 import { StepBarrier } from "./step-barrier.js";
 import type { Engine, EngineModel, EvaluateOptions, GrammarSpec, LoadSpec } from "./types.js";
 
@@ -31,6 +31,8 @@ export interface LlamaEngineOptions {
   log?: (level: EngineLogLevel, message: string) => void;
   /** default CPU threads of a context */
   threads?: number;
+  /** the native binding (binding.ts's chooseEngine); default: node-llama-cpp's prebuilt binary */
+  engine?: EngineChoice;
 }
 
 const LEVELS: Partial<Record<LlamaLogLevel, EngineLogLevel>> = {
@@ -58,9 +60,8 @@ class LlamaEngine implements Engine {
   constructor(private readonly opts: LlamaEngineOptions) {}
 
   private binding(): Promise<Llama> {
-    this.llama ??= getLlama({
+    this.llama ??= loadBinding(this.opts.engine ?? { kind: "prebuilt", description: "" }, {
       gpu: this.opts.gpu ?? false,
-      build: "never",
       logLevel: LlamaLogLevel.warn,
       logger: (level, message) => {
         const text = message.trim();
