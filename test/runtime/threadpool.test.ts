@@ -8,19 +8,26 @@
  * that it could not run. Threads are read from /proc/self/task (Linux).
  */
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { buildFromModelfile } from "../../builder/build.js";
 import { resolveConfig } from "../../core/config.js";
+import { parseRef } from "../../core/reference.js";
+import { LocalStore } from "../../core/store.js";
+import { MF_BIN, ROOT } from "../helpers/mf.js";
+import { withTmp } from "../helpers/tmp.js";
 import { chooseEngine, type EngineChoice } from "../../runtime/engine/binding.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import type { Engine, EngineModel } from "../../runtime/engine/types.js";
-import { tinyGguf } from "./harness.js";
+import { CHAT_MODELFILE, tinyGguf } from "./harness.js";
 
 const THREADS = 2;
 const DECODES = 100;
 
-function tasks(): Set<number> {
-  return new Set(readdirSync("/proc/self/task").map(Number));
+function tasks(pid: number | "self" = "self"): Set<number> {
+  return new Set(readdirSync(`/proc/${pid}/task`).map(Number));
 }
 
 /** utime + stime of a thread, in clock ticks */
@@ -86,5 +93,47 @@ describe("the built engine's persistent threadpool", { concurrency: false }, () 
     assert.ok(workers.every((w, i) => cpuTicks(w) > ticks[i]!), "the pool's workers ran during the decodes");
     await m.dispose();
     assert.deepEqual(workers.filter((w) => tasks().has(w)), [], "the workers end with the context");
+  });
+
+  it("mf serve runs it: its log says so, it answers, and its thread ids stay the same from one request to the next", async () => {
+    await withTmp("serve-engine", async (dir) => {
+      const ctx = join(dir, "ctx");
+      mkdirSync(ctx);
+      copyFileSync(modelPath, join(ctx, "tiny.gguf"));
+      writeFileSync(join(ctx, "Modelfile"), CHAT_MODELFILE);
+      await buildFromModelfile(join(ctx, "Modelfile"), { store: new LocalStore(join(dir, "models")), tags: [parseRef("chat")], contextDir: ctx, homeDir: dir });
+      const server = spawn(process.execPath, [MF_BIN, "serve", "--no-gpu", "--threads", String(THREADS)], {
+        cwd: ROOT,
+        env: { ...process.env, HOME: dir, MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), MF_HOST: "127.0.0.1:0", MF_ENGINE_DIR: engineDir },
+      });
+      let out = "";
+      try {
+        const host = await new Promise<string>((res, rej) => {
+          server.stdout.on("data", (d) => {
+            out += d;
+            const m = /listening on http:\/\/(127\.0\.0\.1:\d+)/.exec(out);
+            if (m) res(m[1]!);
+          });
+          server.on("exit", (code) => rej(new Error(`mf serve exited ${code}: ${out}`)));
+        });
+        const line = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { engine?: string; msg: string }).find((l) => l.engine);
+        assert.equal(line?.engine, "built", out);
+        assert.ok(line.msg.startsWith(`engine: built here by \`mf engine build\` (cpu, `) && line.msg.includes(choice.dir!), line.msg);
+        const generate = async () => {
+          const r = await fetch(`http://${host}/api/generate`, { method: "POST", body: JSON.stringify({ model: "chat", prompt: "hello", stream: false, options: { num_predict: 20, seed: 1 } }) });
+          assert.equal(r.status, 200);
+          assert.equal(((await r.json()) as { done: boolean }).done, true);
+        };
+        await generate();
+        const loaded = tasks(server.pid!);
+        await generate();
+        await generate();
+        assert.deepEqual([...tasks(server.pid!)].sort(), [...loaded].sort());
+      } finally {
+        const gone = new Promise((r) => server.once("exit", r));
+        server.kill("SIGTERM");
+        await gone;
+      }
+    });
   });
 });
