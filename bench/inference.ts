@@ -11,11 +11,10 @@
  * Engine build: node-llama-cpp's prebuilt linux-x64 binary is a portable build, while cmake builds
  * llama-server and llama-bench for this CPU (GGML_NATIVE); on a CPU with AVX-512 the portable build
  * is markedly slower (here: 36.5 tok/s direct, against 54–68 with the binding built for the CPU). So
- * that every side runs the same engine, `--engine native` (the default) builds node-llama-cpp's binding
- * from the same bundled source for this CPU first (`node-llama-cpp source build`, ≈12 min on 2 cores,
- * once: it stays in node_modules, and node-llama-cpp loads a local build before its prebuilt one, in
- * mf serve as here). `--engine prebuilt` measures the
- * binary npm installed. The results name the binary every node-llama-cpp side ran.
+ * that every side runs the same engine, `--engine native` (the default) runs the engine `mf engine build`
+ * makes from the same bundled source for this CPU (built first when missing, ≈12 min on 2 cores, once:
+ * it stays in MF_ENGINE_DIR, default ~/.mf/engine), directly here and in mf serve. `--engine prebuilt`
+ * measures the binary npm installed. The results name the binary every node-llama-cpp side ran.
  *
  * Figures, all taken on the client side the same way: time to first token (request sent → first
  * token), prompt-eval tokens/s (prompt tokens ÷ that time), generation tokens/s (tokens after the
@@ -32,11 +31,13 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { LlamaCompletion, LlamaLogLevel, getLlama, type LlamaContext } from "node-llama-cpp";
+import { LlamaCompletion, LlamaLogLevel, type LlamaContext } from "node-llama-cpp";
 import { buildImage } from "../builder/build.js";
+import { resolveConfig } from "../core/config.js";
 import { parseRef } from "../core/reference.js";
 import { LocalStore } from "../core/store.js";
 import { BENCH_200M, cachedFixture } from "../fixtures/gguf/index.js";
+import { chooseEngine, loadBinding } from "../runtime/engine/binding.js";
 import { freePort } from "../test/registry/peers.js";
 import { CACHE, ROOT, fmtStat, ratio, report, stat, table, type Stat } from "./lib.js";
 import { draftMeasurement } from "./inference-draft.js";
@@ -172,28 +173,23 @@ const withLlamaCpp = !values["no-llama-cpp"];
 const bin = withLlamaCpp ? llamaCppBin() : "";
 
 // ---- node-llama-cpp's binary ---------------------------------------------------------------------
-/** What node-llama-cpp loads here (as mf serve does): "localBuild" or "prebuilt". */
-function engineBuildType(): string {
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e",
-    "import { getLlama } from 'node-llama-cpp'; const l = await getLlama({ gpu: false, build: 'never' }); console.log(l.buildType); await l.dispose();"], { cwd: ROOT });
-  return r.stdout.toString().trim().split("\n").at(-1) ?? "";
-}
+/** The engine mf serve runs here (MF_ENGINE_DIR, default ~/.mf/engine), built by `mf engine build` when missing. */
 if (values.engine !== "native" && values.engine !== "prebuilt") throw new Error(`--engine is native or prebuilt, not ${values.engine}`);
-if (values.engine === "native" && engineBuildType() !== "localBuild") {
-  process.stderr.write(`building node-llama-cpp's binding for this CPU from its bundled llama.cpp ${release} (≈12 min on 2 cores)…\n`);
-  const npx = (args: string[]) => {
-    const r = spawnSync("npx", ["--no", "node-llama-cpp", ...args], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
-    if (r.status !== 0) throw new Error(`node-llama-cpp ${args.join(" ")} failed`);
-  };
-  if (!existsSync(join(ROOT, "node_modules/node-llama-cpp/llama/llama.cpp"))) npx(["source", "download", "--release", release, "--skipBuild"]);
-  npx(["source", "build", "--gpu", "false", "--noUsageExample"]);
+const engineDir = resolveConfig().engineDir;
+let engine = await chooseEngine({ dir: engineDir, gpu: false });
+if (values.engine === "native" && engine.kind !== "built") {
+  process.stderr.write(`building the engine for this CPU from node-llama-cpp's bundled llama.cpp ${release} (≈12 min on 2 cores)…\n`);
+  const r = spawnSync(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "engine", "build", "--no-gpu", "--dir", engineDir], { stdio: ["ignore", "inherit", "inherit"] });
+  if (r.status !== 0) throw new Error("mf engine build failed");
+  engine = await chooseEngine({ dir: engineDir, gpu: false });
+  if (engine.kind !== "built") throw new Error(`the engine was built but is not usable: ${engine.description}`);
 }
+if (values.engine === "prebuilt") engine = { kind: "prebuilt", description: "node-llama-cpp's prebuilt binary (--engine prebuilt)" };
 
 // ---- the three sides ----------------------------------------------------------------------------
-const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-if (values.engine === "native" && llama.buildType !== "localBuild") throw new Error("node-llama-cpp did not load its local build");
-const engineNote = llama.buildType === "localBuild"
-  ? "node-llama-cpp (direct and inside mf serve) ran its binding built here from its bundled llama.cpp for this CPU, the same source and CPU flags as llama-server and llama-bench"
+const llama = await loadBinding(engine, { gpu: false, logLevel: LlamaLogLevel.error });
+const engineNote = engine.kind === "built"
+  ? "node-llama-cpp (direct and inside mf serve) ran the engine `mf engine build` made here from its bundled llama.cpp for this CPU (with mf's persistent threadpool), the same source and CPU flags as llama-server and llama-bench"
   : "node-llama-cpp (direct and inside mf serve) ran its prebuilt portable binary from npm, llama-server and llama-bench a build for this CPU";
 const model = await llama.loadModel({ modelPath });
 const promptTokens = (p: string) => model.tokenize(p).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
@@ -227,7 +223,7 @@ async function directSide(threads: number): Promise<Side> {
 
 async function mfSide(threads: number, parallel: number): Promise<Side> {
   const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "serve", "--host", "127.0.0.1:0", "--no-gpu", "--threads", String(threads)], {
-    env: { ...process.env, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1" },
+    env: { ...process.env, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1", MF_ENGINE_DIR: engine.kind === "built" ? engineDir : join(CACHE, "no-engine") },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const base = await new Promise<string>((res, rej) => {

@@ -4,6 +4,8 @@
  *
  *   templates  template render (50-message chat) and 1 MB Modelfile parse, sanity figures
  *   inference  mf serve vs node-llama-cpp direct vs llama-server / llama-bench
+ *   threadpool node-llama-cpp direct on the built engine: no pool vs the persistent pool (poll 0, 50), idle and
+ *              beside a CPU-bound competitor
  *   build      mf build (and --link) vs openssl dgst, sha256sum, cp of a ~2 GiB GGUF
  *   transfer   2 GiB push/pull: mf client and skopeo against mf registry and distribution, registry RSS
  *   s3         2 GiB push/pull through mf registry on S3 (Ceph), one replica and two behind a balancer,
@@ -21,6 +23,7 @@ import { ROOT, resultsFile } from "./lib.js";
 const SECTIONS: Record<string, { scripts: string[]; needsDist: boolean; apt?: Record<string, string> }> = {
   templates: { scripts: ["templates.ts"], needsDist: false },
   inference: { scripts: ["inference.ts"], needsDist: true },
+  threadpool: { scripts: ["threadpool.ts"], needsDist: true },
   build: { scripts: ["build.ts"], needsDist: true },
   transfer: { scripts: ["transfer.ts"], needsDist: true, apt: { skopeo: "skopeo", "docker-registry": "docker-registry" } },
   s3: { scripts: ["transfer-s3.ts"], needsDist: true, apt: { radosgw: "radosgw", "ceph-mon": "ceph-mon", "ceph-osd": "ceph-osd", ceph: "ceph-common" } },

@@ -28,6 +28,8 @@ export interface Config {
   verbose: boolean;
   /** MF_CREATE_ROOT / `mf serve --create-root`: the only directory /api/create may read files from (none when unset) */
   createRoot: string | undefined;
+  /** MF_ENGINE_DIR: where `mf engine build` puts the engine it builds, and `mf serve` looks for it; default ~/.mf/engine */
+  engineDir: string;
 }
 
 export type ConfigFlags = Partial<Config>;
@@ -77,5 +79,6 @@ export function resolveConfig(src: ConfigSources = {}): Config {
     key: pick(flags.key, env.MF_KEY || undefined, file.key, join(home, "id_ed25519")),
     verbose: pick(flags.verbose, bool(env.MF_DEBUG), file.verbose, false),
     createRoot: flags.createRoot ?? (env.MF_CREATE_ROOT || undefined) ?? file.createRoot,
+    engineDir: pick(flags.engineDir, env.MF_ENGINE_DIR || undefined, file.engineDir, join(home, "engine")),
   };
 }

@@ -36,6 +36,7 @@ export const commandEntries: CommandEntry[] = [
   { names: ["run"], load: async () => (await import("./run.js")).runCommand },
   { names: ["ps"], load: async () => (await import("./ps.js")).psCommand },
   { names: ["stop"], load: async () => (await import("./stop.js")).stopCommand },
+  { names: ["engine"], load: async () => (await import("./engine.js")).engineCommand },
 ];
 
 /** The commands needed to run `argv`: the one it names, or every one (help, typos). */

@@ -55,9 +55,12 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
   const registry = new RegistryClient({ authenticate: cliAuthenticator(o.key) });
   // loaded here, not at the top: every other command starts without the native binding
   const { createLlamaEngine } = await import("../../runtime/engine/llama.js");
+  const { chooseEngine } = await import("../../runtime/engine/binding.js");
+  const binding = await chooseEngine({ dir: o.config.engineDir, gpu: o.gpu });
   const engine = createLlamaEngine({
     gpu: o.gpu,
     threads: o.threads,
+    engine: binding,
     log: (level, msg) => app?.log[level === "info" ? "debug" : level](`llama.cpp: ${msg}`),
   });
   const scheduler = new Scheduler({
@@ -81,6 +84,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
     createRoot: o.config.createRoot,
   });
   app = runtime;
+  app.log.info({ engine: binding.kind }, `engine: ${binding.description}`);
   const host = hostOf(o.config.host);
   const port = Number(/:(\d+)$/.exec(o.config.host)?.[1] ?? 11434);
   let address: string;

@@ -5,7 +5,6 @@
  */
 import {
   type ChatHistoryItem,
-  getLlama,
   JinjaTemplateChatWrapper,
   LlamaGrammarEvaluationState,
   LlamaLogLevel,
@@ -20,6 +19,7 @@ import {
 import { RuntimeError } from "../../core/errors.js";
 import { inSequenceOrder } from "./batch-order.js";
 import { DraftRuntime } from "./draft.js";
+import { type EngineChoice, loadBinding } from "./binding.js";
 import { StepBarrier } from "./step-barrier.js";
 import { type Engine, type EngineModel, type EvaluateOptions, type GrammarSpec, type LoadSpec, unloadedError } from "./types.js";
 
@@ -32,6 +32,8 @@ export interface LlamaEngineOptions {
   log?: (level: EngineLogLevel, message: string) => void;
   /** default CPU threads of a context */
   threads?: number;
+  /** the native binding (binding.ts's chooseEngine); default: node-llama-cpp's prebuilt binary */
+  engine?: EngineChoice;
 }
 
 const LEVELS: Partial<Record<LlamaLogLevel, EngineLogLevel>> = {
@@ -59,9 +61,8 @@ class LlamaEngine implements Engine {
   constructor(private readonly opts: LlamaEngineOptions) {}
 
   private binding(): Promise<Llama> {
-    this.llama ??= getLlama({
+    this.llama ??= loadBinding(this.opts.engine ?? { kind: "prebuilt", description: "" }, {
       gpu: this.opts.gpu ?? false,
-      build: "never",
       logLevel: LlamaLogLevel.warn,
       logger: (level, message) => {
         const text = message.trim();

@@ -30,6 +30,12 @@ test("MF_HOME moves everything that has no setting of its own", () => {
   assert.equal(resolveConfig({ env: { MF_HOME: "/srv/mf", MF_MODELS: "/m" }, home: "/home/u" }).models, "/m");
 });
 
+test("the built engine's directory: ~/.mf/engine, under MF_HOME, or MF_ENGINE_DIR", () => {
+  assert.equal(resolveConfig({ env: {}, home: "/home/u" }).engineDir, join("/home/u", ".mf", "engine"));
+  assert.equal(resolveConfig({ env: { MF_HOME: "/srv/mf" }, home: "/home/u" }).engineDir, join("/srv/mf", "engine"));
+  assert.equal(resolveConfig({ env: { MF_HOME: "/srv/mf", MF_ENGINE_DIR: "/cache/engine" }, home: "/home/u" }).engineDir, "/cache/engine");
+});
+
 test("empty or malformed variables fall back to the default instead of an empty path or NaN", () => {
   const c = resolveConfig({ env: { MF_HOME: "", MF_MODELS: "", MF_HOST: "", MF_MAX_QUEUE: "lots", MF_ORIGINS: " " }, home: "/home/u" });
   assert.equal(c.home, join("/home/u", ".mf"));
