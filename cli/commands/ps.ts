@@ -13,6 +13,8 @@ interface PsModel {
   size_vram: number;
   expires_at: string;
   context_length?: number;
+  /** CPU threads the model runs with (mf's own field) */
+  threads?: number;
 }
 
 function until(iso: string, now = Date.now()): string {

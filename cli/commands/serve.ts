@@ -22,6 +22,7 @@ export interface StartRuntimeOptions {
   homeDir: string;
   /** "auto": use a GPU when node-llama-cpp finds one; false: CPU only */
   gpu: "auto" | false;
+  /** CPU threads per model (default: config.threads, then the thread policy) */
   threads?: number;
   /** ssh key for /api/pull and /api/push to registries with keys (default: config.key) */
   key?: string;
@@ -46,10 +47,12 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: Fasti
   const registry = new RegistryClient({ authenticate: cliAuthenticator(o.key) });
   // loaded here, not at the top: every other command starts without the native binding
   const { createLlamaEngine } = await import("../../runtime/engine/llama.js");
+  const threads = o.threads ?? o.config.threads;
   const engine = createLlamaEngine({
     gpu: o.gpu,
-    threads: o.threads,
+    threads,
     log: (level, msg) => app?.log[level === "info" ? "debug" : level](`llama.cpp: ${msg}`),
+    notice: (level, msg) => app?.log[level](msg),
   });
   const scheduler = new Scheduler({
     engine,
@@ -67,7 +70,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<{ app: Fasti
     logger: { level: o.config.verbose ? "debug" : "info" },
     version: mfVersion(),
     homeDir: o.homeDir,
-    threads: o.threads,
+    threads,
     registryRoutes: pullPushRoutes(registry),
   });
   const host = hostOf(o.config.host);
@@ -121,12 +124,19 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("host", { type: "string", describe: "HOST:PORT to listen on (MF_HOST)" })
       .option("models", { type: "string", describe: "store directory (MF_MODELS)" })
       .option("gpu", { type: "boolean", default: true, describe: "use a GPU when one is found (--no-gpu: CPU only)" })
-      .option("threads", { type: "number", describe: "CPU threads per model (default: node-llama-cpp's choice)" })
-      .option("key", { type: "string", describe: "ssh private key for /api/pull and /api/push to registries with keys (MF_KEY)" }) as never,
+      .option("threads", { type: "number", describe: "CPU threads per model, unless a request sets num_thread (MF_THREADS; default or 0: the physical cores this process may use)" })
+      .option("key", { type: "string", describe: "ssh private key for /api/pull and /api/push to registries with keys (MF_KEY)" })
+      .check((a) => {
+        const t = a.threads as number | undefined;
+        if (t !== undefined && !(Number.isInteger(t) && t >= 0)) throw new Error("--threads takes a whole number of threads (0: the default)");
+        return true;
+      }) as never,
   handler: async (args) => {
     const ctx = cliContext({ models: args.models, verbose: args.verbose });
-    const config = args.host ? { ...ctx.config, host: args.host } : ctx.config;
-    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", threads: args.threads, key: args.key });
+    const config = { ...ctx.config, host: args.host ?? ctx.config.host };
+    // --threads beats MF_THREADS; --threads 0 asks for the policy whatever MF_THREADS says
+    if (args.threads !== undefined) config.threads = args.threads >= 1 ? args.threads : undefined;
+    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", key: args.key });
     process.stdout.write(`mf serve: listening on ${rt.address} (store ${ctx.store.root})\n`);
     await serveUntilSignal(rt.close);
   },

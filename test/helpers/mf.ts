@@ -1,5 +1,5 @@
 /** Runs the real `mf` binary (dist/cli/main.js, built by `npm run build`, which `npm test` runs first). */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 
@@ -32,4 +32,41 @@ export function mf(args: string[], opts: { env?: Record<string, string>; cwd?: s
     p.on("close", (code) => res({ code, stdout, stderr }));
     p.stdin.end(opts.input ?? "");
   });
+}
+
+export interface ServingMf {
+  /** `http://127.0.0.1:PORT` */
+  base: string;
+  proc: ChildProcess;
+  /** what it printed so far (stdout and stderr: the JSON log lines included) */
+  output(): string;
+  /** SIGTERM, and waits for the exit */
+  stop(): Promise<void>;
+}
+
+/** `mf serve ARGS` on 127.0.0.1, port 0 (MF_HOST), with `env` over this process's environment; resolves once it listens. */
+export async function serveMf(args: string[], env: NodeJS.ProcessEnv): Promise<ServingMf> {
+  if (!existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
+  const proc = spawn(process.execPath, [MF_BIN, "serve", ...args], { cwd: ROOT, env: { ...env, MF_HOST: "127.0.0.1:0" }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stderr!.on("data", (d) => (out += d));
+  const base = await new Promise<string>((res, rej) => {
+    proc.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) res(m[1]!);
+    });
+    proc.on("exit", (code) => rej(new Error(`mf serve exited ${code}: ${out}`)));
+  });
+  return {
+    base,
+    proc,
+    output: () => out,
+    stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const gone = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await gone;
+    },
+  };
 }

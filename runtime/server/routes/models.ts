@@ -78,6 +78,8 @@ export function modelRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
       expires_at: l.expiresAt === Infinity ? FOREVER : new Date(l.expiresAt).toISOString(),
       size_vram: l.vramBytes,
       context_length: l.contextSize,
+      // mf's own field: the CPU threads the model runs with
+      threads: l.threads,
     })),
   }));
 }
