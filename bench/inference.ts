@@ -27,6 +27,8 @@
  * MF_THREADS; node-llama-cpp's `createContext()` without `threads`; `llama-server` without -t/-tb),
  * against the same side at each explicit count of --threads, all in one rotation; then the same with
  * one CPU-bound competitor process running beside them. The figure is default ÷ best explicit count.
+ * Each run starts 1.2 s after the one before (a machine left alone by the bench itself, as a user's
+ * request usually finds it).
  * A run that has collapsed (more spinning threads than free cores: node-llama-cpp's default of 4
  * threads on 2 cores ran at under 1 tok/s) is cut --cut-s seconds after its first token, and its rate
  * is the tokens after the first ÷ the time to the cut; a healthy run never comes near it.
@@ -411,7 +413,12 @@ interface Figures { ttft: Stat; pp: Stat; gen: Stat; counts: Set<number> }
 const nPrompt = promptTokens(promptOf(0));
 let promptNo = 1;
 
-async function compare(sides: Side[], runs: number): Promise<Map<string, Figures>> {
+/**
+ * `settleMs`: a pause before each run, so that no side starts in the wake of the one before (mf serve
+ * counts that as other processes' load and gives a default-count model its threads back after a second
+ * of calm; a user's request seldom follows another program's burst by milliseconds).
+ */
+async function compare(sides: Side[], runs: number, settleMs = 0): Promise<Map<string, Figures>> {
   const got = new Map(sides.map((s) => [s.name, { ttft: [] as number[], gen: [] as number[], n: new Set<number>() }]));
   for (const s of sides) await s.one(promptOf(promptNo++)); // warm-up
   for (let i = 0; i < runs; i++) {
@@ -419,6 +426,7 @@ async function compare(sides: Side[], runs: number): Promise<Map<string, Figures
     const order = sides.map((_, k) => sides[(k + i) % sides.length]!);
     const prompt = promptOf(promptNo++);
     for (const s of order) {
+      if (settleMs) await new Promise((r) => setTimeout(r, settleMs));
       const r = await s.one(prompt);
       const g = got.get(s.name)!;
       g.ttft.push(r.ttft);
@@ -436,7 +444,7 @@ const named = (s: Side, name: string): Side => ({ ...s, name });
 /** One CPU-bound process beside the sides, as another user's job would be; stopped by the returned function. */
 async function competitor(): Promise<() => Promise<void>> {
   const c = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
-  // mf serve measures the CPUs' load every 250 ms; every side gets the same second to settle
+  // mf serve measures the CPUs' load every 200 ms; every side gets the same second to settle
   await new Promise((r) => setTimeout(r, 1000));
   return async () => {
     c.kill("SIGKILL");
@@ -462,7 +470,7 @@ async function defaultsVsExplicit(withCompetitor: boolean): Promise<Map<string, 
     }
     const stopCompetitor = withCompetitor ? await competitor() : undefined;
     try {
-      return await compare(sides, reps);
+      return await compare(sides, reps, 1200);
     } finally {
       await stopCompetitor?.();
     }

@@ -27,7 +27,7 @@ import { RuntimeError } from "../../core/errors.js";
 import { inSequenceOrder } from "./batch-order.js";
 import { CpuLoadMeter, readCpuFacts } from "./cpu.js";
 import { StepBarrier } from "./step-barrier.js";
-import { type CpuFacts, type ThreadPlan, clampThreads, freeCpus, planThreads } from "./threads.js";
+import { type CpuFacts, type FreeCpus, type ThreadPlan, clampThreads, nextFreeCpus, planThreads } from "./threads.js";
 import type { Engine, EngineModel, EvaluateOptions, GrammarSpec, LoadSpec } from "./types.js";
 
 export type EngineLogLevel = "error" | "warn" | "info" | "debug";
@@ -43,7 +43,7 @@ export interface LlamaEngineOptions {
   notice?: (level: EngineLogLevel, message: string) => void;
   /** the machine's CPU facts (default: read from /proc and /sys) */
   cpu?: CpuFacts;
-  /** how often the CPUs' load is measured, in ms (default 250; 0: never, default-count models keep their count) */
+  /** how often the CPUs' load is measured, in ms (default 200; 0: never, default-count models keep their count) */
   loadIntervalMs?: number;
 }
 
@@ -76,7 +76,7 @@ class LlamaEngine implements Engine {
   /** the thread plan, once the binding (which counts llama.cpp's math cores) is loaded */
   private plan: ThreadPlan | undefined;
   /** CPUs other processes leave free, as last measured */
-  private free = Infinity;
+  private cpus: FreeCpus;
   /** contexts being created: node-llama-cpp clamps a context's threads to `maxThreads` when it creates it */
   private creating = 0;
   private meter: CpuLoadMeter | undefined;
@@ -85,12 +85,13 @@ class LlamaEngine implements Engine {
   constructor(private readonly opts: LlamaEngineOptions) {
     this.facts = opts.cpu ?? readCpuFacts();
     this.usable = planThreads(this.facts).usable;
+    this.cpus = { free: this.usable, calmMs: 0 };
     // measured from the start, so that the first load already knows how busy the CPUs are
-    const interval = opts.loadIntervalMs ?? 250;
+    const interval = opts.loadIntervalMs ?? 200;
     if (interval > 0) {
       this.meter = new CpuLoadMeter(this.facts.allowed);
       this.meter.othersBusy();
-      this.timer = setInterval(() => this.measure(), interval);
+      this.timer = setInterval(() => this.measure(interval), interval);
       this.timer.unref();
     }
   }
@@ -126,7 +127,6 @@ class LlamaEngine implements Engine {
   private threadPlan(llama: Llama): ThreadPlan {
     if (!this.plan) {
       this.plan = planThreads({ ...this.facts, mathCores: this.facts.mathCores ?? llama.cpuMathCores });
-      this.free = Math.min(this.free, this.plan.usable);
       this.opts.notice?.("info", `threads: ${this.plan.threads} per model by default (${this.plan.why}), at most ${this.plan.usable}`);
     }
     return this.plan;
@@ -165,20 +165,19 @@ class LlamaEngine implements Engine {
     let cap = plan.usable;
     if (this.creating === 0) {
       const explicit = Math.max(0, ...[...this.models].map((m) => (m.threadsAsked !== undefined ? m.threads : 0)));
-      cap = Math.max(1, Math.min(plan.usable, Math.max(this.free, explicit)));
+      cap = Math.max(1, Math.min(plan.usable, Math.max(this.cpus.free, explicit)));
     }
     if (llama.maxThreads !== cap) llama.maxThreads = cap;
   }
 
-  private measure(): void {
+  private measure(elapsedMs: number): void {
     const others = this.meter?.othersBusy();
-    const usable = this.usable;
     if (others === undefined) return;
-    const free = freeCpus(usable, others, Math.min(this.free, usable));
-    if (free !== this.free && this.plan && this.models.size > 0) {
-      this.opts.notice?.("debug", `threads: other processes keep ${others.toFixed(2)} of ${usable} CPUs busy; default-count models now decode with at most ${Math.min(free, this.plan.threads)}`);
+    const next = nextFreeCpus(this.cpus, this.usable, others, elapsedMs);
+    if (next.free !== this.cpus.free && this.plan && this.models.size > 0) {
+      this.opts.notice?.("debug", `threads: other processes keep ${others.toFixed(2)} of ${this.usable} CPUs busy; default-count models now decode with at most ${Math.min(next.free, this.plan.threads)}`);
     }
-    this.free = free;
+    this.cpus = next;
     this.applyCap();
   }
 

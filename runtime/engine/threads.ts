@@ -80,16 +80,35 @@ export function clampThreads(asked: number, plan: Pick<ThreadPlan, "usable">): {
  */
 export const BUSY_ABOVE = 0.3;
 export const FREE_BELOW = 0.15;
+/**
+ * How long others' load must stay low before the count rises again. Too many threads for the free cores
+ * costs tens of times the speed, too few about a third at worst: the count drops at the first busy
+ * reading and rises only after this much calm, so bursts of other work a second apart never catch a
+ * decode with more threads than free cores.
+ */
+export const RISE_AFTER_MS = 1000;
+
+export interface FreeCpus {
+  /** the CPUs left free for our threads, 1 to `usable` */
+  free: number;
+  /** how long others' load has allowed more than `free` */
+  calmMs: number;
+}
 
 /**
- * The CPUs left free for our threads when other processes keep `othersBusy` CPUs busy (measured over the
- * last interval, our own threads excluded), given the count in force before: it drops as soon as others
- * take more than BUSY_ABOVE of a CPU and rises again once they take less than FREE_BELOW. 1 to `usable`.
+ * The next count of CPUs left free for our threads, from the last one and a reading: other processes
+ * kept `othersBusy` CPUs busy (our own threads excluded) over the last `elapsedMs`. It drops as soon as
+ * others take more than BUSY_ABOVE of a CPU; it rises once they have taken less than FREE_BELOW for
+ * RISE_AFTER_MS.
  */
-export function freeCpus(usable: number, othersBusy: number, previous: number): number {
+export function nextFreeCpus(prev: FreeCpus, usable: number, othersBusy: number, elapsedMs: number): FreeCpus {
   const busy = Math.max(0, Number.isFinite(othersBusy) ? othersBusy : 0);
-  const keep = Math.floor(usable - busy + BUSY_ABOVE);
-  const rise = Math.floor(usable - busy + FREE_BELOW);
-  const next = previous > keep ? keep : Math.max(previous, rise);
-  return Math.max(1, Math.min(usable, next));
+  const clamp = (n: number) => Math.max(1, Math.min(usable, n));
+  const free = clamp(prev.free);
+  const keep = clamp(Math.floor(usable - busy + BUSY_ABOVE));
+  if (keep < free) return { free: keep, calmMs: 0 };
+  const rise = clamp(Math.floor(usable - busy + FREE_BELOW));
+  if (rise <= free) return { free, calmMs: 0 };
+  const calmMs = prev.calmMs + Math.max(0, elapsedMs);
+  return calmMs >= RISE_AFTER_MS ? { free: rise, calmMs: 0 } : { free, calmMs };
 }

