@@ -24,6 +24,20 @@
  * speculative decoding, mf serve with a target and its agreeing draft ÷ the same target alone, at
  * temperature 0 (inference-draft.ts); `--draft-only` runs that part alone (no llama.cpp build, no 200M model).
  *
+ * Defaults: each side as a user starts it, with no thread setting (`mf serve` without --threads or
+ * MF_THREADS; node-llama-cpp's `createContext()` without `threads`; `llama-server` without -t/-tb),
+ * against the same side at each explicit count of --threads, all in one rotation; then the same with
+ * one CPU-bound competitor process running beside them. The figure is default ÷ best explicit count.
+ * Each run starts 1.2 s after the one before (a machine left alone by the bench itself, as a user's
+ * request usually finds it).
+ * A run that has collapsed (more spinning threads than free cores: node-llama-cpp's default of 4
+ * threads on 2 cores ran at under 1 tok/s) is cut --cut-s seconds after its first token, and its rate
+ * is the tokens after the first ÷ the time to the cut; a healthy run never comes near it.
+ *
+ *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine=native|prebuilt]
+ *                              [--parts=threads,concurrency,defaults] [--cut-s 20] [--no-llama-cpp]
+ * (a flag's value that is not a number goes after `=`: `npm run bench` takes other words for section names)
+
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -51,6 +65,10 @@ const { values } = parseArgs({
     clients: { type: "string", default: "4" },
     "concurrent-reps": { type: "string", default: "3" },
     engine: { type: "string", default: "native" },
+    /** which parts to run: per thread count, concurrent clients, defaults vs explicit counts */
+    parts: { type: "string", default: "threads,concurrency,defaults" },
+    /** a run is cut this long after its first token (twice that after the request when none comes) */
+    "cut-s": { type: "string", default: "20" },
     /** leave llama-server and llama-bench out (while they build); the full run never does */
     "no-llama-cpp": { type: "boolean", default: false },
     /** only the speculative-decoding measurement (its own models; no llama.cpp, no native build) */
@@ -62,6 +80,9 @@ const tokens = Number(values.tokens);
 const threadCounts = values.threads.split(",").map(Number);
 const clients = Number(values.clients);
 const concurrentReps = Number(values["concurrent-reps"]);
+const CUT_MS = Number(values["cut-s"]) * 1000;
+const parts = new Set(values.parts.split(",").map((x) => x.trim()));
+for (const p of parts) if (!["threads", "concurrency", "defaults"].includes(p)) throw new Error(`--parts takes threads, concurrency and defaults, not ${p}`);
 const SAMPLING = { seed: 42, temperature: 0.8, topK: 40, topP: 0.9, minP: 0 };
 const NUM_CTX = 2048;
 const STORY =
@@ -88,8 +109,49 @@ interface Side {
 const hr = () => process.hrtime.bigint();
 const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
 
-function one(t0: bigint, first: bigint, last: bigint, n: number): One {
-  return { ttft: ms(t0, first), gen: n > 1 ? ((n - 1) * 1000) / ms(first, last) : NaN, n };
+/** `end`: the last token's time, or the cut's when the run was cut */
+function one(t0: bigint, first: bigint, end: bigint, n: number): One {
+  return { ttft: first ? ms(t0, first) : ms(t0, end), gen: n > 1 ? ((n - 1) * 1000) / ms(first, end) : 0, n };
+}
+
+/**
+ * Cuts a run CUT_MS after its first token (`first()` arms it), or 2 × CUT_MS after it began when no
+ * token comes; `end(last)` is the time the rate runs to.
+ */
+function cutter() {
+  const ctl = new AbortController();
+  let at = 0n;
+  const cut = () => {
+    at = hr();
+    ctl.abort();
+  };
+  let timer = setTimeout(cut, 2 * CUT_MS);
+  let armed = false;
+  return {
+    signal: ctl.signal,
+    first() {
+      if (armed) return;
+      armed = true;
+      clearTimeout(timer);
+      timer = setTimeout(cut, CUT_MS);
+    },
+    /** stops the timer; after a cut, waits a second so that the server notices the closed connection and stops spinning */
+    async done(last: bigint): Promise<bigint> {
+      clearTimeout(timer);
+      if (!ctl.signal.aborted) return last;
+      await new Promise((r) => setTimeout(r, 1000));
+      return at;
+    },
+  };
+}
+
+/** Runs a streamed request to its end or its cut. */
+async function untilCut(run: () => Promise<void>, c: ReturnType<typeof cutter>): Promise<void> {
+  try {
+    await run();
+  } catch (e) {
+    if (!c.signal.aborted) throw e;
+  }
 }
 
 /** Reads newline-separated records (NDJSON or SSE) of a streamed response, calling `on` with each line and its arrival time. */
@@ -194,8 +256,9 @@ const engineNote = engine.kind === "built"
 const model = await llama.loadModel({ modelPath });
 const promptTokens = (p: string) => model.tokenize(p).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
 
-async function directSide(threads: number): Promise<Side> {
-  const context: LlamaContext = await model.createContext({ contextSize: NUM_CTX, threads, sequences: 1 });
+/** `threads` undefined: node-llama-cpp's own default, as `createContext()` gives a user */
+async function directSide(threads: number | undefined): Promise<Side> {
+  const context: LlamaContext = await model.createContext({ contextSize: NUM_CTX, ...(threads === undefined ? {} : { threads }), sequences: 1 });
   return {
     name: "node-llama-cpp direct",
     async one(prompt) {
@@ -203,27 +266,38 @@ async function directSide(threads: number): Promise<Side> {
       let first = 0n;
       let last = 0n;
       let n = 0;
+      const c = cutter();
       const t0 = hr();
       await completion.generateCompletion(prompt, {
         maxTokens: tokens,
         ...SAMPLING,
         repeatPenalty: false,
+        signal: c.signal,
+        stopOnAbortSignal: true,
         onToken: (t) => {
           last = hr();
-          if (n === 0) first = last;
+          if (n === 0) {
+            first = last;
+            c.first();
+          }
           n += t.length;
         },
+      }).catch((e: unknown) => {
+        if (!c.signal.aborted) throw e;
       });
       completion.dispose({ disposeSequence: true });
-      return one(t0, first, last, n);
+      return one(t0, first, await c.done(last), n);
     },
     close: () => context.dispose(),
   };
 }
 
-async function mfSide(threads: number, parallel: number): Promise<Side> {
-  const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "serve", "--host", "127.0.0.1:0", "--no-gpu", "--threads", String(threads)], {
-    env: { ...process.env, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1", MF_ENGINE_DIR: engine.kind === "built" ? engineDir : join(CACHE, "no-engine") },
+/** `threads` undefined: mf's own default (no --threads, no MF_THREADS) */
+async function mfSide(threads: number | undefined, parallel: number): Promise<Side> {
+  const env: NodeJS.ProcessEnv = { ...process.env, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1", MF_ENGINE_DIR: engine.kind === "built" ? engineDir : join(CACHE, "no-engine") };
+  delete env.MF_THREADS;
+  const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "serve", "--host", "127.0.0.1:0", "--no-gpu", ...(threads === undefined ? [] : ["--threads", String(threads)])], {
+    env,
     stdio: ["ignore", "pipe", "inherit"],
   });
   const base = await new Promise<string>((res, rej) => {
@@ -239,34 +313,47 @@ async function mfSide(threads: number, parallel: number): Promise<Side> {
   return {
     name: parallel > 1 ? `mf serve (MF_NUM_PARALLEL=${parallel})` : "mf serve over HTTP",
     async one(prompt) {
+      const c = cutter();
       const t0 = hr();
-      const res = await fetch(base + "/api/generate", {
-        method: "POST",
-        body: JSON.stringify({
-          model: "bench", prompt, raw: true, keep_alive: -1,
-          options: { num_predict: tokens, seed: SAMPLING.seed, temperature: SAMPLING.temperature, top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1 },
-        }),
-      });
       let first = 0n;
       let last = 0n;
       let n = 0;
-      await lines(res, (line, at) => {
-        const o = JSON.parse(line) as { done: boolean; response: string; eval_count?: number };
-        if (!o.done && o.response && first === 0n) first = at;
-        if (!o.done) last = at;
-        if (o.done) n = o.eval_count ?? 0;
-      });
-      return one(t0, first, last, n);
+      let chunks = 0;
+      await untilCut(async () => {
+        const res = await fetch(base + "/api/generate", {
+          method: "POST",
+          body: JSON.stringify({
+            model: "bench", prompt, raw: true, keep_alive: -1,
+            options: { num_predict: tokens, seed: SAMPLING.seed, temperature: SAMPLING.temperature, top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1 },
+          }),
+          signal: c.signal,
+        });
+        await lines(res, (line, at) => {
+          const o = JSON.parse(line) as { done: boolean; response: string; eval_count?: number };
+          if (!o.done && o.response && first === 0n) {
+            first = at;
+            c.first();
+          }
+          if (!o.done) {
+            last = at;
+            chunks++;
+          }
+          if (o.done) n = o.eval_count ?? 0;
+        });
+      }, c);
+      // a cut run has no final count: every streamed chunk then carries one token
+      return one(t0, first, await c.done(last), n || chunks);
     },
     close: () => stop(child),
   };
 }
 
-async function llamaServerSide(threads: number, parallel: number): Promise<Side> {
+/** `threads` undefined: llama-server's own default (no -t, -tb) */
+async function llamaServerSide(threads: number | undefined, parallel: number): Promise<Side> {
   const port = await freePort();
   const child = spawn(
     join(bin, "llama-server"),
-    ["-m", modelPath, "-t", String(threads), "-tb", String(threads), "-c", String(NUM_CTX * parallel), "-np", String(parallel), "-ngl", "0",
+    ["-m", modelPath, ...(threads === undefined ? [] : ["-t", String(threads), "-tb", String(threads)]), "-c", String(NUM_CTX * parallel), "-np", String(parallel), "-ngl", "0",
       "--host", "127.0.0.1", "--port", String(port), "--no-webui", "--log-disable"],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
@@ -282,33 +369,40 @@ async function llamaServerSide(threads: number, parallel: number): Promise<Side>
   return {
     name: parallel > 1 ? `llama-server -np ${parallel}` : "llama-server /completion",
     async one(prompt) {
+      const c = cutter();
       const t0 = hr();
-      const res = await fetch(base + "/completion", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          // ignore_eos: llama-server's sampler stops at an end token on random weights where node-llama-cpp's
-          // does not; every side then generates exactly `tokens`, so the rates and aggregates compare like for like
-          prompt, n_predict: tokens, ignore_eos: true, stream: true, cache_prompt: false, seed: SAMPLING.seed, temperature: SAMPLING.temperature,
-          top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1,
-        }),
-      });
       let first = 0n;
       let last = 0n;
       let n = 0;
       let chunks = 0;
-      await lines(res, (line, at) => {
-        if (!line.startsWith("data: ")) return;
-        const o = JSON.parse(line.slice(6)) as { stop: boolean; content: string; tokens_predicted?: number; timings?: { predicted_n: number } };
-        if (!o.stop && first === 0n) first = at;
-        if (!o.stop) {
-          last = at;
-          chunks++;
-        }
-        if (o.stop) n = o.tokens_predicted ?? o.timings?.predicted_n ?? 0;
-      });
+      await untilCut(async () => {
+        const res = await fetch(base + "/completion", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            // ignore_eos: llama-server's sampler stops at an end token on random weights where node-llama-cpp's
+            // does not; every side then generates exactly `tokens`, so the rates and aggregates compare like for like
+            prompt, n_predict: tokens, ignore_eos: true, stream: true, cache_prompt: false, seed: SAMPLING.seed, temperature: SAMPLING.temperature,
+            top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1,
+          }),
+          signal: c.signal,
+        });
+        await lines(res, (line, at) => {
+          if (!line.startsWith("data: ")) return;
+          const o = JSON.parse(line.slice(6)) as { stop: boolean; content: string; tokens_predicted?: number; timings?: { predicted_n: number } };
+          if (!o.stop && first === 0n) {
+            first = at;
+            c.first();
+          }
+          if (!o.stop) {
+            last = at;
+            chunks++;
+          }
+          if (o.stop) n = o.tokens_predicted ?? o.timings?.predicted_n ?? 0;
+        });
+      }, c);
       // every streamed chunk carries at least one token; the final chunk's count when it has one
-      return one(t0, first, last, Math.max(n, chunks));
+      return one(t0, first, await c.done(last), Math.max(n, chunks));
     },
     close: () => stop(child),
   };
@@ -332,7 +426,12 @@ interface Figures { ttft: Stat; pp: Stat; gen: Stat; counts: Set<number> }
 const nPrompt = promptTokens(promptOf(0));
 let promptNo = 1;
 
-async function compare(sides: Side[], runs: number): Promise<Map<string, Figures>> {
+/**
+ * `settleMs`: a pause before each run, so that no side starts in the wake of the one before (mf serve
+ * counts that as other processes' load and gives a default-count model its threads back after a second
+ * of calm; a user's request seldom follows another program's burst by milliseconds).
+ */
+async function compare(sides: Side[], runs: number, settleMs = 0): Promise<Map<string, Figures>> {
   const got = new Map(sides.map((s) => [s.name, { ttft: [] as number[], gen: [] as number[], n: new Set<number>() }]));
   for (const s of sides) await s.one(promptOf(promptNo++)); // warm-up
   for (let i = 0; i < runs; i++) {
@@ -340,6 +439,7 @@ async function compare(sides: Side[], runs: number): Promise<Map<string, Figures
     const order = sides.map((_, k) => sides[(k + i) % sides.length]!);
     const prompt = promptOf(promptNo++);
     for (const s of order) {
+      if (settleMs) await new Promise((r) => setTimeout(r, settleMs));
       const r = await s.one(prompt);
       const g = got.get(s.name)!;
       g.ttft.push(r.ttft);
@@ -349,6 +449,59 @@ async function compare(sides: Side[], runs: number): Promise<Map<string, Figures
     }
   }
   return new Map([...got].map(([k, g]) => [k, { ttft: stat(g.ttft), pp: stat(g.ttft.map((t) => (nPrompt * 1000) / t)), gen: stat(g.gen), counts: g.n }]));
+}
+
+/** The side under another name (one rotation holds the same tool at several thread counts). */
+const named = (s: Side, name: string): Side => ({ ...s, name });
+
+/** One CPU-bound process beside the sides, as another user's job would be; stopped by the returned function. */
+async function competitor(): Promise<() => Promise<void>> {
+  const c = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
+  // mf serve measures the CPUs' load every 200 ms; every side gets the same second to settle
+  await new Promise((r) => setTimeout(r, 1000));
+  return async () => {
+    c.kill("SIGKILL");
+    await waitExit(c);
+  };
+}
+
+const TOOLS = ["mf serve", "node-llama-cpp direct", "llama-server"] as const;
+
+/** Every tool with no thread setting and at each explicit count, in one rotation; with a competitor or not. */
+async function defaultsVsExplicit(withCompetitor: boolean): Promise<Map<string, Figures>> {
+  const sides: Side[] = [];
+  try {
+    const make: Record<(typeof TOOLS)[number], (t: number | undefined) => Promise<Side>> = {
+      "mf serve": (t) => mfSide(t, 1),
+      "node-llama-cpp direct": (t) => directSide(t),
+      "llama-server": (t) => llamaServerSide(t, 1),
+    };
+    for (const tool of TOOLS) {
+      if (tool === "llama-server" && !withLlamaCpp) continue;
+      sides.push(named(await make[tool](undefined), `${tool}: defaults`));
+      for (const t of threadCounts) sides.push(named(await make[tool](t), `${tool}: ${t}t`));
+    }
+    const stopCompetitor = withCompetitor ? await competitor() : undefined;
+    try {
+      return await compare(sides, reps, 1200);
+    } finally {
+      await stopCompetitor?.();
+    }
+  } finally {
+    for (const s of sides) await s.close();
+  }
+}
+
+/** default ÷ best explicit count, per tool: [tool, default tok/s, best explicit "N tok/s (Nt)", ratio] */
+function defaultRatios(f: Map<string, Figures>): { tool: string; def: number; best: number; bestThreads: number }[] {
+  const out: { tool: string; def: number; best: number; bestThreads: number }[] = [];
+  for (const tool of TOOLS) {
+    const def = f.get(`${tool}: defaults`);
+    if (!def) continue;
+    const [bestThreads, best] = threadCounts.map((t) => [t, f.get(`${tool}: ${t}t`)!.gen.median] as const).sort((a, b) => b[1] - a[1])[0]!;
+    out.push({ tool, def: def.gen.median, best, bestThreads });
+  }
+  return out;
 }
 
 async function concurrent(side: Side, n: number): Promise<{ aggregate: number; tokens: number }> {
@@ -364,7 +517,7 @@ const summary: string[][] = [];
 try {
   process.stderr.write(`inference: prompt of ${nPrompt} tokens, ${tokens} generated, ${reps} runs per side\n`);
   const perThreads = new Map<number, Map<string, Figures>>();
-  for (const threads of threadCounts) {
+  for (const threads of parts.has("threads") ? threadCounts : []) {
     process.stderr.write(`threads ${threads}:\n`);
     const sides = [await mfSide(threads, 1), await directSide(threads), ...(withLlamaCpp ? [await llamaServerSide(threads, 1)] : [])];
     try {
@@ -373,8 +526,7 @@ try {
       for (const s of sides) await s.close();
     }
   }
-  process.stderr.write("llama-bench…\n");
-  const lb = withLlamaCpp ? llamaBench(threadCounts, nPrompt) : threadCounts.map((t) => ({ threads: t, pp: NaN, tg: NaN }));
+  const lb = withLlamaCpp && parts.has("threads") ? (process.stderr.write("llama-bench…\n"), llamaBench(threadCounts, nPrompt)) : threadCounts.map((t) => ({ threads: t, pp: NaN, tg: NaN }));
 
   for (const [threads, f] of perThreads) {
     const direct = f.get("node-llama-cpp direct")!;
@@ -401,7 +553,7 @@ try {
       [`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), "≥ 1.0× (stretch)"],
     );
   }
-  if (threadCounts.length > 1) {
+  if (threadCounts.length > 1 && parts.has("threads")) {
     const [a, b] = [threadCounts[0]!, threadCounts.at(-1)!];
     const rows = [...perThreads.get(a)!.keys()].map((name) => {
       const x = perThreads.get(a)!.get(name)!.gen.median;
@@ -415,7 +567,7 @@ try {
   }
 
   // 1 vs `clients` concurrent clients, at the first thread count
-  if (clients > 1) {
+  if (clients > 1 && parts.has("concurrency")) {
     const threads = threadCounts[0]!;
     process.stderr.write(`concurrency: 1 vs ${clients} clients at ${threads} threads:\n`);
     const sides = [await mfSide(threads, clients), ...(withLlamaCpp ? [await llamaServerSide(threads, clients)] : [])];
@@ -451,6 +603,27 @@ try {
     summary.push([`aggregate tok/s with ${clients} clients ÷ llama-server -np ${clients}`, mfMany.median.toFixed(1), lsMany.median.toFixed(1), ratio(mfMany.median, lsMany.median), "≥ 1.0×"]);
   }
 
+  if (parts.has("defaults")) {
+    process.stderr.write(`defaults vs explicit thread counts (${threadCounts.join(", ")}), machine as it is:\n`);
+    const idle = defaultRatios(await defaultsVsExplicit(false));
+    process.stderr.write("the same with one CPU-bound competitor:\n");
+    const busy = defaultRatios(await defaultsVsExplicit(true));
+    const rows = idle.map((x) => {
+      const y = busy.find((b) => b.tool === x.tool)!;
+      return [x.tool, x.def.toFixed(1), `${x.best.toFixed(1)} (${x.bestThreads}t)`, ratio(x.def, x.best), y.def.toFixed(1), `${y.best.toFixed(1)} (${y.bestThreads}t)`, ratio(y.def, y.best)];
+    });
+    sections.push(
+      `### defaults: each side as a user starts it, no thread setting, against its best explicit count (${threadCounts.join(", ")}), generation tok/s\n\n` +
+        table(["side", "defaults", "best explicit", "defaults ÷ best", "defaults, 1 competitor", "best explicit, 1 competitor", "defaults ÷ best, 1 competitor"], rows),
+    );
+    const mfIdle = idle.find((x) => x.tool === "mf serve")!;
+    const mfBusy = busy.find((x) => x.tool === "mf serve")!;
+    summary.unshift(
+      ["mf serve default settings gen tok/s ÷ best explicit thread count", mfIdle.def.toFixed(1), `${mfIdle.best.toFixed(1)} (${mfIdle.bestThreads}t)`, ratio(mfIdle.def, mfIdle.best), "≥ 0.9×"],
+      ["the same with one CPU-bound competitor", mfBusy.def.toFixed(1), `${mfBusy.best.toFixed(1)} (${mfBusy.bestThreads}t)`, ratio(mfBusy.def, mfBusy.best), "≥ 0.9×"],
+    );
+  }
+
   process.stderr.write(`draft: speculative decoding at ${threadCounts[0]} threads:\n`);
   const draft = await draftMeasurement({ reps, tokens, threads: threadCounts[0]! });
   summary.push(draft.row);
@@ -468,7 +641,9 @@ try {
       table(["question", "mf", "peer", "ratio", "target"], summary) +
       "\n\n" +
       sections.join("\n\n") +
-      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients} --engine ${values.engine}\``,
+      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients} --engine=${values.engine}` +
+      `${values.parts === "threads,concurrency,defaults" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
+      `${withLlamaCpp ? "" : " --no-llama-cpp"}\``,
   );
 } finally {
   await model.dispose();

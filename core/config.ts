@@ -20,6 +20,8 @@ export interface Config {
   numParallel: number;
   /** MF_MAX_QUEUE */
   maxQueue: number;
+  /** MF_THREADS (`mf serve --threads`): CPU threads per model; undefined: the thread policy */
+  threads: number | undefined;
   /** MF_ORIGINS, extra allowed CORS origins */
   origins: string[];
   /** MF_KEY, the client's private key */
@@ -45,6 +47,12 @@ function num(v: string | undefined): number | undefined {
   if (v === undefined || v.trim() === "") return undefined;
   const n = Number(v);
   return Number.isFinite(n) ? n : undefined;
+}
+
+/** a thread count: a whole number ≥ 1 (0, or anything else, is no setting) */
+function count(v: string | undefined): number | undefined {
+  const n = num(v);
+  return n !== undefined && n >= 1 ? Math.floor(n) : undefined;
 }
 
 function bool(v: string | undefined): boolean | undefined {
@@ -75,6 +83,7 @@ export function resolveConfig(src: ConfigSources = {}): Config {
     maxLoadedModels: pick(flags.maxLoadedModels, num(env.MF_MAX_LOADED_MODELS), file.maxLoadedModels, 3),
     numParallel: pick(flags.numParallel, num(env.MF_NUM_PARALLEL), file.numParallel, 1),
     maxQueue: pick(flags.maxQueue, num(env.MF_MAX_QUEUE), file.maxQueue, 512),
+    threads: flags.threads ?? count(env.MF_THREADS) ?? file.threads,
     origins: pick(flags.origins, list(env.MF_ORIGINS), file.origins, []),
     key: pick(flags.key, env.MF_KEY || undefined, file.key, join(home, "id_ed25519")),
     verbose: pick(flags.verbose, bool(env.MF_DEBUG), file.verbose, false),

@@ -35,6 +35,8 @@ export interface LoadedInfo {
   sizeBytes: number;
   vramBytes: number;
   contextSize: number;
+  /** CPU threads the model runs with */
+  threads: number;
   /** ms since epoch; Infinity = never */
   expiresAt: number;
   active: number;
@@ -74,6 +76,13 @@ interface Pending {
   resolve: (l: Lease) => void;
   reject: (e: unknown) => void;
   cleanup: () => void;
+}
+
+/** `2 threads`, and when a count asked for was above the usable CPUs, that it was clamped */
+function threadsNote(m: EngineModel): string {
+  const n = `${m.threads} thread${m.threads === 1 ? "" : "s"}`;
+  if (m.threadsAsked === undefined) return `${n}, the default`;
+  return m.threadsAsked > m.threads ? `${n}: ${m.threadsAsked} asked for, clamped to the CPUs this process may use` : n;
 }
 
 const sameLoad = (a: LoadSpec, b: LoadSpec) =>
@@ -136,6 +145,7 @@ export class Scheduler {
           sizeBytes: r.model.sizeBytes,
           vramBytes: r.model.vramBytes,
           contextSize: r.model.contextSize,
+          threads: r.model.threads,
           expiresAt: r.keepAliveMs === Infinity ? Infinity : from + r.keepAliveMs,
           active: r.active,
           ...(info.draft && r.model.draft ? { draft: { digest: info.draft.digest, sizeBytes: r.model.draft.sizeBytes, maxTokens: r.model.draft.maxTokens, ...r.model.draft.counts() } } : {}),
@@ -271,6 +281,7 @@ export class Scheduler {
         }
         r.model = model;
         r.loadNs = Number(process.hrtime.bigint() - t0);
+        this.opts.log?.(`loaded ${req.info.name} in ${(r.loadNs / 1e9).toFixed(2)} s (ctx ${model.contextSize} × ${model.slots}, ${threadsNote(model)})`);
         r.state = "ready";
         this.pump();
         if (r.active === 0 && r.state === "ready") this.arm(r);

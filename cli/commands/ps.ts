@@ -14,6 +14,8 @@ interface PsModel {
   expires_at: string;
   context_length?: number;
   draft?: { digest: string; size: number; draft_num_predict: number };
+  /** CPU threads the model runs with (mf's own field) */
+  threads?: number;
 }
 
 function until(iso: string, now = Date.now()): string {

@@ -24,6 +24,7 @@ export interface StartRuntimeOptions {
   homeDir: string;
   /** "auto": use a GPU when node-llama-cpp finds one; false: CPU only */
   gpu: "auto" | false;
+  /** CPU threads per model (default: config.threads, then the thread policy) */
   threads?: number;
   /** ssh key for /api/pull and /api/push to registries with keys (default: config.key) */
   key?: string;
@@ -57,11 +58,13 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
   const { createLlamaEngine } = await import("../../runtime/engine/llama.js");
   const { chooseEngine } = await import("../../runtime/engine/binding.js");
   const binding = await chooseEngine({ dir: o.config.engineDir, gpu: o.gpu });
+  const threads = o.threads ?? o.config.threads;
   const engine = createLlamaEngine({
     gpu: o.gpu,
-    threads: o.threads,
+    threads,
     engine: binding,
     log: (level, msg) => app?.log[level === "info" ? "debug" : level](`llama.cpp: ${msg}`),
+    notice: (level, msg) => app?.log[level](msg),
   });
   const scheduler = new Scheduler({
     engine,
@@ -79,7 +82,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
     logger: { level: o.config.verbose ? "debug" : "info" },
     version: mfVersion(),
     homeDir: o.homeDir,
-    threads: o.threads,
+    threads,
     registryRoutes: pullPushRoutes(registry),
     createRoot: o.config.createRoot,
   });
@@ -159,16 +162,24 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("host", { type: "string", describe: "HOST:PORT to listen on (MF_HOST)" })
       .option("models", { type: "string", describe: "store directory (MF_MODELS)" })
       .option("gpu", { type: "boolean", default: true, describe: "use a GPU when one is found (--no-gpu: CPU only)" })
-      .option("threads", { type: "number", describe: "CPU threads per model (default: node-llama-cpp's choice)" })
+      .option("threads", { type: "number", describe: "CPU threads per model, unless a request sets num_thread (MF_THREADS; default or 0: the physical cores this process may use)" })
       .option("key", { type: "string", describe: "ssh private key for /api/pull and /api/push to registries with keys (MF_KEY)" })
       .option("create-root", { type: "string", describe: "the only directory /api/create may read files from (MF_CREATE_ROOT); unset: none, clients upload blobs" })
-      .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGINT/SIGTERM, let answers in flight finish for this long" }) as never,
+      .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGINT/SIGTERM, let answers in flight finish for this long" })
+      .check((a) => {
+        const t = a.threads as number | undefined;
+        if (t !== undefined && !(Number.isInteger(t) && t >= 0)) throw new Error("--threads takes a whole number of threads (0: the default)");
+        return true;
+      }) as never,
   handler: async (args) => {
     const ctx = cliContext({ models: args.models, verbose: args.verbose });
     const graceMs = parseDuration(args["shutdown-grace"] ?? "10s");
     const config = { ...ctx.config, host: args.host ?? ctx.config.host, createRoot: createRoot(args["create-root"] ?? ctx.config.createRoot) };
-    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", threads: args.threads, key: args.key });
-    process.stdout.write(`mf serve: listening on ${rt.address} (store ${ctx.store.root}${config.createRoot ? `, create root ${config.createRoot}` : ""})\n`);
+    // --threads beats MF_THREADS; --threads 0 asks for the policy whatever MF_THREADS says
+    if (args.threads !== undefined) config.threads = args.threads >= 1 ? args.threads : undefined;
+    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", key: args.key });
+    process.stdout.write(`mf serve: listening on ${rt.address} (store ${ctx.store.root}${config.createRoot ? `, create root ${config.createRoot}` : ""})
+`);
     await serveUntilSignal(rt.close, graceMs);
   },
 };

@@ -158,7 +158,7 @@ export async function chooseEngine(o: ChooseEngineOptions): Promise<EngineChoice
 }
 
 /** getLlama's options that the built engine honours too. */
-export type BindingOptions = Pick<LlamaOptions, "logLevel" | "logger"> & { gpu: false | "auto" };
+export type BindingOptions = Pick<LlamaOptions, "logLevel" | "logger" | "maxThreads"> & { gpu: false | "auto" };
 
 interface LlamaInternals {
   Llama: { _create(o: Record<string, unknown>): Promise<Llama> };
@@ -174,7 +174,7 @@ interface GetLlamaInternals {
  * package), with getLlama's defaults.
  */
 export async function loadBinding(choice: EngineChoice, o: BindingOptions): Promise<Llama> {
-  const prebuilt = () => getLlama({ gpu: o.gpu, build: "never", logLevel: o.logLevel, logger: o.logger });
+  const prebuilt = () => getLlama({ gpu: o.gpu, build: "never", logLevel: o.logLevel, logger: o.logger, maxThreads: o.maxThreads });
   if (choice.kind === "prebuilt" || !choice.dir || !choice.info) return prebuilt();
   try {
     return await loadBuilt(choice.dir, choice.info, o);
@@ -209,6 +209,7 @@ async function loadBuilt(dir: string, info: EngineBuildInfo, o: BindingOptions):
     },
     logLevel: o.logLevel,
     logger: o.logger,
+    maxThreads: o.maxThreads,
     vramPadding: pads.defaultLlamaVramPadding,
     ramPadding: pads.defaultLlamaRamPadding,
     debug: false,

@@ -2,6 +2,12 @@
  * The engine over node-llama-cpp: one Llama binding per engine, one context per loaded model with a
  * sequence per slot, the GGUF loaded in place from the store. llama.cpp's own log is captured, because
  * node-llama-cpp only says "Failed to load model": a failed load reports llama.cpp's reason.
+ *
+ * Threads: every context gets an explicit count, never node-llama-cpp's own default (at least 4 without
+ * a GPU, however few the cores): the one asked for (clamped to the usable CPUs, said in the log), else
+ * the thread policy's (`threads.ts`). node-llama-cpp's thread splitter (`maxThreads`) caps the threads
+ * all contexts decode with together: at the usable CPUs, and at the CPUs that other processes leave
+ * free (measured every `loadIntervalMs`), but never below the count a loaded model was explicitly given.
  */
 import {
   type ChatHistoryItem,
@@ -20,7 +26,9 @@ import { RuntimeError } from "../../core/errors.js";
 import { inSequenceOrder } from "./batch-order.js";
 import { DraftRuntime } from "./draft.js";
 import { type EngineChoice, loadBinding } from "./binding.js";
+import { CpuLoadMeter, readCpuFacts } from "./cpu.js";
 import { StepBarrier } from "./step-barrier.js";
+import { type CpuFacts, type FreeCpus, type ThreadPlan, clampThreads, nextFreeCpus, planThreads } from "./threads.js";
 import { type Engine, type EngineModel, type EvaluateOptions, type GrammarSpec, type LoadSpec, unloadedError } from "./types.js";
 
 export type EngineLogLevel = "error" | "warn" | "info" | "debug";
@@ -30,10 +38,16 @@ export interface LlamaEngineOptions {
   gpu?: false | "auto";
   /** receives llama.cpp's log lines */
   log?: (level: EngineLogLevel, message: string) => void;
-  /** default CPU threads of a context */
+  /** CPU threads of a context that asks for none (`mf serve --threads`, MF_THREADS); undefined: the thread policy */
   threads?: number;
   /** the native binding (binding.ts's chooseEngine); default: node-llama-cpp's prebuilt binary */
   engine?: EngineChoice;
+  /** receives mf's own words about threads: the policy (info), a change under load (debug) */
+  notice?: (level: EngineLogLevel, message: string) => void;
+  /** the machine's CPU facts (default: read from /proc and /sys) */
+  cpu?: CpuFacts;
+  /** how often the CPUs' load is measured, in ms (default 200; 0: never, default-count models keep their count) */
+  loadIntervalMs?: number;
 }
 
 const LEVELS: Partial<Record<LlamaLogLevel, EngineLogLevel>> = {
@@ -52,17 +66,44 @@ export function createLlamaEngine(opts: LlamaEngineOptions = {}): Engine {
 class LlamaEngine implements Engine {
   readonly name = "node-llama-cpp";
   private llama: Promise<Llama> | undefined;
+  /** the binding once loaded, for the synchronous cap */
+  private ready: Llama | undefined;
   /** recent error lines of llama.cpp, read back when a load fails */
   private errors: string[] = [];
   /** loads run one at a time so that the captured lines belong to the load that failed */
   private loading: Promise<unknown> = Promise.resolve();
   private readonly models = new Set<LlamaEngineModel>();
+  private readonly facts: CpuFacts;
+  /** the CPUs this process may use: every count is clamped to it */
+  private readonly usable: number;
+  /** the thread plan, once the binding (which counts llama.cpp's math cores) is loaded */
+  private plan: ThreadPlan | undefined;
+  /** CPUs other processes leave free, as last measured */
+  private cpus: FreeCpus;
+  /** contexts being created: node-llama-cpp clamps a context's threads to `maxThreads` when it creates it */
+  private creating = 0;
+  private meter: CpuLoadMeter | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly opts: LlamaEngineOptions) {}
+  constructor(private readonly opts: LlamaEngineOptions) {
+    this.facts = opts.cpu ?? readCpuFacts();
+    this.usable = planThreads(this.facts).usable;
+    this.cpus = { free: this.usable, calmMs: 0 };
+    // measured from the start, so that the first load already knows how busy the CPUs are
+    const interval = opts.loadIntervalMs ?? 200;
+    if (interval > 0) {
+      this.meter = new CpuLoadMeter(this.facts.allowed);
+      this.meter.othersBusy();
+      this.timer = setInterval(() => this.measure(interval), interval);
+      this.timer.unref();
+    }
+  }
 
   private binding(): Promise<Llama> {
     this.llama ??= loadBinding(this.opts.engine ?? { kind: "prebuilt", description: "" }, {
       gpu: this.opts.gpu ?? false,
+      // node-llama-cpp's own cap is max(4, math cores) without a GPU; ours is the usable CPUs
+      maxThreads: this.usable,
       logLevel: LlamaLogLevel.warn,
       logger: (level, message) => {
         const text = message.trim();
@@ -84,26 +125,94 @@ class LlamaEngine implements Engine {
     return run;
   }
 
+  /** The thread policy for this machine, with llama.cpp's count of math cores. */
+  private threadPlan(llama: Llama): ThreadPlan {
+    if (!this.plan) {
+      this.plan = planThreads({ ...this.facts, mathCores: this.facts.mathCores ?? llama.cpuMathCores });
+      this.opts.notice?.("info", `threads: ${this.plan.threads} per model by default (${this.plan.why}), at most ${this.plan.usable}`);
+    }
+    return this.plan;
+  }
+
+  /** The threads of a model: as asked (request, flag, MF_THREADS), clamped to the usable CPUs; else the policy's. */
+  private threadsFor(llama: Llama, spec: LoadSpec): ModelThreads {
+    const plan = this.threadPlan(llama);
+    const asked = spec.threads ?? this.opts.threads;
+    if (asked === undefined || !Number.isFinite(asked) || asked < 1) return { threads: plan.threads };
+    const c = clampThreads(asked, plan);
+    return { threads: c.threads, asked: Math.floor(asked) };
+  }
+
+  /** Creates a context at its full thread count, whatever the cap under load is at the moment. */
+  private async fullThreads<T>(create: () => Promise<T>): Promise<T> {
+    this.creating++;
+    this.applyCap();
+    try {
+      return await create();
+    } finally {
+      this.creating--;
+      this.applyCap();
+    }
+  }
+
+  /**
+   * node-llama-cpp's `maxThreads` (the threads all contexts may decode with at once): the usable CPUs
+   * while a context is created; else the CPUs other processes leave free, but never below the count a
+   * loaded model was explicitly given.
+   */
+  private applyCap(): void {
+    const llama = this.ready;
+    const plan = this.plan;
+    if (!llama || !plan) return;
+    let cap = plan.usable;
+    if (this.creating === 0) {
+      const explicit = Math.max(0, ...[...this.models].map((m) => (m.threadsAsked !== undefined ? m.threads : 0)));
+      cap = Math.max(1, Math.min(plan.usable, Math.max(this.cpus.free, explicit)));
+    }
+    if (llama.maxThreads !== cap) llama.maxThreads = cap;
+  }
+
+  private measure(elapsedMs: number): void {
+    const others = this.meter?.othersBusy();
+    if (others === undefined) return;
+    const next = nextFreeCpus(this.cpus, this.usable, others, elapsedMs);
+    if (next.free !== this.cpus.free && this.plan && this.models.size > 0) {
+      this.opts.notice?.("debug", `threads: other processes keep ${others.toFixed(2)} of ${this.usable} CPUs busy; default-count models now decode with at most ${Math.min(next.free, this.plan.threads)}`);
+    }
+    this.cpus = next;
+    this.applyCap();
+  }
+
   private async loadNow(spec: LoadSpec, signal?: AbortSignal): Promise<EngineModel> {
     signal?.throwIfAborted();
     const llama = await this.binding();
+    this.ready = llama;
+    const threading = this.threadsFor(llama, spec);
+    const threads = threading.threads;
     this.errors = [];
     let model: LlamaModel | undefined;
     try {
       model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal });
       let created: LlamaContext | undefined;
-      const context = await model.createContext({
-        batching: { itemPrioritizationStrategy: inSequenceOrder(() => created) },
-        contextSize: Math.min(spec.contextSize, Math.max(model.trainContextSize, 1)) || spec.contextSize,
-        sequences: spec.slots,
-        batchSize: spec.batchSize,
-        threads: spec.threads ?? this.opts.threads,
-        lora: spec.adapters.length ? { adapters: spec.adapters.map((filePath) => ({ filePath })) } : undefined,
-      });
+      const loaded = model;
+      const context = await this.fullThreads(() =>
+        loaded.createContext({
+          batching: { itemPrioritizationStrategy: inSequenceOrder(() => created) },
+          contextSize: Math.min(spec.contextSize, Math.max(loaded.trainContextSize, 1)) || spec.contextSize,
+          sequences: spec.slots,
+          batchSize: spec.batchSize,
+          threads,
+          lora: spec.adapters.length ? { adapters: spec.adapters.map((filePath) => ({ filePath })) } : undefined,
+        }),
+      );
       created = context;
       const draft = spec.draft ? await DraftRuntime.load(llama, context, spec, { signal, reason: (e) => this.reason(e) }) : undefined;
-      const m = new LlamaEngineModel(llama, model, context, spec, this.opts, () => this.models.delete(m), draft);
+      const m: LlamaEngineModel = new LlamaEngineModel(llama, model, context, spec, this.opts, threading, (f) => this.fullThreads(f), () => {
+        this.models.delete(m);
+        this.applyCap();
+      }, draft);
       this.models.add(m);
+      this.applyCap();
       return m;
     } catch (e) {
       await model?.dispose().catch(() => {});
@@ -122,8 +231,11 @@ class LlamaEngine implements Engine {
 
   async dispose(): Promise<void> {
     for (const m of [...this.models]) await m.dispose();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     if (this.llama) await (await this.llama).dispose();
     this.llama = undefined;
+    this.ready = undefined;
   }
 }
 
@@ -132,8 +244,16 @@ interface Slot {
   busy: boolean;
 }
 
+interface ModelThreads {
+  threads: number;
+  /** the count asked for (request, flag, MF_THREADS) before the clamp; undefined: the policy's */
+  asked?: number;
+}
+
 class LlamaEngineModel implements EngineModel {
   readonly slots: number;
+  readonly threads: number;
+  readonly threadsAsked: number | undefined;
   readonly contextSize: number;
   readonly sizeBytes: number;
   readonly vramBytes: number;
@@ -154,12 +274,16 @@ class LlamaEngineModel implements EngineModel {
     private readonly llama: Llama,
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
-    private readonly spec: LoadSpec,
-    private readonly opts: LlamaEngineOptions,
+    spec: LoadSpec,
+    opts: LlamaEngineOptions,
+    threading: ModelThreads,
+    private readonly fullThreads: <T>(create: () => Promise<T>) => Promise<T>,
     private readonly onDispose: () => void,
     readonly draft?: DraftRuntime,
   ) {
     this.slots = spec.slots;
+    this.threads = threading.threads;
+    this.threadsAsked = threading.asked;
     this.contextSize = context.contextSize;
     this.sizeBytes = model.size + context.stateSize + (draft?.sizeBytes ?? 0);
     this.vramBytes = model.gpuLayers > 0 && opts.gpu ? this.sizeBytes : 0;
@@ -293,7 +417,7 @@ class LlamaEngineModel implements EngineModel {
 
   async embed(tokens: readonly number[], signal?: AbortSignal): Promise<number[]> {
     if (tokens.length >= this.contextSize) throw new RuntimeError("BAD_REQUEST", "input exceeds the context length");
-    this.embedding ??= this.model.createEmbeddingContext({ contextSize: this.contextSize, threads: this.spec.threads ?? this.opts.threads });
+    this.embedding ??= this.fullThreads(() => this.model.createEmbeddingContext({ contextSize: this.contextSize, threads: this.threads }));
     const run = this.embedQueue.then(async () => {
       signal?.throwIfAborted();
       const ctx = await this.embedding!;

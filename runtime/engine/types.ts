@@ -22,7 +22,7 @@ export interface LoadSpec {
   slots: number;
   /** prompt-processing batch size */
   batchSize?: number;
-  /** CPU threads (undefined: the engine's default) */
+  /** CPU threads, as asked (request, then `mf serve --threads`, then MF_THREADS); undefined: the thread policy */
   threads?: number;
   /**
    * A draft model for speculative decoding (the image's DRAFT layer): it drafts up to `maxTokens` tokens
@@ -76,6 +76,10 @@ export interface EngineModel {
   /** context size of one slot, as created (may be rounded up from the request) */
   readonly contextSize: number;
   readonly slots: number;
+  /** the CPU threads it runs with (fewer for a while when a default-count model shares busy CPUs) */
+  readonly threads: number;
+  /** the count asked for (request, `--threads`, MF_THREADS) when it was clamped to the usable CPUs or not; undefined: the policy's */
+  readonly threadsAsked?: number;
   /** bytes of memory the weights and contexts take */
   readonly sizeBytes: number;
   /** of which on the GPU */

@@ -51,3 +51,12 @@ test("no OLLAMA_* variable is read", () => {
   assert.equal(c.host, "127.0.0.1:11434");
   assert.equal(c.keepAlive, "5m");
 });
+
+test("MF_THREADS: a whole number of threads, beaten by the flag; 0 or junk is no setting", () => {
+  assert.equal(resolveConfig({ env: {}, home: "/h" }).threads, undefined);
+  assert.equal(resolveConfig({ env: { MF_THREADS: "3" }, home: "/h" }).threads, 3);
+  assert.equal(resolveConfig({ env: { MF_THREADS: "3" }, home: "/h", flags: { threads: 1 } }).threads, 1);
+  assert.equal(resolveConfig({ env: { MF_THREADS: "2.9" }, home: "/h" }).threads, 2);
+  for (const junk of ["0", "-2", "many", " "]) assert.equal(resolveConfig({ env: { MF_THREADS: junk }, home: "/h" }).threads, undefined, junk);
+  assert.equal(resolveConfig({ env: {}, home: "/h", file: { threads: 4 } }).threads, 4);
+});

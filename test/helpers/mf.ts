@@ -82,3 +82,40 @@ export async function startMfServe(args: string[], env: Record<string, string>):
     },
   };
 }
+
+export interface ServingMf {
+  /** `http://127.0.0.1:PORT` */
+  base: string;
+  proc: ChildProcess;
+  /** what it printed so far (stdout and stderr: the JSON log lines included) */
+  output(): string;
+  /** SIGTERM, and waits for the exit */
+  stop(): Promise<void>;
+}
+
+/** `mf serve ARGS` on 127.0.0.1, port 0 (MF_HOST), with `env` over this process's environment; resolves once it listens. */
+export async function serveMf(args: string[], env: NodeJS.ProcessEnv): Promise<ServingMf> {
+  if (!existsSync(MF_BIN)) throw new Error(`${MF_BIN} is missing: run \`npm run build\` first (npm test does)`);
+  const proc = spawn(process.execPath, [MF_BIN, "serve", ...args], { cwd: ROOT, env: { ...env, MF_HOST: "127.0.0.1:0" }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stderr!.on("data", (d) => (out += d));
+  const base = await new Promise<string>((res, rej) => {
+    proc.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) res(m[1]!);
+    });
+    proc.on("exit", (code) => rej(new Error(`mf serve exited ${code}: ${out}`)));
+  });
+  return {
+    base,
+    proc,
+    output: () => out,
+    stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const gone = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await gone;
+    },
+  };
+}

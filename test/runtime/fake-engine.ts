@@ -50,6 +50,8 @@ class FakeModel implements EngineModel {
   readonly slots: number;
   readonly sizeBytes = 1000;
   readonly vramBytes = 0;
+  readonly threads: number;
+  readonly threadsAsked: number | undefined;
   readonly bosToken = null;
   readonly vocabSize = 256;
   readonly chatTemplate = undefined;
@@ -59,6 +61,8 @@ class FakeModel implements EngineModel {
   constructor(spec: LoadSpec, private readonly opts: FakeEngineOptions, private readonly onDispose: () => void) {
     this.contextSize = spec.contextSize;
     this.slots = spec.slots;
+    this.threads = spec.threads ?? 1;
+    this.threadsAsked = spec.threads;
   }
 
   applyChatTemplate(): string | undefined {

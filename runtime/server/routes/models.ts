@@ -86,6 +86,8 @@ export function modelRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
       ...(l.draft
         ? { draft: { digest: hex(l.draft.digest), size: l.draft.sizeBytes, draft_num_predict: l.draft.maxTokens, accepted_tokens: l.draft.accepted, rejected_tokens: l.draft.rejected } }
         : {}),
+      // mf's own field: the CPU threads the model runs with
+      threads: l.threads,
     })),
   }));
 }

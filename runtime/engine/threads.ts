@@ -1,0 +1,114 @@
+/**
+ * How many CPU threads a model runs with: the thread policy, pure (the facts come from `cpu.ts`, or from
+ * a test). llama.cpp's worker threads wait for each other by spinning, so a decode with more threads than
+ * CPUs free to run them stalls at every barrier: 4 threads on 2 cores ran 50× slower than 2. Hence:
+ *
+ * - `usable`: the CPUs this process may run on: its CPU affinity, then the cgroup CPU quota (rounded
+ *   down: a thread throttled by the quota stalls the others as surely as a missing core), at least 1.
+ *   Every thread count, whoever asked for it, is clamped to it.
+ * - the default count: the physical cores among those CPUs (SMT siblings share one core's arithmetic
+ *   units, and llama.cpp's own count of "math" cores, without efficiency cores, when it is lower), at
+ *   most `usable`.
+ * - while it runs, `freeCpus` lowers the threads of default-count models to the CPUs other processes
+ *   leave free, so that a shared machine degrades to fewer threads instead of collapsing.
+ */
+
+export interface CpuFacts {
+  /** logical CPUs online (os.cpus().length) */
+  online: number;
+  /** ids of the CPUs this process may run on (its affinity mask); undefined when unknown */
+  allowed?: readonly number[];
+  /** os.availableParallelism(): the affinity count where `allowed` is unknown */
+  parallelism?: number;
+  /** the physical core of each CPU id (any key shared by SMT siblings only), where the topology is known */
+  cores?: ReadonlyMap<number, string>;
+  /** the cgroup CPU limit in CPUs (quota ÷ period, the lowest on the way to the root); undefined: none */
+  quota?: number;
+  /** llama.cpp's own count of math cores (physical, without efficiency cores), machine-wide */
+  mathCores?: number;
+}
+
+export interface ThreadPlan {
+  /** CPUs this process may use: affinity, then the cgroup quota */
+  usable: number;
+  /** physical cores among those CPUs */
+  physical: number;
+  /** the default thread count of a model */
+  threads: number;
+  /** how `threads` was found, for the log */
+  why: string;
+}
+
+const whole = (n: number | undefined): number | undefined => (n !== undefined && Number.isFinite(n) && n >= 1 ? Math.floor(n) : undefined);
+
+export function planThreads(f: CpuFacts): ThreadPlan {
+  const allowed = f.allowed?.length ? f.allowed : undefined;
+  const affinity = allowed?.length ?? whole(f.parallelism) ?? whole(f.online) ?? 1;
+  const quota = f.quota !== undefined && Number.isFinite(f.quota) && f.quota > 0 ? Math.max(1, Math.floor(f.quota + 1e-9)) : undefined;
+  const usable = Math.max(1, Math.min(affinity, quota ?? Infinity));
+  let physical = affinity;
+  if (allowed && f.cores) {
+    const keys = new Set<string>();
+    let known = true;
+    for (const cpu of allowed) {
+      const k = f.cores.get(cpu);
+      if (k === undefined) known = false;
+      else keys.add(k);
+    }
+    if (known && keys.size > 0) physical = keys.size;
+  }
+  const math = whole(f.mathCores);
+  if (math !== undefined) physical = Math.min(physical, math);
+  const threads = Math.max(1, Math.min(physical, usable));
+  const parts = [`${affinity} CPU${affinity === 1 ? "" : "s"} allowed`];
+  if (physical < affinity) parts.push(`${physical} physical core${physical === 1 ? "" : "s"}`);
+  if (quota !== undefined) parts.push(`cgroup quota ${Number(f.quota!.toFixed(2))} CPU${f.quota === 1 ? "" : "s"}`);
+  return { usable, physical, threads, why: parts.join(", ") };
+}
+
+/** A thread count someone asked for, clamped to the usable CPUs; `clamped` says whether it was lowered. */
+export function clampThreads(asked: number, plan: Pick<ThreadPlan, "usable">): { threads: number; clamped: boolean } {
+  const n = Math.max(1, Math.floor(asked));
+  return n > plan.usable ? { threads: plan.usable, clamped: true } : { threads: n, clamped: false };
+}
+
+/**
+ * Others' load above which a CPU no longer counts as free (in CPUs): a competitor taking a quarter of a
+ * core already costs a spinning 2-thread decode about as much as dropping to 1 thread does (measured on
+ * the bench model, 2 cores); below the second figure it counts as free again (a band, so the count does
+ * not flap).
+ */
+export const BUSY_ABOVE = 0.3;
+export const FREE_BELOW = 0.15;
+/**
+ * How long others' load must stay low before the count rises again. Too many threads for the free cores
+ * costs tens of times the speed, too few about a third at worst: the count drops at the first busy
+ * reading and rises only after this much calm, so bursts of other work a second apart never catch a
+ * decode with more threads than free cores.
+ */
+export const RISE_AFTER_MS = 1000;
+
+export interface FreeCpus {
+  /** the CPUs left free for our threads, 1 to `usable` */
+  free: number;
+  /** how long others' load has allowed more than `free` */
+  calmMs: number;
+}
+
+/**
+ * The next count of CPUs left free for our threads, from the last one and a reading: other processes
+ * kept `othersBusy` CPUs busy (our own threads excluded) over the last `elapsedMs`. It drops as soon as
+ * others take more than BUSY_ABOVE of a CPU; it rises once they have taken less than FREE_BELOW for
+ * RISE_AFTER_MS.
+ */
+export function nextFreeCpus(prev: FreeCpus, usable: number, othersBusy: number, elapsedMs: number): FreeCpus {
+  const busy = Math.max(0, Number.isFinite(othersBusy) ? othersBusy : 0);
+  const clamp = (n: number) => Math.max(1, Math.min(usable, n));
+  const free = clamp(prev.free);
+  const keep = clamp(Math.floor(usable - busy + BUSY_ABOVE));
+  if (keep < free) return { free: keep, calmMs: 0 };
+  const rise = clamp(Math.floor(usable - busy + FREE_BELOW));
+  if (rise <= free) return { free, calmMs: 0 };
+  const calmMs = prev.calmMs + Math.max(0, elapsedMs);
+  return calmMs >= RISE_AFTER_MS ? { free: rise, calmMs: 0 } : { free, calmMs };
+}
