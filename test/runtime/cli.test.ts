@@ -183,7 +183,8 @@ test("mf demo (npm start): the commands it prints work as printed; its curl line
     const sh = (line: string, extra: Record<string, string> = {}) => runProcess("sh", ["-c", line], { env: mfEnv(env(extra)) });
     // the server's JSON log starts after the header of the command that starts it
     const header = out.indexOf(`$ MF_MODELS=${join(demoDir, "models")} npx mf serve\n`);
-    const log = out.indexOf('"msg":"Server listening');
+    // (the first JSON line: the engine it runs, or fastify's "Server listening")
+    const log = out.search(/^\{"level":/m);
     assert.ok(header >= 0 && log > header, out);
     // every command is `npx mf …` on the demo's store (no `mf` on the PATH after npm ci): run each as
     // printed, with the built binary in place of npx's lookup of this package's bin
