@@ -51,36 +51,16 @@ export interface MfServe {
   child: ChildProcess;
   /** `127.0.0.1:PORT` */
   host: string;
-  /** what it has written to stdout so far */
+  /** what it has written so far (stdout and stderr) */
   output(): string;
   /** SIGTERM, and wait for it to end */
   stop(): Promise<void>;
 }
 
-/** `mf serve ARGS` on 127.0.0.1, a free port; resolves once it listens. */
+/** `mf serve ARGS` on 127.0.0.1, a free port, over this process's environment without MF_DEBUG and MF_KEY; resolves once it listens. */
 export async function startMfServe(args: string[], env: Record<string, string>): Promise<MfServe> {
-  needBinary();
-  const child = spawn(process.execPath, [MF_BIN, "serve", ...args], { cwd: ROOT, env: mfEnv({ ...env, MF_HOST: "127.0.0.1:0" }) });
-  let out = "";
-  const host = await new Promise<string>((res, rej) => {
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on http:\/\/(127\.0\.0\.1:\d+)/.exec(out);
-      if (m) res(m[1]!);
-    });
-    child.on("exit", (code) => rej(new Error(`mf serve exited ${code}: ${out}`)));
-  });
-  return {
-    child,
-    host,
-    output: () => out,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const gone = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await gone;
-    },
-  };
+  const s = await serveMf(args, mfEnv(env));
+  return { child: s.proc, host: s.base.slice("http://".length), output: s.output, stop: s.stop };
 }
 
 export interface ServingMf {
