@@ -14,10 +14,11 @@ export interface AuthorizeRequest {
 
 export interface AuthHook {
   /**
-   * Resolves when the request may proceed; throws an MfError with code UNAUTHORIZED (no or bad
+   * Resolves when the request may proceed, with the subject it was allowed for when the hook knows one
+   * (`anonymous`, `key:SHA256:…`, `apikey:<name>`: what pushes record and the audit log names); throws an MfError with code UNAUTHORIZED (no or bad
    * credentials) or DENIED (credentials without that access) otherwise.
    */
-  authorize(request: FastifyRequest, access: AuthorizeRequest): Promise<void> | void;
+  authorize(request: FastifyRequest, access: AuthorizeRequest): Promise<string | void> | string | void;
   /** The `WWW-Authenticate` value sent with a 401, e.g. `Bearer realm="…",service="…",scope="…"`. */
   challenge?(request: FastifyRequest, access: AuthorizeRequest): string | undefined;
   /** Adds the hook's own routes (the token endpoint) to the registry app. */
@@ -27,3 +28,15 @@ export interface AuthHook {
 export const allowAll: AuthHook = {
   authorize() {},
 };
+
+const subjects = new WeakMap<FastifyRequest, string>();
+
+/** Records who a request was authorised as (called by the registry after the hook allows it). */
+export function setRequestSubject(request: FastifyRequest, subject: string): void {
+  subjects.set(request, subject);
+}
+
+/** Who the auth hook allowed this request as; undefined without access control (allowAll) or before authorisation. */
+export function requestSubject(request: FastifyRequest): string | undefined {
+  return subjects.get(request);
+}

@@ -1,7 +1,7 @@
 /** What every handler receives: the injected parts plus a few helpers, built once per server. */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AuthError, MfError } from "../../core/errors.js";
-import type { AuthHook, RegistryAction } from "./auth.js";
+import { setRequestSubject, type AuthHook, type RegistryAction } from "./auth.js";
 import type { RepoStore } from "./repo-store.js";
 import { publicBase, type Signer } from "./signing.js";
 import type { UploadSessions } from "./upload-sessions.js";
@@ -35,7 +35,8 @@ export async function authorize(
 ): Promise<void> {
   const access = { repository, actions };
   try {
-    await ctx.auth.authorize(request, access);
+    const subject = await ctx.auth.authorize(request, access);
+    if (typeof subject === "string") setRequestSubject(request, subject);
   } catch (e) {
     if (e instanceof MfError && e.code === "UNAUTHORIZED") {
       const challenge = ctx.auth.challenge?.(request, access);

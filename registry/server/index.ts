@@ -1,6 +1,6 @@
 /** The registry server's public surface. */
 export { createRegistryServer, type RegistryServer, type RegistryServerOptions } from "./server.js";
-export { allowAll, type AuthHook, type AuthorizeRequest, type RegistryAction } from "./auth.js";
+export { allowAll, requestSubject, type AuthHook, type AuthorizeRequest, type RegistryAction } from "./auth.js";
 export type { StorageDriver, StatInfo, ByteSpan, WriteAtOptions } from "./storage/driver.js";
 export { FsDriver, type FsDriverOptions } from "./storage/fs.js";
 export { S3Driver, parseS3Url, S3_MIN_PART, type S3DriverOptions } from "./storage/s3.js";

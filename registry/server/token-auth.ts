@@ -137,11 +137,11 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
     return new AuthError(code, message);
   };
 
-  const authorize = async (request: FastifyRequest, access: AuthorizeRequest): Promise<void> => {
+  const authorize = async (request: FastifyRequest, access: AuthorizeRequest): Promise<string> => {
     const policy = opts.access.current();
     const auth = header(request, "authorization");
     if (!auth) {
-      if (access.repository !== null && access.actions.length > 0 && mayDo(policy, ANONYMOUS, access)) return;
+      if (access.repository !== null && access.actions.length > 0 && mayDo(policy, ANONYMOUS, access)) return ANONYMOUS;
       throw new AuthError("UNAUTHORIZED", "authentication required");
     }
     if (/^Basic\s/i.test(auth)) {
@@ -150,14 +150,14 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
       const entry = policy.findApiKey(password);
       if (!entry) throw refuse("an unknown API key", access, "UNAUTHORIZED", "unknown API key");
       if (!mayDo(policy, entry.subject, access)) throw refuse(entry.subject, access, "DENIED", denied(access));
-      return;
+      return entry.subject;
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     if (!m) throw new AuthError("UNAUTHORIZED", "unsupported Authorization scheme; use a bearer token from the token endpoint");
     const claims = await verifyToken(m[1]!);
     if (claims.sub !== ANONYMOUS && !policy.knows(claims.sub)) throw refuse(claims.sub, access, "UNAUTHORIZED", "the token's key is no longer listed");
     const may = mayDo(policy, claims.sub, access);
-    if (covers(claims.access, access) && may) return;
+    if (covers(claims.access, access) && may) return claims.sub;
     if (may) throw new AuthError("UNAUTHORIZED", "the token does not cover this request; ask the token endpoint for its scope");
     if (claims.sub === ANONYMOUS) throw refuse(ANONYMOUS, access, "UNAUTHORIZED", "authentication required (anonymous access does not allow this)");
     throw refuse(whoIs(policy, claims.sub), access, "DENIED", denied(access));
