@@ -5,7 +5,7 @@
  * use); the registry of metrics is always the one cli/ made and injected, never prom-client's global one.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import type { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /** The route label of a request no route serves (any unknown path: one label, whatever the path). */
 export const UNMATCHED = "unmatched";
@@ -17,6 +17,22 @@ export interface RequestMetrics {
   requests: Counter<"method" | "route" | "status">;
   duration: Histogram<"method" | "route">;
   inFlight: Gauge;
+}
+
+/** `<prefix>_http_requests_total`, `_http_request_duration_seconds` and `_http_requests_in_flight` on `registry`. */
+export function createRequestMetrics(registry: Registry, prefix: string): RequestMetrics {
+  const registers = [registry];
+  return {
+    requests: new Counter({ name: `${prefix}_http_requests_total`, help: "HTTP requests answered, by method, route template and status", labelNames: ["method", "route", "status"] as const, registers }),
+    duration: new Histogram({
+      name: `${prefix}_http_request_duration_seconds`,
+      help: "time from a request's arrival to the end of its response (a streamed answer: its last byte), by method and route template",
+      labelNames: ["method", "route"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    inFlight: new Gauge({ name: `${prefix}_http_requests_in_flight`, help: "requests being answered", registers }),
+  };
 }
 
 /**

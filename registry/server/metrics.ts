@@ -8,8 +8,8 @@
  */
 import { Transform, pipeline, type Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { instrumentRequests, LATENCY_BUCKETS, routeTemplate, serveMetrics, UNMATCHED } from "../../core/metrics.js";
+import { Counter, Gauge, type Registry } from "prom-client";
+import { createRequestMetrics, instrumentRequests, routeTemplate, serveMetrics, UNMATCHED } from "../../core/metrics.js";
 import { readGcStats, type GcStats } from "./gc-stats.js";
 import { matchRoute, type Route } from "./routes.js";
 import type { StorageDriver } from "./storage/driver.js";
@@ -37,9 +37,7 @@ export interface RegistryMetrics {
 
 export function createRegistryMetrics(registry: Registry): RegistryMetrics {
   const registers = [registry];
-  const requests = new Counter({ name: "mf_registry_http_requests_total", help: "HTTP requests answered, by method, route template and status", labelNames: ["method", "route", "status"] as const, registers });
-  const duration = new Histogram({ name: "mf_registry_http_request_duration_seconds", help: "time from a request's arrival to the end of its response, by method and route template", labelNames: ["method", "route"] as const, buckets: LATENCY_BUCKETS, registers });
-  const inFlight = new Gauge({ name: "mf_registry_http_requests_in_flight", help: "requests being answered", registers });
+  const http = createRequestMetrics(registry, "mf_registry");
   const bytesIn = new Counter({ name: "mf_registry_blob_bytes_received_total", help: "blob bytes received and stored by uploads (PATCH, PUT, monolithic POST)", registers });
   const bytesOut = new Counter({ name: "mf_registry_blob_bytes_sent_total", help: "blob bytes this registry sent (GET of a blob or a signed blob URL; not reads served by S3 directly)", registers });
   const denials = new Counter({ name: "mf_registry_auth_denials_total", help: "requests refused by the access file (credentials presented but not allowed, or unknown), by action", labelNames: ["action"] as const, registers });
@@ -96,7 +94,7 @@ export function createRegistryMetrics(registry: Registry): RegistryMetrics {
     denied: (action) => denials.inc({ action: actionLabel(action) }),
     install(app, p) {
       parts = p;
-      instrumentRequests(app, { requests, duration, inFlight }, registryRoute);
+      instrumentRequests(app, http, registryRoute);
       // blob bodies going out are counted as they stream (a download cut halfway counts what was sent)
       app.addHook("onSend", async (request, reply, payload) => {
         if (request.method !== "GET" || (reply.statusCode !== 200 && reply.statusCode !== 206)) return payload;
