@@ -42,7 +42,7 @@ export function createRuntimeMetrics(registry: Registry): RuntimeMetrics {
   const rate = new Histogram({
     name: "mf_serve_tokens_per_second",
     help: "generation speed of each finished generation with two or more tokens (generated tokens / eval duration, as Ollama's eval_count / eval_duration)",
-    buckets: [1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000],
+    buckets: [1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 2000, 5000],
     registers,
   });
   let scheduler: Scheduler | undefined;
