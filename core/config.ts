@@ -32,6 +32,10 @@ export interface Config {
   createRoot: string | undefined;
   /** MF_ENGINE_DIR: where `mf engine build` puts the engine it builds, and `mf serve` looks for it; default ~/.mf/engine */
   engineDir: string;
+  /** MF_METRICS / `mf serve --metrics`: Prometheus metrics at GET /metrics; default off */
+  metrics: boolean;
+  /** MF_METRICS_ADDR / `mf serve --metrics-addr`: serve them on this HOST:PORT instead of the API's (turns them on) */
+  metricsAddr: string | undefined;
 }
 
 export type ConfigFlags = Partial<Config>;
@@ -89,5 +93,7 @@ export function resolveConfig(src: ConfigSources = {}): Config {
     verbose: pick(flags.verbose, bool(env.MF_DEBUG), file.verbose, false),
     createRoot: flags.createRoot ?? (env.MF_CREATE_ROOT || undefined) ?? file.createRoot,
     engineDir: pick(flags.engineDir, env.MF_ENGINE_DIR || undefined, file.engineDir, join(home, "engine")),
+    metrics: pick(flags.metrics, bool(env.MF_METRICS), file.metrics, false),
+    metricsAddr: flags.metricsAddr ?? (env.MF_METRICS_ADDR || undefined) ?? file.metricsAddr,
   };
 }

@@ -12,11 +12,13 @@ import type { Argv, CommandModule } from "yargs";
 import { createRequire } from "node:module";
 import { MfError } from "../../core/errors.js";
 import { collectGarbage } from "../../registry/server/gc.js";
+import { recordGcRun } from "../../registry/server/gc-stats.js";
 import { describeProblem, scrub } from "../../registry/server/scrub.js";
 import { createRegistryServer } from "../../registry/server/server.js";
 import { UPLOAD_FAULT_POINTS, type FaultHook, type UploadFaultPoint } from "../../registry/server/upload-sessions.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
+import { listenMetrics, metricsRegistry, splitHostPort, type MetricsListener } from "../metrics.js";
 import { registryAdminCommands } from "./registry-admin.js";
 
 interface ServeArgs extends StorageArgs {
@@ -38,6 +40,8 @@ interface ServeArgs extends StorageArgs {
   service: string;
   "token-ttl": string;
   "allow-foreign-layers"?: string;
+  metrics?: boolean;
+  "metrics-addr"?: string;
   verbose?: boolean;
 }
 
@@ -116,12 +120,6 @@ export function faultHook(spec: string | undefined): FaultHook | undefined {
   };
 }
 
-function splitAddr(addr: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
-  if (!m) throw new MfError("BAD_REQUEST", `invalid --addr "${addr}" (expected HOST:PORT)`);
-  return { host: m[1] ?? (m[2] || "0.0.0.0"), port: Number(m[3]) };
-}
-
 /** `--allow-foreign-layers REGEX`: urls of non-distributable layers that may stay unpushed. */
 function foreignLayerPolicy(text: string | string[] | undefined): RegExp | undefined {
   if (text === undefined) return undefined;
@@ -187,6 +185,11 @@ async function serve(args: ServeArgs): Promise<void> {
     ? { cert: readFileSync(args["tls-cert"]), key: readFileSync(args["tls-key"]) }
     : undefined;
   const storage = opened.driver;
+  // --metrics: GET /metrics here; --metrics-addr: there instead (prom-client is loaded only then)
+  const metricsAddr = args["metrics-addr"] === undefined ? undefined : last(args["metrics-addr"]);
+  const metrics = args.metrics === true || metricsAddr !== undefined
+    ? (await import("../../registry/server/metrics.js")).createRegistryMetrics(await metricsRegistry())
+    : undefined;
   // key-based auth (jose, ssh2) is loaded only when an access file turns it on
   const keyed = args.access
     ? await Promise.all([import("../../registry/server/access-file.js"), import("../../registry/server/token-auth.js")])
@@ -201,7 +204,10 @@ async function serve(args: ServeArgs): Promise<void> {
     ? keyed[1].createTokenAuth({
         access, secret, storage, publicUrl, service: args.service,
         tokenTtlS: Math.max(1, Math.round(parseDuration(args["token-ttl"]) / 1000)),
-        onDenied: (d) => process.stderr.write(`mf registry: denied ${d.action}${d.repository ? ` on ${d.repository}` : ""} for ${d.who}: ${d.reason}\n`),
+        onDenied: (d) => {
+          metrics?.denied(d.action);
+          process.stderr.write(`mf registry: denied ${d.action}${d.repository ? ` on ${d.repository}` : ""} for ${d.who}: ${d.reason}\n`);
+        },
       })
     : undefined;
   const app = createRegistryServer({
@@ -222,16 +228,27 @@ async function serve(args: ServeArgs): Promise<void> {
     idleTimeoutMs: parseDuration(args["idle-timeout"]),
     allowForeignLayers,
     https,
+    metrics,
+    serveMetrics: metricsAddr === undefined,
   });
   const addr = last(args.addr);
-  const { host, port } = splitAddr(addr);
-  const address = await listen(app, addr, host, port).catch(async (e: unknown) => {
-    await app.close();
-    access?.close();
-    opened.close();
-    throw e;
-  });
-  process.stdout.write(`mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n`);
+  const { host, port } = splitHostPort(addr, "--addr");
+  let metricsListener: MetricsListener | undefined;
+  const address = await listen(app, addr, host, port)
+    .then(async (a) => {
+      if (metrics && metricsAddr !== undefined) metricsListener = await listenMetrics(metrics.registry, metricsAddr);
+      return a;
+    })
+    .catch(async (e: unknown) => {
+      await app.close();
+      access?.close();
+      opened.close();
+      throw e;
+    });
+  process.stdout.write(
+    `mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n` +
+      (metrics ? `mf registry: metrics at ${metricsListener?.address ?? address}/metrics\n` : ""),
+  );
 
   const graceMs = parseDuration(args["shutdown-grace"]);
   await new Promise<void>((done) => {
@@ -239,7 +256,7 @@ async function serve(args: ServeArgs): Promise<void> {
       process.stderr.write(`mf registry: ${signal}: finishing in-flight requests (up to ${graceMs} ms)\n`);
       // In-flight uploads still running at the deadline are cut; their offsets are persisted, so they resume.
       const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
-      app.close().finally(() => {
+      Promise.all([app.close(), metricsListener?.close()]).finally(() => {
         access?.close();
         opened.close();
         clearTimeout(timer);
@@ -261,7 +278,13 @@ async function gc(args: GcArgs): Promise<void> {
     uploadExpiryMs: parseDuration(args["upload-expiry"]),
     onManifest: (repository, digest) => process.stdout.write(`${verb} manifest ${repository}@${digest}\n`),
     onSweep: (digest, size) => process.stdout.write(`${verb} ${digest} (${size} bytes)\n`),
-  }).finally(() => opened.close());
+  })
+    .then(async (r) => {
+      // what the serving registry reports as gc metrics (gc-stats.ts); a failure here undoes nothing gc did
+      if (!args["dry-run"]) await recordGcRun(opened.driver, r).catch((e: Error) => process.stderr.write(`mf registry gc: figures not recorded for metrics: ${e.message}\n`));
+      return r;
+    })
+    .finally(() => opened.close());
   const removed = args["dry-run"] ? "to remove" : "removed";
   const extra = [
     report.linksRemoved ? `, ${report.linksRemoved} unused repository links removed` : "",
@@ -310,6 +333,8 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("access", { type: "string", describe: "access file (YAML: keys, API keys, anonymous rules); turns key-based auth on, reloaded on change" })
       .option("service", { type: "string", default: "mf-registry", describe: "service name in auth challenges and tokens (the same on every replica)" })
       .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" })
+      .option("metrics", { type: "boolean", default: false, describe: "Prometheus metrics at GET /metrics on --addr (with --access: for any key the access file knows, as GET /v2/)" })
+      .option("metrics-addr", { type: "string", describe: "HOST:PORT to serve GET /metrics on instead of --addr (turns metrics on; the safe choice: no auth, keep it internal)" })
       .option("allow-foreign-layers", {
         type: "string",
         describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",

@@ -17,6 +17,7 @@ import { RegistryClient } from "../../registry/client/index.js";
 import { pullPushRoutes } from "../../runtime/server/routes/pull-push.js";
 import { cliContext } from "../context.js";
 import { cliAuthenticator } from "../credentials.js";
+import { listenMetrics, metricsRegistry, type MetricsListener } from "../metrics.js";
 
 export interface StartRuntimeOptions {
   config: Config;
@@ -34,6 +35,8 @@ export interface StartRuntimeOptions {
 export interface StartedRuntime {
   app: RuntimeServer;
   address: string;
+  /** where GET /metrics is served (config.metrics / metricsAddr); undefined: metrics off */
+  metricsAddress?: string;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -74,6 +77,10 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
     defaultKeepAliveMs: parseKeepAlive(o.config.keepAlive) ?? 300_000,
     log: (m) => app?.log.info(m),
   });
+  // metrics on: GET /metrics on the API's address, or alone on metricsAddr (prom-client is loaded only then)
+  const metrics = o.config.metrics || o.config.metricsAddr !== undefined
+    ? (await import("../../runtime/server/metrics.js")).createRuntimeMetrics(await metricsRegistry())
+    : undefined;
   const runtime = createRuntimeServer({
     store: o.store,
     engine,
@@ -85,14 +92,18 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
     threads,
     registryRoutes: pullPushRoutes(registry),
     createRoot: o.config.createRoot,
+    metrics,
+    serveMetrics: o.config.metricsAddr === undefined,
   });
   app = runtime;
   app.log.info({ engine: binding.kind }, `engine: ${binding.description}`);
   const host = hostOf(o.config.host);
   const port = Number(/:(\d+)$/.exec(o.config.host)?.[1] ?? 11434);
   let address: string;
+  let metricsListener: MetricsListener | undefined;
   try {
     address = await app.listen({ host, port });
+    if (metrics && o.config.metricsAddr !== undefined) metricsListener = await listenMetrics(metrics.registry, o.config.metricsAddr);
   } catch (e) {
     await app.close();
     await engine.dispose();
@@ -104,7 +115,9 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
   return {
     app: runtime,
     address,
+    metricsAddress: metrics ? `${metricsListener?.address ?? address}/metrics` : undefined,
     close: async (graceMs = 0) => {
+      await metricsListener?.close();
       await runtime.shutdown(graceMs);
       await engine.dispose();
       await registry.close();
@@ -147,6 +160,8 @@ interface ServeArgs {
   host?: string;
   "create-root"?: string;
   "shutdown-grace"?: string;
+  metrics?: boolean;
+  "metrics-addr"?: string;
   models?: string;
   gpu?: boolean;
   threads?: number;
@@ -166,6 +181,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("key", { type: "string", describe: "ssh private key for /api/pull and /api/push to registries with keys (MF_KEY)" })
       .option("create-root", { type: "string", describe: "the only directory /api/create may read files from (MF_CREATE_ROOT); unset: none, clients upload blobs" })
       .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGINT/SIGTERM, let answers in flight finish for this long" })
+      .option("metrics", { type: "boolean", describe: "Prometheus metrics at GET /metrics on the API's address (MF_METRICS)" })
+      .option("metrics-addr", { type: "string", describe: "HOST:PORT to serve GET /metrics on instead of the API's address; turns metrics on (MF_METRICS_ADDR)" })
       .check((a) => {
         const t = a.threads as number | undefined;
         if (t !== undefined && !(Number.isInteger(t) && t >= 0)) throw new Error("--threads takes a whole number of threads (0: the default)");
@@ -174,12 +191,20 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   handler: async (args) => {
     const ctx = cliContext({ models: args.models, verbose: args.verbose });
     const graceMs = parseDuration(args["shutdown-grace"] ?? "10s");
-    const config = { ...ctx.config, host: args.host ?? ctx.config.host, createRoot: createRoot(args["create-root"] ?? ctx.config.createRoot) };
+    const config = {
+      ...ctx.config,
+      host: args.host ?? ctx.config.host,
+      createRoot: createRoot(args["create-root"] ?? ctx.config.createRoot),
+      metrics: args.metrics ?? ctx.config.metrics,
+      metricsAddr: args["metrics-addr"] ?? ctx.config.metricsAddr,
+    };
     // --threads beats MF_THREADS; --threads 0 asks for the policy whatever MF_THREADS says
     if (args.threads !== undefined) config.threads = args.threads >= 1 ? args.threads : undefined;
     const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", key: args.key });
-    process.stdout.write(`mf serve: listening on ${rt.address} (store ${ctx.store.root}${config.createRoot ? `, create root ${config.createRoot}` : ""})
-`);
+    process.stdout.write(
+      `mf serve: listening on ${rt.address} (store ${ctx.store.root}${config.createRoot ? `, create root ${config.createRoot}` : ""})\n` +
+        (rt.metricsAddress ? `mf serve: metrics at ${rt.metricsAddress}\n` : ""),
+    );
     await serveUntilSignal(rt.close, graceMs);
   },
 };

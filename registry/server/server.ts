@@ -7,10 +7,11 @@ import { isIP } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
 import { allowAll, type AuthHook } from "./auth.js";
-import { sendJson, type RegistryContext } from "./context.js";
+import { authorize, sendJson, type RegistryContext } from "./context.js";
 import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
 import { normalizePublicUrl, Signer } from "./signing.js";
+import type { RegistryMetrics } from "./metrics.js";
 import type { StorageDriver } from "./storage/driver.js";
 import { UploadSessions, type FaultHook } from "./upload-sessions.js";
 
@@ -58,6 +59,10 @@ export interface RegistryServerOptions {
   sweepIntervalMs?: number;
   /** TLS: PEM key and certificate */
   https?: { key: string | Buffer; cert: string | Buffer };
+  /** Prometheus metrics (metrics.ts, over a prom-client Registry made by the caller); default: none */
+  metrics?: RegistryMetrics;
+  /** with `metrics`: also answer `GET /metrics` here (false: the caller serves them on another address) */
+  serveMetrics?: boolean;
 }
 
 export interface RegistryServer extends FastifyInstance {
@@ -75,6 +80,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     expiryMs: options.uploadExpiryMs ?? 24 * 3600_000,
     checkpointBytes: options.uploadCheckpointBytes,
     fault: options.fault,
+    onBytes: options.metrics?.received,
   });
   const ctx: RegistryContext = {
     store,
@@ -141,6 +147,12 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     }
   });
 
+  options.metrics?.install(app, {
+    uploads,
+    storage: options.storage,
+    serve: options.serveMetrics === true,
+    guard: (request, reply) => authorize(ctx, request, reply, null, []),
+  });
   app.get("/healthz", async (_request, reply) => {
     sendJson(reply, 200, { status: "ok" });
   });

@@ -87,6 +87,8 @@ export interface UploadSessionsOptions {
   checkpointBytes?: number;
   /** test-only: called at each step of UPLOAD_FAULT_POINTS */
   fault?: FaultHook;
+  /** told the size of each chunk of a blob stored (metrics: bytes received) */
+  onBytes?: (bytes: number) => void;
 }
 
 export const DEFAULT_CHECKPOINT_BYTES = 32 << 20;
@@ -110,6 +112,7 @@ export class UploadSessions {
   private readonly expiryMs: number;
   private readonly checkpointBytes: number;
   private readonly fault: FaultHook;
+  private readonly onBytes: (bytes: number) => void;
   private readonly live = new Map<string, LiveHash>();
   private readonly locks = new Map<string, Promise<void>>();
   private readonly inflight = new Set<Promise<unknown>>();
@@ -121,6 +124,7 @@ export class UploadSessions {
     this.expiryMs = options.expiryMs;
     this.checkpointBytes = Math.max(1, options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES);
     this.fault = options.fault ?? (() => {});
+    this.onBytes = options.onBytes ?? (() => {});
   }
 
   async create(repository: string): Promise<{ uuid: string; state: UploadState }> {
@@ -294,6 +298,7 @@ export class UploadSessions {
           live.hash.update(chunk);
           live.offset += chunk.length;
           written += chunk.length;
+          this.onBytes(chunk.length);
         },
         onResumePoint,
       });

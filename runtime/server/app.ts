@@ -16,6 +16,7 @@
  *   /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /v1/responses  compat/openai.ts
  *   POST /v1/messages              compat/anthropic.ts
  *   POST /api/pull, /api/push      not here: registered by `registryRoutes` (the registry-client issue)
+ *   GET /metrics                   with `metrics` and `serveMetrics` (metrics.ts; Prometheus)
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Config } from "../../core/config.js";
@@ -35,6 +36,7 @@ import { generateRoute } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { openaiRoutes } from "./compat/openai.js";
 import { anthropicRoutes } from "./compat/anthropic.js";
+import type { RuntimeMetrics } from "./metrics.js";
 import { WarnOnce } from "./warnings.js";
 
 export interface RuntimeServerOptions {
@@ -61,6 +63,10 @@ export interface RuntimeServerOptions {
    * the same dependencies (store, logger). Absent: those routes answer 404.
    */
   registryRoutes?: (app: FastifyInstance, deps: { store: LocalStore }) => void;
+  /** Prometheus metrics (metrics.ts, over a prom-client Registry made by the caller); default: none */
+  metrics?: RuntimeMetrics;
+  /** with `metrics`: also answer `GET /metrics` here (false: the caller serves them on another address) */
+  serveMetrics?: boolean;
 }
 
 export type RuntimeServer = FastifyInstance & {
@@ -115,7 +121,10 @@ export function createRuntimeServer(opts: RuntimeServerOptions): RuntimeServer {
     createRoot: opts.createRoot,
     templateBudget: () => new TemplateBudget(opts.templateLimits),
     warnOnce: (m) => warnings.warn(m),
+    metrics: opts.metrics,
   };
+  // first of the request hooks: a request refused while shutting down is counted too
+  opts.metrics?.install(app, { scheduler: opts.scheduler, serve: opts.serveMetrics === true });
 
   // requests in flight, for shutdown; once it has begun, new ones get 503
   let draining = false;

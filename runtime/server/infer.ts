@@ -14,6 +14,7 @@ import type { Engine, GrammarSpec } from "../engine/types.js";
 import { parseKeepAlive, requestOptions, resolveRunOptions, type RunOptions } from "../options.js";
 import type { ChatMessage, TemplateCache } from "../prompt/index.js";
 import type { Lease, Scheduler } from "../scheduler.js";
+import type { RuntimeMetrics } from "./metrics.js";
 import { ModelResolver, modelRequest } from "./models.js";
 
 export interface RuntimeDeps {
@@ -33,6 +34,8 @@ export interface RuntimeDeps {
   templateBudget(): TemplateBudget;
   /** logs a message once per server */
   warnOnce(message: string): void;
+  /** Prometheus metrics (`mf serve --metrics`), told of each finished generation */
+  metrics?: RuntimeMetrics;
 }
 
 export const IMAGES_UNSUPPORTED = "images are not supported: mf's engine (node-llama-cpp 3.x) has no vision support";
@@ -42,6 +45,9 @@ export interface Prepared {
   run: RunOptions;
   keepAliveMs: number | undefined;
   grammar: GrammarSpec | undefined;
+  /** when the request's work began (hrtime ns): the origin of its time to first token */
+  startedAt: bigint;
+  metrics?: RuntimeMetrics;
 }
 
 export function grammarOf(format: unknown): GrammarSpec | undefined {
@@ -53,6 +59,7 @@ export function grammarOf(format: unknown): GrammarSpec | undefined {
 }
 
 export async function prepare(deps: RuntimeDeps, body: { model: string; options?: unknown; keep_alive?: unknown; format?: unknown }): Promise<Prepared> {
+  const startedAt = process.hrtime.bigint();
   const keepAliveMs = parseKeepAlive(body.keep_alive);
   const { options, warnings } = requestOptions(body.options);
   const grammar = grammarOf(body.format);
@@ -61,7 +68,7 @@ export async function prepare(deps: RuntimeDeps, body: { model: string; options?
   const run = resolveRunOptions(d.params, options);
   // the same words as the options table's own warning, so that an option the table also flags is logged once
   for (const k of run.ignored) deps.warnOnce(`option ${k} is accepted for compatibility but ignored by the engine`);
-  return { d, run, keepAliveMs, grammar };
+  return { d, run, keepAliveMs, grammar, startedAt, metrics: deps.metrics };
 }
 
 export function acquire(deps: RuntimeDeps, p: Prepared, name: string, signal: AbortSignal): Promise<Lease> {
@@ -128,7 +135,7 @@ export function promptTokens(lease: Lease, text: string, context: number[] | und
   return tokens;
 }
 
-export function generate(
+export async function generate(
   lease: Lease,
   p: Prepared,
   prompt: number[],
@@ -136,12 +143,21 @@ export function generate(
   signal: AbortSignal,
   logprobs?: GenerationRequest["logprobs"],
 ): Promise<GenerationResult> {
-  return runGeneration(
+  const begun = process.hrtime.bigint();
+  const r = await runGeneration(
     lease.model,
     { prompt, maxTokens: p.run.numPredict, stop: p.run.stop, sampling: p.run.sampling, grammar: p.grammar, logprobs },
     onText,
     signal,
   );
+  p.metrics?.generated({
+    promptTokens: r.promptEvalCount,
+    generatedTokens: r.evalCount,
+    // the prompt's evaluation ends at the first token
+    firstTokenNs: r.evalCount > 0 ? Number(begun - p.startedAt) + r.promptEvalDuration : undefined,
+    evalNs: r.evalDuration,
+  });
+  return r;
 }
 
 /**

@@ -60,3 +60,14 @@ test("MF_THREADS: a whole number of threads, beaten by the flag; 0 or junk is no
   for (const junk of ["0", "-2", "many", " "]) assert.equal(resolveConfig({ env: { MF_THREADS: junk }, home: "/h" }).threads, undefined, junk);
   assert.equal(resolveConfig({ env: {}, home: "/h", file: { threads: 4 } }).threads, 4);
 });
+
+test("metrics: off by default; MF_METRICS and MF_METRICS_ADDR, beaten by the flags and beating the file", () => {
+  const off = resolveConfig({ env: {}, home: "/h" });
+  assert.deepEqual([off.metrics, off.metricsAddr], [false, undefined]);
+  const fromEnv = resolveConfig({ env: { MF_METRICS: "1", MF_METRICS_ADDR: "127.0.0.1:9100" }, file: { metrics: false, metricsAddr: "0.0.0.0:1" }, home: "/h" });
+  assert.deepEqual([fromEnv.metrics, fromEnv.metricsAddr], [true, "127.0.0.1:9100"]);
+  const fromFile = resolveConfig({ env: { MF_METRICS: "", MF_METRICS_ADDR: "" }, file: { metrics: true, metricsAddr: "0.0.0.0:1" }, home: "/h" });
+  assert.deepEqual([fromFile.metrics, fromFile.metricsAddr], [true, "0.0.0.0:1"]);
+  const fromFlags = resolveConfig({ flags: { metrics: false, metricsAddr: "[::1]:9200" }, env: { MF_METRICS: "true", MF_METRICS_ADDR: "127.0.0.1:9100" }, home: "/h" });
+  assert.deepEqual([fromFlags.metrics, fromFlags.metricsAddr], [false, "[::1]:9200"]);
+});

@@ -17,7 +17,7 @@ import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import { type Lease, Scheduler, type SchedulerOptions } from "../../runtime/scheduler.js";
 import { ModelResolver, modelRequest } from "../../runtime/server/models.js";
 import { resolveRunOptions } from "../../runtime/options.js";
-import { type RuntimeServer, createRuntimeServer } from "../../runtime/server/app.js";
+import { type RuntimeServer, type RuntimeServerOptions, createRuntimeServer } from "../../runtime/server/app.js";
 import { ROOT } from "../helpers/mf.js";
 
 export const CHAT_MODELFILE = `FROM ./tiny.gguf
@@ -57,6 +57,8 @@ export async function startHarness(
     logger?: FastifyServerOptions["logger"];
     createRoot?: string;
     templateLimits?: Partial<BudgetLimits>;
+    metrics?: RuntimeServerOptions["metrics"];
+    serveMetrics?: boolean;
   } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "mf-runtime-"));
@@ -83,6 +85,8 @@ export async function startHarness(
     logger: o.logger,
     createRoot: o.createRoot,
     templateLimits: o.templateLimits,
+    metrics: o.metrics,
+    serveMetrics: o.serveMetrics,
   });
   const base = await app.listen({ host: "127.0.0.1", port: 0 });
   return {

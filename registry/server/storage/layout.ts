@@ -19,6 +19,7 @@
  * │                                               + "sha256" (resumable hash state) on S3
  * ├── auth/nonces/<bucket>/<sha256 of nonce>      token-request nonces seen (bucket = ts / 600 s), shared
  * │                                               by replicas on the same storage; old buckets are removed
+ * ├── gc/stats.json                               what `mf registry gc` did so far (gc-stats.ts), for metrics
  * └── .mf/                                        the driver's own objects, never a driver path: on a
  *                                                 filesystem tmp/<random> (small objects being written,
  *                                                 renamed into place when whole); on S3 data/<id> (completed
@@ -41,6 +42,7 @@ export function blobPath(d: ParsedDigest): string {
 export const BLOBS_ROOT = "blobs";
 export const REPOS_ROOT = "repositories";
 export const UPLOADS_ROOT = "uploads";
+export const GC_STATS_PATH = "gc/stats.json";
 
 export function repoPath(name: string): string {
   return `${REPOS_ROOT}/${name}`;
