@@ -32,6 +32,10 @@ export interface Config {
   createRoot: string | undefined;
   /** MF_ENGINE_DIR: where `mf engine build` puts the engine it builds, and `mf serve` looks for it; default ~/.mf/engine */
   engineDir: string;
+  /** MF_REGISTRY / `mf serve --registry`: the registry `mf serve` pulls a missing model from on demand (none when unset) */
+  registry: string | undefined;
+  /** MF_PULL_TIMEOUT / `mf serve --pull-timeout`: how long a request waits for its on-demand pull before a 503; default "30s" */
+  pullTimeout: string;
 }
 
 export type ConfigFlags = Partial<Config>;
@@ -89,5 +93,7 @@ export function resolveConfig(src: ConfigSources = {}): Config {
     verbose: pick(flags.verbose, bool(env.MF_DEBUG), file.verbose, false),
     createRoot: flags.createRoot ?? (env.MF_CREATE_ROOT || undefined) ?? file.createRoot,
     engineDir: pick(flags.engineDir, env.MF_ENGINE_DIR || undefined, file.engineDir, join(home, "engine")),
+    registry: flags.registry ?? (env.MF_REGISTRY || undefined) ?? file.registry,
+    pullTimeout: pick(flags.pullTimeout, env.MF_PULL_TIMEOUT || undefined, file.pullTimeout, "30s"),
   };
 }

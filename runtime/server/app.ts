@@ -16,6 +16,9 @@
  *   /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /v1/responses  compat/openai.ts
  *   POST /v1/messages              compat/anthropic.ts
  *   POST /api/pull, /api/push      not here: registered by `registryRoutes` (the registry-client issue)
+ *
+ * With `pullOnDemand`, every route that names a model (the resolver in models.ts) pulls a model of the
+ * configured registry that the store lacks before answering (on-demand.ts).
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Config } from "../../core/config.js";
@@ -33,6 +36,7 @@ import { createRoutes } from "./routes/create.js";
 import { embedRoutes } from "./routes/embed.js";
 import { generateRoute } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
+import type { PullOnDemand } from "./on-demand.js";
 import { openaiRoutes } from "./compat/openai.js";
 import { anthropicRoutes } from "./compat/anthropic.js";
 import { WarnOnce } from "./warnings.js";
@@ -61,6 +65,11 @@ export interface RuntimeServerOptions {
    * the same dependencies (store, logger). Absent: those routes answer 404.
    */
   registryRoutes?: (app: FastifyInstance, deps: { store: LocalStore }) => void;
+  /**
+   * Pull on demand (`mf serve --registry`, built by `onDemandPulls` in on-demand.ts): a request naming a
+   * model of that registry that the store lacks pulls it first. Absent: such a request is a 404.
+   */
+  pullOnDemand?: PullOnDemand;
 }
 
 export type RuntimeServer = FastifyInstance & {
@@ -102,11 +111,12 @@ export function createRuntimeServer(opts: RuntimeServerOptions): RuntimeServer {
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `${req.method} ${req.url}: 404 page not found` }));
 
   const warnings = new WarnOnce((line) => app.log.warn(line));
+  const onDemand = opts.pullOnDemand?.({ store: opts.store, log: app.log });
   const deps: RuntimeDeps = {
     store: opts.store,
     engine: opts.engine,
     scheduler: opts.scheduler,
-    models: new ModelResolver(opts.store),
+    models: new ModelResolver(opts.store, onDemand),
     templates: new TemplateCache(),
     log: app.log,
     threads: opts.threads,
@@ -162,6 +172,7 @@ export function createRuntimeServer(opts: RuntimeServerOptions): RuntimeServer {
   anthropicRoutes(app, deps);
   opts.registryRoutes?.(app, { store: opts.store });
   app.addHook("onClose", async () => {
+    onDemand?.close();
     await opts.scheduler.close();
   });
   app.decorate("shutdown", shutdown);
