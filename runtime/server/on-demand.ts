@@ -153,7 +153,7 @@ export function onDemandPulls(o: OnDemandOptions): PullOnDemand {
         if (r) {
           log.info({ model: name, waiting: r.waiting + 1 }, `request for ${name} waits for its running pull`);
         } else {
-          if (running.size >= maxPulls) throw new RetryLater(`model "${name}" is not here yet: ${maxPulls} other models are being pulled; try again shortly`, 5);
+          if (running.size >= maxPulls) throw new RetryLater(`model "${name}" is not here yet, and ${running.size} other pulls are running (the most at once); try again shortly`, 5);
           r = start(key, ref);
         }
         const pull = r;

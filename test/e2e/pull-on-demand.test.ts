@@ -279,3 +279,23 @@ describe("mf serve --registry: pull on demand", () => {
     assert.equal(r?.status, 200, JSON.stringify(r?.json));
   });
 });
+
+describe("mf serve --registry: its settings are checked before it starts", () => {
+  it("a URL that is not a registry's base, or a pull timeout of zero, is a usage message and exit 1", async () => {
+    const dir = await tempDir("mf-on-demand-args-");
+    try {
+      const env = { HOME: dir, MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), MF_HOST: "127.0.0.1:0" };
+      const scheme = await mf(["serve", "--registry", "ftp://models.example.com"], { env });
+      assert.equal(scheme.code, 1);
+      assert.equal(scheme.stderr, "mf: --registry ftp://models.example.com: use an http:// or https:// URL\n");
+      const path = await mf(["serve", "--no-gpu"], { env: { ...env, MF_REGISTRY: "https://models.example.com/team" } });
+      assert.equal(path.code, 1);
+      assert.match(path.stderr, /^mf: --registry https:\/\/models\.example\.com\/team: give the registry's base URL only/);
+      const zero = await mf(["serve", "--registry", "http://127.0.0.1:5000", "--pull-timeout", "0s"], { env });
+      assert.equal(zero.code, 1);
+      assert.match(zero.stderr, /^mf: --pull-timeout 0s: give a duration above zero/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
