@@ -36,6 +36,10 @@ export interface Config {
   metrics: boolean;
   /** MF_METRICS_ADDR / `mf serve --metrics-addr`: serve them on this HOST:PORT instead of the API's (turns them on) */
   metricsAddr: string | undefined;
+  /** MF_REGISTRY / `mf serve --registry`: the registry `mf serve` pulls a missing model from on demand (none when unset) */
+  registry: string | undefined;
+  /** MF_PULL_TIMEOUT / `mf serve --pull-timeout`: how long a request waits for its on-demand pull before a 503; default "30s" */
+  pullTimeout: string;
 }
 
 export type ConfigFlags = Partial<Config>;
@@ -95,5 +99,7 @@ export function resolveConfig(src: ConfigSources = {}): Config {
     engineDir: pick(flags.engineDir, env.MF_ENGINE_DIR || undefined, file.engineDir, join(home, "engine")),
     metrics: pick(flags.metrics, bool(env.MF_METRICS), file.metrics, false),
     metricsAddr: flags.metricsAddr ?? (env.MF_METRICS_ADDR || undefined) ?? file.metricsAddr,
+    registry: flags.registry ?? (env.MF_REGISTRY || undefined) ?? file.registry,
+    pullTimeout: pick(flags.pullTimeout, env.MF_PULL_TIMEOUT || undefined, file.pullTimeout, "30s"),
   };
 }

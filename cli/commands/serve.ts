@@ -1,6 +1,8 @@
 /**
  * `mf serve`: the Ollama API on MF_HOST (default 127.0.0.1:11434) over the store MF_MODELS, inference by
- * node-llama-cpp. `startRuntime` is shared with `mf demo`.
+ * node-llama-cpp. `startRuntime` is shared with `mf demo`. With `--registry URL` (MF_REGISTRY) a model of
+ * that registry that the store lacks is pulled when a request names it (runtime/server/on-demand.ts, built
+ * here over the same registry client and credentials as /api/pull).
  */
 import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
@@ -15,6 +17,7 @@ import { type RuntimeServer, createRuntimeServer, hostOf } from "../../runtime/s
 import { parseDuration } from "../../registry/server/units.js";
 import { RegistryClient } from "../../registry/client/index.js";
 import { pullPushRoutes } from "../../runtime/server/routes/pull-push.js";
+import { onDemandPulls, registryBase } from "../../runtime/server/on-demand.js";
 import { cliContext } from "../context.js";
 import { cliAuthenticator } from "../credentials.js";
 import { listenMetrics, metricsRegistry, type MetricsListener } from "../metrics.js";
@@ -29,6 +32,8 @@ export interface StartRuntimeOptions {
   threads?: number;
   /** ssh key for /api/pull and /api/push to registries with keys (default: config.key) */
   key?: string;
+  /** pull on demand: a missing model of this registry is pulled when a request names it (`--registry`) */
+  onDemand?: { registry: string; timeoutMs: number };
 }
 
 /** The started server; `close(graceMs)` lets answers in flight finish for up to that long first. */
@@ -91,6 +96,8 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
     homeDir: o.homeDir,
     threads,
     registryRoutes: pullPushRoutes(registry),
+    // the same client as /api/pull: an on-demand pull and an /api/pull of one model share their downloads
+    pullOnDemand: o.onDemand ? onDemandPulls({ registry: o.onDemand.registry, client: registry, timeoutMs: o.onDemand.timeoutMs }) : undefined,
     createRoot: o.config.createRoot,
     metrics,
     serveMetrics: o.config.metricsAddr === undefined,
@@ -156,6 +163,15 @@ function createRoot(dir: string | undefined): string | undefined {
   return abs;
 }
 
+/** `--registry` and `--pull-timeout`, checked before the server starts; undefined without a registry. */
+function pullOnDemandOf(registry: string | undefined, timeout: string): StartRuntimeOptions["onDemand"] {
+  const timeoutMs = parseDuration(timeout);
+  if (!(timeoutMs > 0)) throw new MfError("BAD_REQUEST", `--pull-timeout ${timeout}: give a duration above zero (e.g. 30s)`);
+  if (registry === undefined || registry === "") return undefined;
+  const u = registryBase(registry);
+  return { registry: `${u.protocol}//${u.host}`, timeoutMs };
+}
+
 interface ServeArgs {
   host?: string;
   "create-root"?: string;
@@ -167,6 +183,8 @@ interface ServeArgs {
   threads?: number;
   verbose?: boolean;
   key?: string;
+  registry?: string;
+  "pull-timeout"?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -180,6 +198,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("threads", { type: "number", describe: "CPU threads per model, unless a request sets num_thread (MF_THREADS; default or 0: the physical cores this process may use)" })
       .option("key", { type: "string", describe: "ssh private key for /api/pull and /api/push to registries with keys (MF_KEY)" })
       .option("create-root", { type: "string", describe: "the only directory /api/create may read files from (MF_CREATE_ROOT); unset: none, clients upload blobs" })
+      .option("registry", { type: "string", describe: "pull a model of this registry (http(s)://host[:port]) that the store lacks when a request names it (MF_REGISTRY); credentials: `mf login`, the ssh key" })
+      .option("pull-timeout", { type: "string", describe: "how long a request waits for its on-demand pull before a 503 with Retry-After; the pull goes on (MF_PULL_TIMEOUT, default 30s)" })
       .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGINT/SIGTERM, let answers in flight finish for this long" })
       .option("metrics", { type: "boolean", describe: "Prometheus metrics at GET /metrics on the API's address (MF_METRICS)" })
       .option("metrics-addr", { type: "string", describe: "HOST:PORT to serve GET /metrics on instead of the API's address; turns metrics on (MF_METRICS_ADDR)" })
@@ -200,9 +220,11 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     };
     // --threads beats MF_THREADS; --threads 0 asks for the policy whatever MF_THREADS says
     if (args.threads !== undefined) config.threads = args.threads >= 1 ? args.threads : undefined;
-    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", key: args.key });
+    const onDemand = pullOnDemandOf(args.registry ?? ctx.config.registry, args["pull-timeout"] ?? ctx.config.pullTimeout);
+    const rt = await startRuntime({ config, store: ctx.store, homeDir: ctx.homeDir, gpu: args.gpu === false ? false : "auto", key: args.key, onDemand });
+    const extra = `${config.createRoot ? `, create root ${config.createRoot}` : ""}${onDemand ? `, pulling missing models of ${onDemand.registry} on demand` : ""}`;
     process.stdout.write(
-      `mf serve: listening on ${rt.address} (store ${ctx.store.root}${config.createRoot ? `, create root ${config.createRoot}` : ""})\n` +
+      `mf serve: listening on ${rt.address} (store ${ctx.store.root}${extra})\n` +
         (rt.metricsAddress ? `mf serve: metrics at ${rt.metricsAddress}\n` : ""),
     );
     await serveUntilSignal(rt.close, graceMs);

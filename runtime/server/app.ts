@@ -17,6 +17,9 @@
  *   POST /v1/messages              compat/anthropic.ts
  *   POST /api/pull, /api/push      not here: registered by `registryRoutes` (the registry-client issue)
  *   GET /metrics                   with `metrics` and `serveMetrics` (metrics.ts; Prometheus)
+ *
+ * With `pullOnDemand`, every route that names a model (the resolver in models.ts) pulls a model of the
+ * configured registry that the store lacks before answering (on-demand.ts).
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Config } from "../../core/config.js";
@@ -34,6 +37,7 @@ import { createRoutes } from "./routes/create.js";
 import { embedRoutes } from "./routes/embed.js";
 import { generateRoute } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
+import type { PullOnDemand } from "./on-demand.js";
 import { openaiRoutes } from "./compat/openai.js";
 import { anthropicRoutes } from "./compat/anthropic.js";
 import type { RuntimeMetrics } from "./metrics.js";
@@ -67,6 +71,11 @@ export interface RuntimeServerOptions {
   metrics?: RuntimeMetrics;
   /** with `metrics`: also answer `GET /metrics` here (false: the caller serves them on another address) */
   serveMetrics?: boolean;
+  /**
+   * Pull on demand (`mf serve --registry`, built by `onDemandPulls` in on-demand.ts): a request naming a
+   * model of that registry that the store lacks pulls it first. Absent: such a request is a 404.
+   */
+  pullOnDemand?: PullOnDemand;
 }
 
 export type RuntimeServer = FastifyInstance & {
@@ -108,11 +117,12 @@ export function createRuntimeServer(opts: RuntimeServerOptions): RuntimeServer {
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `${req.method} ${req.url}: 404 page not found` }));
 
   const warnings = new WarnOnce((line) => app.log.warn(line));
+  const onDemand = opts.pullOnDemand?.({ store: opts.store, log: app.log });
   const deps: RuntimeDeps = {
     store: opts.store,
     engine: opts.engine,
     scheduler: opts.scheduler,
-    models: new ModelResolver(opts.store),
+    models: new ModelResolver(opts.store, onDemand),
     templates: new TemplateCache(),
     log: app.log,
     threads: opts.threads,
@@ -171,6 +181,7 @@ export function createRuntimeServer(opts: RuntimeServerOptions): RuntimeServer {
   anthropicRoutes(app, deps);
   opts.registryRoutes?.(app, { store: opts.store });
   app.addHook("onClose", async () => {
+    onDemand?.close();
     await opts.scheduler.close();
   });
   app.decorate("shutdown", shutdown);

@@ -37,9 +37,28 @@ export function apiError(err: unknown): MfError {
   return toMfError(err);
 }
 
+/**
+ * A 503 that tells the client when to come back (`Retry-After`, in whole seconds): e.g. a model still
+ * being pulled on demand. Every API's error handler sends the header with its own error body.
+ */
+export class RetryLater extends RuntimeError {
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super("SERVICE_UNAVAILABLE", message);
+  }
+}
+
+/** Sets `Retry-After` when the error says when to retry. */
+export function setRetryAfter(reply: FastifyReply, err: unknown): void {
+  if (err instanceof RetryLater) reply.header("retry-after", String(Math.max(1, Math.ceil(err.retryAfterS))));
+}
+
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const e = apiError(err);
   const status = fastifyStatus(err) ?? e.status;
+  setRetryAfter(reply, err);
   return reply.code(status).type("application/json; charset=utf-8").send(apiEnvelope(e));
 }
 
@@ -47,7 +66,7 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 export function logFailure(log: FastifyBaseLogger, err: unknown): void {
   const e = apiError(err);
   const status = fastifyStatus(err) ?? e.status;
-  if (status >= 500) log.error({ err }, "request failed");
+  if (status >= 500 && !(err instanceof RetryLater)) log.error({ err }, "request failed");
   else log.info({ statusCode: status, error: e.message }, "request refused");
 }
 

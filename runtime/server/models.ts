@@ -11,6 +11,7 @@ import { type ChatMessage, type ImagePrompt, prepareTemplate } from "../prompt/i
 import type { LoadOptions } from "../options.js";
 import type { ModelRequest } from "../scheduler.js";
 import { inferThinkTags } from "../thinking.js";
+import type { OnDemand } from "./on-demand.js";
 
 export function notFound(name: string): RuntimeError {
   return new RuntimeError("MODEL_NOT_FOUND", `model "${name}" not found, try pulling it first`);
@@ -49,13 +50,18 @@ export function requireCapability(name: string, template: string | undefined, ca
 export class ModelResolver {
   private readonly cache = new Map<string, ModelDescription>();
 
-  constructor(private readonly store: LocalStore) {}
+  /** `onDemand`: asked to pull a model the store lacks (`mf serve --registry`); absent, such a name is a 404. */
+  constructor(
+    private readonly store: LocalStore,
+    private readonly onDemand?: OnDemand,
+  ) {}
 
   async find(name: string): Promise<StoredModel> {
     if (!name) throw new RuntimeError("BAD_REQUEST", "model is required");
     const ref = tryParseRef(name);
     if (!ref) throw notFound(name);
-    const m = await this.store.findModel(ref);
+    let m = await this.store.findModel(ref);
+    if (!m && this.onDemand && (await this.onDemand.ensure(ref, name))) m = await this.store.findModel(ref);
     if (!m) throw notFound(name);
     return m;
   }

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { RuntimeError } from "../../../core/errors.js";
 import type { ChatMessage, Tool, ToolCall } from "../../prompt/index.js";
-import { apiError } from "../http.js";
+import { RetryLater, apiError, setRetryAfter } from "../http.js";
 
 export const newId = (prefix: string, bytes = 12): string => `${prefix}${randomBytes(bytes).toString("base64url")}`;
 export const unixSeconds = (): number => Math.floor(Date.now() / 1000);
@@ -84,7 +84,8 @@ export function installErrorShape(app: FastifyInstance, shape: ErrorShape): void
     if (reply.sent || reply.raw.headersSent) return;
     const e = apiError(err);
     const status = (err as { statusCode?: number }).statusCode === 413 ? 413 : e.status;
-    if (status >= 500) req.log.error({ err }, "request failed");
+    if (status >= 500 && !(err instanceof RetryLater)) req.log.error({ err }, "request failed");
+    setRetryAfter(reply, err);
     return reply.code(status).type("application/json; charset=utf-8").send(shape(status, e.message, errorType(status)));
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(shape(404, `${req.method} ${req.url} is not served by mf`, "not_found_error")));
