@@ -39,6 +39,8 @@ interface ServeArgs extends StorageArgs {
   "token-ttl": string;
   "allow-foreign-layers"?: string;
   verbose?: boolean;
+  web: boolean;
+  "web-session-ttl": string;
 }
 
 interface GcArgs extends StorageArgs {
@@ -204,9 +206,14 @@ async function serve(args: ServeArgs): Promise<void> {
         onDenied: (d) => process.stderr.write(`mf registry: denied ${d.action}${d.repository ? ` on ${d.repository}` : ""} for ${d.who}: ${d.reason}\n`),
       })
     : undefined;
+  // the page's API shows models as mf show does (builder): loaded only when the page is on
+  const web = args.web
+    ? (await import("../../registry/server/ui/index.js")).webPage({ access, sessionTtlMs: parseDuration(args["web-session-ttl"]) })
+    : undefined;
   const app = createRegistryServer({
     storage,
     auth,
+    web,
     secret,
     logger: args.verbose === true,
     publicUrl,
@@ -310,6 +317,8 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("access", { type: "string", describe: "access file (YAML: keys, API keys, anonymous rules); turns key-based auth on, reloaded on change" })
       .option("service", { type: "string", default: "mf-registry", describe: "service name in auth challenges and tokens (the same on every replica)" })
       .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" })
+      .option("web", { type: "boolean", default: true, describe: "serve the web page at / (read-only; shows what each visitor may pull)" })
+      .option("web-session-ttl", { type: "string", default: "12h", describe: "how long a sign-in to the web page lasts" })
       .option("allow-foreign-layers", {
         type: "string",
         describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",
