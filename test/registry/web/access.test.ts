@@ -6,9 +6,13 @@
  * pusher (the API key's name) at push time.
  */
 import { strict as assert } from "node:assert";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { addApiKey, revokeApiKey } from "../../../registry/server/access-edit.js";
+import { AccessFile, createRegistryServer, createTokenAuth, FsDriver } from "../../../registry/server/index.js";
+import { webPage } from "../../../registry/server/ui/index.js";
+import { SECRET } from "../auth/helpers.js";
 import { tempDir } from "../peers.js";
 import { api, newStore, pushModel, signIn, startWebRegistry, type WebRegistry } from "./helpers.js";
 
@@ -123,5 +127,43 @@ describe("registry web page with an access file", () => {
     }
     const out = await api(reg.base, "/ui/api/session/end", { method: "POST", origin: reg.base });
     assert.match([out.headers["set-cookie"]].flat()[0]!, /^mf_session=; Path=\/ui\/api; Max-Age=0; HttpOnly; SameSite=Strict/);
+  });
+});
+
+describe("registry web page sessions behind an https public URL", () => {
+  it("the cookie is Secure, and sign-in takes only the public URL's origin", async () => {
+    const dir = await tempDir("mf-web-https-");
+    const accessPath = join(dir, "access.yaml");
+    const added = addApiKey("", "viewer", { "team/*": ["pull"] });
+    await writeFile(accessPath, added.text);
+    const access = await AccessFile.open(accessPath, { pollMs: 0 });
+    const storage = new FsDriver({ root: join(dir, "data") });
+    const publicUrl = "https://registry.example";
+    const app = createRegistryServer({ storage, secret: SECRET, publicUrl, auth: createTokenAuth({ access, secret: SECRET, storage, publicUrl }), web: webPage({ access }) });
+    try {
+      const signIn = (origin: string) => app.inject({ method: "POST", url: "/ui/api/session", headers: { origin, "content-type": "application/json" }, payload: JSON.stringify({ key: added.secret }) });
+      assert.equal((await signIn("http://registry.example")).statusCode, 403, "the http origin of an https registry is another origin");
+      const r = await signIn(publicUrl);
+      assert.equal(r.statusCode, 200);
+      assert.match(String(r.headers["set-cookie"]), /; HttpOnly; SameSite=Strict; Secure$/);
+    } finally {
+      access.close();
+      await app.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("with an auth hook but no access file given to the page, the page shows nothing", async () => {
+    const dir = await tempDir("mf-web-closed-");
+    const storage = new FsDriver({ root: join(dir, "data") });
+    const app = createRegistryServer({ storage, secret: SECRET, auth: { authorize() {} }, web: webPage() });
+    try {
+      await storage.putContent("repositories/x/_manifests/tags/latest", Buffer.from("sha256:" + "0".repeat(64)));
+      const r = await app.inject({ url: "/ui/api/repositories" });
+      assert.deepEqual([r.statusCode, r.json().total], [200, 0]);
+    } finally {
+      await app.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

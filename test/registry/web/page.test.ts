@@ -62,7 +62,7 @@ describe("registry web page in Chromium", () => {
     }
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    reg = await spawnMfRegistry(join(dir, "registry"), ["--access", accessPath, "--addr", `127.0.0.1:${port}`, "--public-url", base]);
+    reg = await spawnMfRegistry(join(dir, "registry"), ["--access", accessPath, "--addr", `127.0.0.1:${port}`, "--public-url", base, "--verbose"]);
     host = new URL(base).host;
     const ci = home("ci");
     await mkdir(ci.MF_HOME, { recursive: true });
@@ -141,6 +141,7 @@ describe("registry web page in Chromium", () => {
     await page.click("text=latest");
     await page.waitForSelector("body[data-ready]");
     assert.equal(await page.innerText("h1"), "library/tinyllama:latest");
+    await page.screenshot({ path: join(shots, "3-model-top.png") });
     const facts = Object.fromEntries(await page.$$eval(".facts dt", (dts) => dts.map((dt) => [dt.textContent, (dt.nextElementSibling as unknown as { innerText: string }).innerText])));
     assert.equal(facts.Architecture, "llama");
     assert.match(facts.Parameters!, /^\d+(\.\d+)?[KM] \([\d,]+\)$/);
@@ -200,6 +201,10 @@ describe("registry web page in Chromium", () => {
     assert.equal(await page.innerText("h1"), "Not found or access denied");
     assert.ok(!(await page.content()).includes("sha256:"), "nothing of the hidden repository is shown");
     await page.screenshot({ path: join(shots, "5-access-denied.png") });
+    // the registry's request log (--verbose) holds neither the key nor the session
+    const log = reg.output();
+    assert.match(log, /"url":"\/ui\/api\/session"/);
+    assert.ok(!log.includes(viewerKey) && !log.includes("mfk_wrong-key") && !log.includes(cookies[0]!.value), "no secret in the log");
     await page.click("text=Sign out");
     await page.waitForSelector("body[data-ready]");
     await page.waitForSelector("#api-key");
