@@ -169,6 +169,11 @@ export class RepoStore {
     }
   }
 
+  /** When the tag was last written (ms since the epoch), or null when it is gone. */
+  async tagModified(name: string, tag: string): Promise<number | null> {
+    return (await this.storage.stat(L.tagPath(name, tag)))?.modifiedMs ?? null;
+  }
+
   async deleteTag(name: string, tag: string): Promise<boolean> {
     if (!(await this.storage.stat(L.tagPath(name, tag)))) return false;
     await this.storage.delete(L.tagPath(name, tag));

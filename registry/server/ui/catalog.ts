@@ -54,6 +54,7 @@ export interface TagView {
   artifactType?: string;
   /** the manifest and everything it references, each blob once */
   size: number;
+  /** from the push record, else the time the tag was last written */
   pushedAt: number | null;
   /** `anonymous`, `key:SHA256:…`, `apikey:<name>`; null when not recorded */
   pusher: string | null;
@@ -170,13 +171,15 @@ export class Catalog {
       const view = d ? await this.manifest(name, d) : null;
       if (!d || !view) continue;
       const record = await this.store.pushRecord(name, tag, d);
+      // a tag written before push records existed: its last write is its last push, by nobody recorded
+      const pushedAt = record?.pushedAt ?? (await this.store.tagModified(name, tag));
       out.push({
         tag,
         digest: view.digest,
         mediaType: view.mediaType,
         ...(view.artifactType ? { artifactType: view.artifactType } : {}),
         size: await this.sizeOf(name, view),
-        pushedAt: record?.pushedAt ?? null,
+        pushedAt,
         pusher: record?.pusher ?? null,
         isModel: view.isModel,
       });

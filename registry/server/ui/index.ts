@@ -207,14 +207,15 @@ function checkSameOrigin(ctx: RegistryContext, request: FastifyRequest): void {
     request.raw.resume();
     throw new AuthError("DENIED", "sign-in and sign-out are accepted only from this registry's own page");
   }
+}
+
+/** The sign-in body: JSON (a type a cross-site form cannot send), at most SIGN_IN_BODY_MAX bytes. */
+async function readJson(request: FastifyRequest): Promise<Record<string, unknown>> {
   const type = String(request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-  if (request.method === "POST" && request.url === "/ui/api/session" && type !== "application/json") {
+  if (type !== "application/json") {
     request.raw.resume();
     throw new MfError("BAD_REQUEST", "send the sign-in as application/json");
   }
-}
-
-async function readJson(request: FastifyRequest): Promise<Record<string, unknown>> {
   const declared = Number(request.headers["content-length"] ?? 0);
   if (declared > SIGN_IN_BODY_MAX) throw new MfError("BAD_REQUEST", `the sign-in body is larger than ${SIGN_IN_BODY_MAX} bytes`);
   const chunks: Buffer[] = [];

@@ -11,15 +11,17 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { addApiKey, revokeApiKey } from "../../../registry/server/access-edit.js";
 import { AccessFile, createRegistryServer, createTokenAuth, FsDriver } from "../../../registry/server/index.js";
+import { fingerprint } from "../../../registry/protocol/keys.js";
 import { webPage } from "../../../registry/server/ui/index.js";
-import { SECRET } from "../auth/helpers.js";
+import { clientWith, makeKey, SECRET } from "../auth/helpers.js";
+import { buildModel } from "../client/helpers.js";
 import { tempDir } from "../peers.js";
 import { api, newStore, pushModel, signIn, startWebRegistry, type WebRegistry } from "./helpers.js";
 
 describe("registry web page with an access file", () => {
   let reg: WebRegistry;
   let dir: string;
-  let now = Date.UTC(2026, 1, 1, 12, 0, 0);
+  let now = Date.now(); // signed token requests must be within minutes of the registry's clock
   let ci: string;
   let viewer: string;
   const listed = async (cookie?: string) => (await api(reg.base, "/ui/api/repositories", { cookie })).body.items.map((r: { name: string }) => r.name);
@@ -57,9 +59,18 @@ describe("registry web page with an access file", () => {
     assert.equal((await api(reg.base, "/ui/api/repositories?q=alpha")).body.total, 0);
   });
 
-  it("each tag records who pushed it: the API key's name", async () => {
+  it("each tag records who pushed it: the API key's name, or the SSH key's fingerprint", async () => {
     const r = await api(reg.base, "/ui/api/repository?name=public/open");
     assert.deepEqual(r.body.tags.map((t: { tag: string; pusher: string; pushedAt: number }) => [t.tag, t.pusher, t.pushedAt]), [["latest", "apikey:ci", now]]);
+    const alice = makeKey(dir, "alice");
+    await reg.setAccess(`${await readFile(reg.accessPath, "utf8")}keys:\n  - key: ${alice.line}\n    access:\n      "public/*": [pull, push]\n`);
+    await reg.waitForPolicy((p) => p.current().keys.length === 1);
+    const name = `${reg.host}/public/open:by-alice`;
+    const store = await newStore();
+    await buildModel(store, dir, name, { seed: 1 });
+    await clientWith({ key: alice.key }).push(store, name, { insecure: true });
+    const tags = (await api(reg.base, "/ui/api/repository?name=public/open")).body.tags;
+    assert.deepEqual(tags.map((t: { tag: string; pusher: string }) => [t.tag, t.pusher]), [["by-alice", `key:${fingerprint(alice.key.publicBlob)}`], ["latest", "apikey:ci"]]);
   });
 
   it("sign-in gives a scoped, HttpOnly, SameSite=Strict, expiring cookie that shows what the key may pull", async () => {

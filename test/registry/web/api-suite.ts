@@ -5,9 +5,15 @@
  * artifact's manifest, layers and referrers; bad input answered 4xx in the registry's error shape.
  */
 import { strict as assert } from "node:assert";
-import { rm } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, it } from "node:test";
+import { buildFromModelfile } from "../../../builder/build.js";
+import { parseRef } from "../../../core/reference.js";
+import { TINY, writeLlamaGguf } from "../../../fixtures/gguf/index.js";
 import type { StorageDriver } from "../../../registry/server/index.js";
+import { pushRecordPath } from "../../../registry/server/storage/layout.js";
+import { clientWith } from "../auth/helpers.js";
 import { pushImage } from "../oci-client.js";
 import { tempDir } from "../peers.js";
 import { api, newStore, pushModel, startWebRegistry, type WebRegistry } from "./helpers.js";
@@ -72,6 +78,11 @@ export function webApiSuite(storage: () => Promise<StorageDriver | undefined>, c
     const after = await api(reg.base, "/ui/api/repository?name=team/beta");
     const v1 = after.body.tags.find((t: { tag: string }) => t.tag === "v1");
     assert.deepEqual([v1.digest, v1.pushedAt], [pushed["team/gamma:latest"], Date.UTC(2026, 0, 16, 9, 0, 0)]);
+    // a tag written before push records existed: its last write is its push time, its pusher unknown
+    await reg.storage.delete(pushRecordPath("team/beta", "v2"));
+    const v2 = (await api(reg.base, "/ui/api/repository?name=team/beta")).body.tags.find((t: { tag: string }) => t.tag === "v2");
+    assert.equal(v2.pusher, null);
+    assert.ok(Math.abs(v2.pushedAt - Date.now()) < 3600_000, `${v2.pushedAt}`);
     // a deleted tag is gone from the list (its record with it)
     const del = await fetch(`${reg.base}/v2/team/beta/manifests/tmp`, { method: "DELETE" });
     assert.equal(del.status, 202);
@@ -132,6 +143,36 @@ export function webApiSuite(storage: () => Promise<StorageDriver | undefined>, c
     const img = await pushImage(reg.base, "plain/image", "1.0");
     const p = await api(reg.base, "/ui/api/manifest?name=plain/image&ref=1.0");
     assert.deepEqual([p.body.digest, p.body.isModel, p.body.config.mediaType], [img.digest, false, "application/vnd.oci.image.config.v1+json"]);
+  });
+
+  it("a model's messages, and an index with its child manifests", async () => {
+    const ctx = join(dir, "msg-ctx");
+    await mkdir(ctx, { recursive: true });
+    await writeLlamaGguf(join(ctx, "tiny.gguf"), TINY);
+    await writeFile(join(ctx, "Modelfile"), 'FROM ./tiny.gguf\nMESSAGE user "Hello?"\nMESSAGE assistant "Hi, how can I help?"\n');
+    const store = await newStore();
+    const name = `${reg.host}/library/chatty:latest`;
+    await buildFromModelfile(join(ctx, "Modelfile"), { store, tags: [parseRef(name)], contextDir: ctx, homeDir: ctx });
+    await clientWith({}).push(store, name, { insecure: true });
+    const m = (await api(reg.base, "/ui/api/manifest?name=library/chatty&ref=latest")).body;
+    assert.deepEqual(m.model.messages, [{ role: "user", content: "Hello?" }, { role: "assistant", content: "Hi, how can I help?" }]);
+    assert.match(m.model.modelfile, /^MESSAGE user Hello\?$/m);
+    // an index over a plain image
+    const img = await pushImage(reg.base, "multi/arch", "amd64");
+    const index = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [{ mediaType: img.mediaType, digest: img.digest, size: img.bytes.length, platform: { os: "linux", architecture: "amd64" } }],
+    }));
+    const put = await fetch(`${reg.base}/v2/multi/arch/manifests/latest`, { method: "PUT", body: index, headers: { "content-type": "application/vnd.oci.image.index.v1+json" } });
+    assert.equal(put.status, 201);
+    const child = (await api(reg.base, `/ui/api/manifest?name=multi/arch&ref=${img.digest}`)).body;
+    const ix = (await api(reg.base, "/ui/api/manifest?name=multi/arch&ref=latest")).body;
+    assert.deepEqual(ix.manifests.map((c: { digest: string; platform: unknown }) => [c.digest, c.platform]), [[img.digest, { os: "linux", architecture: "amd64" }]]);
+    assert.equal(ix.totalSize, index.length + child.totalSize, "the index and its child, each blob once");
+    const tags = (await api(reg.base, "/ui/api/repository?name=multi/arch")).body.tags;
+    assert.deepEqual(tags.map((t: { tag: string; size: number }) => [t.tag, t.size]), [["amd64", child.totalSize], ["latest", index.length + child.totalSize]]);
+    const summary = (await api(reg.base, "/ui/api/repositories?q=multi/arch")).body.items[0];
+    assert.equal(summary.size, index.length + child.totalSize);
   });
 
   it("bad input is a 4xx in the registry's error shape; unknown repositories and manifests are 404", async () => {

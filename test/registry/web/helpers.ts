@@ -15,6 +15,7 @@ import { tempDir } from "../peers.js";
 
 export interface WebRegistry {
   app: RegistryServer;
+  storage: StorageDriver;
   base: string;
   host: string;
   dir: string;
@@ -41,7 +42,7 @@ export async function startWebRegistry(opts: { yaml?: string; storage?: StorageD
   const base = await app.listen({ host: "127.0.0.1", port: 0 });
   listening = base;
   return {
-    app, base, host: new URL(base).host, dir, accessPath,
+    app, storage, base, host: new URL(base).host, dir, accessPath,
     setAccess: (yaml) => writeFile(accessPath, yaml),
     waitForPolicy: async (test) => {
       while (!test(access!)) await new Promise((r) => setTimeout(r, 25));
