@@ -3,8 +3,12 @@
  * reading the whole file. Every length is checked against the bytes left in the file before anything
  * is allocated, so a hostile length field costs an error, never memory.
  */
-import type { FileHandle } from "node:fs/promises";
 import { BuildError } from "../core/errors.js";
+
+/** Positioned reads: a FileHandle, or anything that reads a range of bytes (a registry's blob storage). */
+export interface PositionedSource {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
 
 const CHUNK = 1 << 16;
 /** Longest metadata string kept in memory (real ones — chat templates, tokenizer JSON — are far shorter). */
@@ -20,7 +24,7 @@ export class GgufHeaderReader {
   private readonly decoder = new TextDecoder("utf-8", { fatal: false });
 
   constructor(
-    private readonly fh: FileHandle,
+    private readonly fh: PositionedSource,
     readonly size: number,
     readonly path: string,
     private readonly signal?: AbortSignal,

@@ -5,7 +5,7 @@
  */
 import { open } from "node:fs/promises";
 import { BuildError } from "../core/errors.js";
-import { GgufHeaderReader } from "./gguf-reader.js";
+import { GgufHeaderReader, type PositionedSource } from "./gguf-reader.js";
 import {
   FILE_TYPE_NAMES,
   GGML_TYPES,
@@ -19,6 +19,7 @@ import {
 
 export { humanNumber, formatFixedGo, ggmlTypeName } from "./gguf-format.js";
 export type { GgufValueType } from "./gguf-format.js";
+export type { PositionedSource } from "./gguf-reader.js";
 
 /** An array too long to keep: its item type and length only. */
 export interface GgufArraySummary {
@@ -301,4 +302,13 @@ export async function readGgufInfo(path: string, signal?: AbortSignal, options: 
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Reads a GGUF header from any positioned source of `size` bytes (a registry blob read by ranges);
+ * `name` stands for the path in messages. The same bounds and errors as readGgufInfo.
+ */
+export async function readGgufHeader(source: PositionedSource, size: number, name: string, signal?: AbortSignal, options: ReadGgufOptions = {}): Promise<GgufInfo> {
+  signal?.throwIfAborted();
+  return readHeader(new GgufHeaderReader(source, size, name, signal), options);
 }

@@ -43,6 +43,8 @@ interface ServeArgs extends StorageArgs {
   metrics?: boolean;
   "metrics-addr"?: string;
   verbose?: boolean;
+  web: boolean;
+  "web-session-ttl": string;
 }
 
 interface GcArgs extends StorageArgs {
@@ -210,9 +212,14 @@ async function serve(args: ServeArgs): Promise<void> {
         },
       })
     : undefined;
+  // the page's API shows models as mf show does (builder): loaded only when the page is on
+  const web = args.web
+    ? (await import("../../registry/server/ui/index.js")).webPage({ access, sessionTtlMs: parseDuration(args["web-session-ttl"]) })
+    : undefined;
   const app = createRegistryServer({
     storage,
     auth,
+    web,
     secret,
     logger: args.verbose === true,
     publicUrl,
@@ -335,6 +342,8 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" })
       .option("metrics", { type: "boolean", default: false, describe: "Prometheus metrics at GET /metrics on --addr (with --access: for any key the access file knows, as GET /v2/)" })
       .option("metrics-addr", { type: "string", describe: "HOST:PORT to serve GET /metrics on instead of --addr (turns metrics on; the safe choice: no auth, keep it internal)" })
+      .option("web", { type: "boolean", default: true, describe: "serve the web page at / (read-only; shows what each visitor may pull)" })
+      .option("web-session-ttl", { type: "string", default: "12h", describe: "how long a sign-in to the web page lasts" })
       .option("allow-foreign-layers", {
         type: "string",
         describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",

@@ -1,5 +1,5 @@
 /** What every handler receives: the injected parts plus a few helpers, built once per server. */
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AuthError, MfError } from "../../core/errors.js";
 import { setRequestSubject, type AuthHook, type RegistryAction } from "./auth.js";
 import type { RepoStore } from "./repo-store.js";
@@ -24,6 +24,16 @@ export interface RegistryContext {
   clock: () => number;
   settings: RegistrySettings;
 }
+
+/**
+ * A part the factory adds to the registry app, given the registry's context (the web page of
+ * registry/server/ui): injected, so the server itself imports nothing above it.
+ */
+export type RegistryExtension = (
+  app: FastifyInstance,
+  ctx: RegistryContext,
+  server: { secret: string | Uint8Array; auth: boolean; https: boolean },
+) => void;
 
 /** Calls the auth hook; a 401 carries the hook's challenge. */
 export async function authorize(

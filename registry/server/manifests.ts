@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { createHasher, type ParsedDigest } from "../../core/digest.js";
 import { RegistryError } from "../../core/errors.js";
+import { requestSubject } from "./auth.js";
 import { absoluteUrl, authorize, queryOf, requireDelete, type RegistryContext } from "./context.js";
 import { manifestFacts, type ForeignLayer } from "./manifest-refs.js";
 import { assertTag, parseManifestRef, digestString, type ManifestRef } from "./validate.js";
@@ -111,8 +112,9 @@ export async function putManifest(ctx: RegistryContext, request: FastifyRequest,
     });
     reply.header("OCI-Subject", digestString(facts.subject));
   }
-  if (ref.kind === "tag") await ctx.store.putTag(name, ref.tag, d);
-  for (const t of extraTags) await ctx.store.putTag(name, t, d);
+  const push = { pushedAt: ctx.clock(), pusher: requestSubject(request) };
+  if (ref.kind === "tag") await ctx.store.putTag(name, ref.tag, d, push);
+  for (const t of extraTags) await ctx.store.putTag(name, t, d, push);
   if (extraTags.length > 0) reply.header("OCI-Tag", extraTags);
   reply
     .code(201)

@@ -16,6 +16,16 @@ export interface RevisionInfo {
   size: number;
 }
 
+/** Who pushed a tag and when (layout.ts pushRecordPath). */
+export interface PushRecord {
+  /** the manifest the tag was pushed as */
+  digest: string;
+  /** ms since the epoch */
+  pushedAt: number;
+  /** `anonymous`, `key:SHA256:…` or `apikey:<name>`; absent when the registry has no access control */
+  pusher?: string;
+}
+
 /** A referrer as listed in the referrers index. */
 export interface ReferrerDescriptor {
   mediaType: string;
@@ -133,13 +143,41 @@ export class RepoStore {
     return raw ? parseDigest(raw.toString("utf8").trim()) : null;
   }
 
-  async putTag(name: string, tag: string, d: ParsedDigest): Promise<void> {
+  /**
+   * Points `tag` at `d`; with `push`, then records who pushed it and when (written after the tag, so a
+   * record never claims a push that did not happen; one left from an older push names another digest and
+   * no longer counts).
+   */
+  async putTag(name: string, tag: string, d: ParsedDigest, push?: { pushedAt: number; pusher?: string }): Promise<void> {
     await this.storage.putContent(L.tagPath(name, tag), Buffer.from(digestString(d)));
+    if (push) {
+      const record: PushRecord = { digest: digestString(d), pushedAt: push.pushedAt, ...(push.pusher !== undefined ? { pusher: push.pusher } : {}) };
+      await this.storage.putContent(L.pushRecordPath(name, tag), Buffer.from(JSON.stringify(record)));
+    }
+  }
+
+  /** The push record of `tag`, when there is one for the manifest the tag names now. */
+  async pushRecord(name: string, tag: string, target: ParsedDigest): Promise<PushRecord | null> {
+    const raw = await this.storage.getContent(L.pushRecordPath(name, tag), 4096).catch(() => null);
+    if (!raw) return null;
+    try {
+      const r = JSON.parse(raw.toString("utf8")) as PushRecord;
+      if (r.digest !== digestString(target) || typeof r.pushedAt !== "number") return null;
+      return { digest: r.digest, pushedAt: r.pushedAt, ...(typeof r.pusher === "string" ? { pusher: r.pusher } : {}) };
+    } catch {
+      return null;
+    }
+  }
+
+  /** When the tag was last written (ms since the epoch), or null when it is gone. */
+  async tagModified(name: string, tag: string): Promise<number | null> {
+    return (await this.storage.stat(L.tagPath(name, tag)))?.modifiedMs ?? null;
   }
 
   async deleteTag(name: string, tag: string): Promise<boolean> {
     if (!(await this.storage.stat(L.tagPath(name, tag)))) return false;
     await this.storage.delete(L.tagPath(name, tag));
+    await this.storage.delete(L.pushRecordPath(name, tag));
     return true;
   }
 

@@ -7,7 +7,7 @@ import { isIP } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
 import { allowAll, type AuthHook } from "./auth.js";
-import { authorize, sendJson, type RegistryContext } from "./context.js";
+import { authorize, sendJson, type RegistryContext, type RegistryExtension } from "./context.js";
 import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
 import { normalizePublicUrl, Signer } from "./signing.js";
@@ -63,6 +63,8 @@ export interface RegistryServerOptions {
   metrics?: RegistryMetrics;
   /** with `metrics`: also answer `GET /metrics` here (false: the caller serves them on another address) */
   serveMetrics?: boolean;
+  /** the web page at `/` and its read-only API under `/ui/api/`: `webPage()` of registry/server/ui; default: none */
+  web?: RegistryExtension;
 }
 
 export interface RegistryServer extends FastifyInstance {
@@ -168,6 +170,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   app.route({ method: [...methods], url: "/v2", handler: dispatch });
   app.route({ method: [...methods], url: "/v2/*", handler: dispatch });
   app.route({ method: [...methods], url: "/_mf/*", handler: dispatch });
+  options.web?.(app, ctx, { secret: options.secret, auth: options.auth !== undefined, https: options.https !== undefined });
 
   app.setErrorHandler((err, request, reply) => {
     const e = asMfError(err);

@@ -14,7 +14,11 @@ const RULES: [string, string[]][] = [
   ["builder", ["core", "grammar"]],
   ["registry/protocol", ["core"]],
   ["registry/client", ["core", "registry/protocol"]],
+  // the web page's API shows models as `mf show` does: builder's describe and bounded GGUF reader
+  ["registry/server/ui", ["core", "grammar", "builder", "registry/protocol", "registry/server"]],
   ["registry/server", ["core", "registry/protocol"]],
+  // the page's own files: plain ES modules for the browser, importing nothing of ours
+  ["registry/web", []],
   ["registry", ["core"]],
   ["runtime", ["core", "grammar", "builder", "registry/client", "registry/protocol"]],
   ["fixtures", ["core"]],

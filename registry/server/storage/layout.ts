@@ -11,6 +11,9 @@
  * │   ├── _layers/<alg>/<hex>                     link: this repository may read that blob (empty file)
  * │   ├── _manifests/revisions/<alg>/<hex>        {"mediaType","size"} of a manifest stored as a blob
  * │   ├── _manifests/tags/<tag>                   the tag's manifest digest (text)
+ * │   ├── _manifests/pushes/<tag>                 {"digest","pushedAt","pusher"}: who last pushed the tag and
+ * │                                               when (written after the tag, removed with it; it counts
+ * │                                               only while its digest is the tag's)
  * │   └── _referrers/<alg>/<subject-hex>/<alg>-<hex>   descriptor (JSON) of a manifest whose subject is that digest
  * ├── uploads/<uuid>/
  * │   ├── data                                    bytes received so far (bytes past state.offset are garbage)
@@ -70,6 +73,10 @@ export function tagPath(name: string, tag: string): string {
 
 export function tagsRoot(name: string): string {
   return `${repoPath(name)}/_manifests/tags`;
+}
+
+export function pushRecordPath(name: string, tag: string): string {
+  return `${repoPath(name)}/_manifests/pushes/${tag}`;
 }
 
 export function referrersDir(name: string, subject: ParsedDigest): string {
