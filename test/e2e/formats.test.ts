@@ -135,6 +135,19 @@ describe("images written by hand from each spec are pulled as Ollama images and 
     assert.equal(await s.text(2), JINJA);
     assert.deepEqual(s.config.mf_source, { format: "modelpack", digest, name });
     await answers(name);
+
+    // mf serve's own /api/pull converts the same way, and says so in its progress lines
+    await pushByHand(reg.base, "hand/modelpack-api", "v1", [config, gguf, template, license], manifest);
+    const apiName = `${new URL(reg.base).host}/hand/modelpack-api:v1`;
+    const res = await fetch(`http://${serve.host}/api/pull`, { method: "POST", body: JSON.stringify({ model: apiName, insecure: true }) });
+    assert.equal(res.status, 200);
+    const statuses = (await res.text()).trim().split("\n").map((l) => (JSON.parse(l) as { status: string }).status);
+    assert.ok(statuses.includes(`converting CNCF ModelPack image ${digest.slice(7, 19)} to an Ollama image`), statuses.join("\n"));
+    assert.equal(statuses.at(-1), "success");
+    const viaApi = await stored(apiName);
+    assert.deepEqual(viaApi.m.manifest.layers, s.m.manifest.layers, "the same layers as mf pull made");
+    assert.deepEqual(viaApi.config.mf_source, { format: "modelpack", digest, name: apiName });
+    await answers(apiName);
   });
 
   it("a Docker Model Runner image (gguf.v3, .license, .chat.template.jinja) on Debian's docker-registry", { skip: DISTRIBUTION_MISSING }, async () => {
