@@ -2,8 +2,8 @@
  * A CNCF ModelPack, Docker Model Runner or KitOps ModelKit image that carries one GGUF, written again as an
  * Ollama image so that mf serve and stock Ollama run it: the GGUF becomes the model layer (a raw layer keeps
  * its blob, a `.tar` layer is extracted), licences become license layers, a Jinja chat template is kept as a
- * `application/vnd.docker.ai.chat.template.jinja` layer (Ollama ignores layer types it does not know; mf serve
- * renders an image without TEMPLATE through the GGUF's own chat template), a projector stays a projector.
+ * `application/vnd.docker.ai.chat.template.jinja` layer (mf serve renders a chat with it in place of the
+ * GGUF's own; Ollama ignores layer types it does not know and uses the GGUF's), a projector stays a projector.
  * The config records where it came from (`mf_source`: format, manifest digest, name), since the new image
  * has a digest of its own. Sharded GGUFs are refused, as neither mf serve nor Ollama can run one from an
  * image yet. The rules followed, with their sources: docs/spec/model-formats.md.
@@ -182,7 +182,7 @@ export async function convertToOllama(
     for (const l of licenses) layers.push({ mediaType: MediaType.license, digest: l.digest, size: l.size });
     if (templates[0]) layers.push({ mediaType: DockerModel.chatTemplate, digest: templates[0].digest, size: templates[0].size });
     if (licenses.length) summary.push(`${licenses.length} licence${licenses.length > 1 ? "s" : ""} → license layer${licenses.length > 1 ? "s" : ""}`);
-    if (templates[0]) summary.push("Jinja chat template → kept as a layer (mf serve and Ollama use the GGUF's own chat template)");
+    if (templates[0]) summary.push("Jinja chat template → kept as a layer (mf serve renders chats with it; Ollama uses the GGUF's own)");
     if (r.projectors.length) summary.push("projector → projector layer");
     const config: OllamaConfig = {
       model_format: "gguf",

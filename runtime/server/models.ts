@@ -105,7 +105,8 @@ export function modelRequest(
   // the image's DRAFT runs unless draft_num_predict is 0; the same weights with or without it are two runners
   const draft = d.draft && load.draftNumPredict > 0 ? { modelPath: d.draft.path, maxTokens: load.draftNumPredict } : undefined;
   return {
-    key: [d.modelPath, ...d.adapters, ...(draft ? [`draft ${draft.modelPath}`] : [])].join("\n"),
+    // a kept Jinja chat template is part of what is loaded: the same weights with another one are another runner
+    key: [d.modelPath, ...d.adapters, ...(draft ? [`draft ${draft.modelPath}`] : []), ...(d.chatTemplate ? [`jinja ${d.chatTemplate.digest}`] : [])].join("\n"),
     load: {
       modelPath: d.modelPath,
       adapters: d.adapters,
@@ -114,6 +115,7 @@ export function modelRequest(
       batchSize: load.numBatch,
       threads: load.numThread ?? o.threads,
       ...(draft ? { draft } : {}),
+      ...(d.chatTemplate ? { chatTemplate: d.chatTemplate.text } : {}),
     },
     info: { name: displayRef(d.model.ref), digest: d.model.digest, details: d.details, ...(draft ? { draft: { digest: d.draft!.digest } } : {}) },
     keepAliveMs: o.keepAliveMs,

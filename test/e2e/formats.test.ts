@@ -17,8 +17,9 @@ import { MediaType } from "../../core/mediatypes.js";
 import { DISTRIBUTION_MISSING } from "../registry/client/helpers.js";
 import { pushBlob } from "../registry/oci-client.js";
 import { spawnMfRegistry, startDistribution, tempDir, type DistributionRegistry, type SpawnedRegistry } from "../registry/peers.js";
-import { mf, type MfResult, type MfServe, startMfServe } from "../helpers/mf.js";
+import { mf, type MfResult, type MfServe, ROOT, startMfServe } from "../helpers/mf.js";
 import { tarOf } from "../helpers/tar.js";
+import { cachedFixture, TINY } from "../../fixtures/gguf/index.js";
 import { tinyGguf } from "../runtime/harness.js";
 
 const sha256 = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -213,6 +214,41 @@ describe("images written by hand from each spec are pulled as Ollama images and 
     assert.equal(await store.hasBlob(sha256(dataset)), false, "the dataset was not fetched");
     assert.equal(await store.hasBlob(sha256(modelTar)), false, "the tar layer is not kept once extracted");
     await answers(name);
+  });
+});
+
+describe("a kept Jinja chat template is what mf serve renders a chat with", () => {
+  it("a Docker Model Runner image whose GGUF has no chat template: the .chat.template.jinja layer shapes the prompt", async () => {
+    const bare = await readFile(await cachedFixture({ ...TINY, name: "mf-tiny-no-template", chatTemplate: null }, join(ROOT, ".mf-test-cache")));
+    const preamble = "This conversation is rendered by the Jinja template that came with a Docker Model Runner image. ";
+    const template = Buffer.from(`{{ '${preamble}' }}${JINJA.replace("{% endfor %}<|im_start|>assistant\n", "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")}`);
+    const config = Buffer.from(JSON.stringify({ config: { format: "gguf" }, descriptor: {}, rootfs: { type: "layers", diff_ids: [] } }));
+    const image = (withTemplate: boolean) => ({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.docker.ai.model.config.v0.1+json", digest: sha256(config), size: config.length },
+      layers: [
+        { mediaType: "application/vnd.docker.ai.gguf.v3", digest: sha256(bare), size: bare.length },
+        ...(withTemplate ? [{ mediaType: "application/vnd.docker.ai.chat.template.jinja", digest: sha256(template), size: template.length }] : []),
+      ],
+    });
+    const host = new URL(reg.base).host;
+    await pushByHand(reg.base, "hand/jinja", "with", [config, bare, template], image(true));
+    await pushByHand(reg.base, "hand/jinja", "without", [config, bare], image(false));
+    const promptTokens = async (tag: string) => {
+      await ok(["pull", "--insecure", `${host}/hand/jinja:${tag}`]);
+      const res = await fetch(`http://${serve.host}/api/chat`, {
+        method: "POST",
+        body: JSON.stringify({ model: `${host}/hand/jinja:${tag}`, messages: [{ role: "user", content: "hi" }], stream: false, options: { num_predict: 1 } }),
+      });
+      const body = (await res.json()) as { prompt_eval_count: number };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      return body.prompt_eval_count;
+    };
+    const without = await promptTokens("without");
+    const withJinja = await promptTokens("with");
+    // the preamble and the ChatML markers are in the prompt only when the kept template renders it
+    assert.ok(withJinja > without + preamble.length / 4, `with the template ${withJinja} prompt tokens, without ${without}`);
   });
 });
 
