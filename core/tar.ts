@@ -25,7 +25,9 @@ export async function parseTar(input: Readable, signal: AbortSignal | undefined,
   const parser = new Parser({ strict: true });
   let failed: unknown;
   let chain = Promise.resolve();
+  let current: ReadEntry | undefined;
   parser.on("entry", (entry: ReadEntry) => {
+    current = entry;
     chain = chain.then(() => (failed ? void entry.resume() : onEntry(entry))).catch((e) => {
       failed ??= e;
       entry.resume();
@@ -37,10 +39,16 @@ export async function parseTar(input: Readable, signal: AbortSignal | undefined,
     if (code === "TAR_ENTRY_INVALID" || code === "TAR_BAD_ARCHIVE" || code === "TAR_ABORT") parseError ??= new StoreError("BAD_REQUEST", `archive: ${message}`);
   });
   const ended = new Promise<void>((resolve) => parser.on("end", () => resolve()));
-  for await (const c of input) {
-    signal?.throwIfAborted();
-    if (failed) break;
-    if (!parser.write(c as Buffer)) await new Promise<void>((r) => parser.once("drain", () => r()));
+  try {
+    for await (const c of input) {
+      signal?.throwIfAborted();
+      if (failed) break;
+      if (!parser.write(c as Buffer)) await new Promise<void>((r) => parser.once("drain", () => r()));
+    }
+  } catch (e) {
+    // the input failed mid-entry: that entry will get no more bytes, so its reader is told, not left waiting
+    failed ??= e;
+    current?.destroy(e as Error);
   }
   if (!failed) {
     parser.end();

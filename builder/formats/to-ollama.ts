@@ -10,7 +10,7 @@
  */
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import { pipeline } from "node:stream/promises";
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough, Transform, type Readable } from "node:stream";
 import { BuildError, MfError } from "../../core/errors.js";
 import { type Descriptor, type Manifest, type ModelConfig, serializeManifest } from "../../core/manifest.js";
 import { MediaType } from "../../core/mediatypes.js";
@@ -51,6 +51,13 @@ interface Roles {
 const LICENSE_NAME = /^(?:LICEN[CS]E|COPYING)(?:[.-][\w.-]*)?$/i;
 const MAX_TEXT = 1 << 20;
 const MAX_TAR_ENTRIES = 10_000;
+/**
+ * What a compressed tar layer may expand to: 64 times its size, plus 64 MiB. Weights hardly compress, so a
+ * real layer stays far below; a small layer that expands without end (a compression bomb) is stopped.
+ */
+export function maxExpansion(compressedSize: number): number {
+  return compressedSize * 64 + (64 << 20);
+}
 
 function basename(p: string): string {
   return p.split("/").filter(Boolean).at(-1) ?? p;
@@ -244,7 +251,18 @@ async function readTarLayer(
   let decompressing: Promise<void> | undefined;
   if (packing !== "tar") {
     const out = new PassThrough();
-    decompressing = pipeline(body, packing === "tar+gzip" ? createGunzip() : createZstdDecompress(), out, { signal });
+    const limit = maxExpansion(d.size);
+    let expanded = 0;
+    const bound = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        expanded += chunk.length;
+        if (expanded > limit) cb(new BuildError("BAD_REQUEST", `tar layer ${d.digest} (${packing}, ${d.size} bytes) expands past ${limit} bytes; refused`));
+        else cb(null, chunk);
+      },
+    });
+    decompressing = pipeline(body, packing === "tar+gzip" ? createGunzip() : createZstdDecompress(), bound, out, { signal });
+    // its failure also reaches the tar reader (out is destroyed with it) and is awaited below
+    decompressing.catch(() => {});
     input = out;
   }
   try {

@@ -2,7 +2,7 @@
 import { resolve, join } from "node:path";
 import type { CommandModule } from "yargs";
 import { buildFromModelfile } from "../../builder/build.js";
-import { parseRef } from "../../core/reference.js";
+import { displayRef, parseRef } from "../../core/reference.js";
 import { cliContext } from "../context.js";
 import { progressRenderer } from "../progress.js";
 import type { RegistryClient } from "../../registry/client/index.js";
@@ -63,7 +63,11 @@ export const buildCommand: CommandModule<object, Args> = {
       // the image is built as Ollama's, then written again in the format asked for under the same names
       const { changeFormat } = await import("../../builder/formats/index.js");
       const model = await ctx.store.readModel(result.refs[0]!);
-      const out = await changeFormat(ctx.store, model, args.format as "modelpack" | "docker-model");
+      const out = await changeFormat(ctx.store, model, args.format as "modelpack" | "docker-model").catch((e: unknown) => {
+        // the Ollama image is built and stored; say so, so that the name is not taken for the format asked
+        if (e instanceof Error) e.message += ` (the Ollama image ${result.digest} was built and stored under ${result.refs.map((r) => displayRef(r)).join(", ")})`;
+        throw e;
+      });
       for (const n of out.notes) process.stderr.write(`${n}\n`);
       for (const ref of result.refs) await ctx.store.writeManifest(ref, out.bytes);
       digest = out.digest;

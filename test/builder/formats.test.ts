@@ -12,6 +12,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildFromModelfile } from "../../builder/build.js";
 import { changeFormat, convertToOllama, exportImage, planConversion } from "../../builder/formats/index.js";
+import { maxExpansion } from "../../builder/formats/to-ollama.js";
 import { digestFile, digestOf } from "../../core/digest.js";
 import { parseManifest } from "../../core/manifest.js";
 import { MediaType } from "../../core/mediatypes.js";
@@ -19,7 +20,7 @@ import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
 import { TINY, writeLlamaGguf } from "../../fixtures/gguf/index.js";
 import { tarOf } from "../helpers/tar.js";
-import { withTmp } from "../helpers/tmp.js";
+import { snapshot, withTmp } from "../helpers/tmp.js";
 
 const MODELFILE = `FROM ./tiny.gguf
 TEMPLATE """{{ .Prompt }}"""
@@ -178,3 +179,20 @@ test("tar entries that climb out of the archive, links where the GGUF should be,
     assert.throws(() => planConversion(named.manifest, "mp"), /mp holds a sharded GGUF \(model-00001-of-00002\.gguf\)/);
   });
 });
+
+test("a compressed tar layer that expands without end (a compression bomb) is stopped, and leaves nothing behind", async () => {
+  await withTmp("formats-bomb", async (dir) => {
+    const { store } = await setup(dir);
+    const before = await snapshot(join(dir, "models"));
+    // 80 MiB of zeros as the GGUF entry: gzip makes it ~80 KiB, which may expand to 64 × that + 64 MiB only
+    const bomb = gzipSync(tarOf([{ name: "model.gguf", data: Buffer.alloc(80 << 20) }]));
+    const src = await handMade(store, { manifestVersion: "1.0.0" }, "application/vnd.kitops.modelkit.config.v1+json", [{ mediaType: "application/vnd.kitops.modelkit.model.v1.tar+gzip", data: bomb }]);
+    await assert.rejects(convertToOllama(store, src.manifest, { digest: src.digest, name: "kit" }), (e: Error) => {
+      assert.match(e.message, new RegExp(`^tar layer ${src.manifest.layers[0]!.digest} \\(tar\\+gzip, ${bomb.length} bytes\\) expands past ${maxExpansion(bomb.length)} bytes; refused$`));
+      return true;
+    });
+    const after = (await snapshot(join(dir, "models"))).filter((l) => !before.includes(l));
+    assert.deepEqual(after.filter((l) => !/blobs\/sha256-/.test(l)), [], "no temp file is left");
+  });
+});
+

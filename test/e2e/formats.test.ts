@@ -19,7 +19,7 @@ import { pushBlob } from "../registry/oci-client.js";
 import { spawnMfRegistry, startDistribution, tempDir, type DistributionRegistry, type SpawnedRegistry } from "../registry/peers.js";
 import { mf, type MfResult, type MfServe, ROOT, startMfServe } from "../helpers/mf.js";
 import { tarOf } from "../helpers/tar.js";
-import { cachedFixture, TINY } from "../../fixtures/gguf/index.js";
+import { cachedFixture, TINY, writeLoraAdapterGguf } from "../../fixtures/gguf/index.js";
 import { tinyGguf } from "../runtime/harness.js";
 
 const sha256 = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -363,6 +363,17 @@ describe("mf's own exports, as the registry holds them, follow each spec; pulled
     assert.deepEqual(cfg.rootfs.diff_ids, json.layers.map((l: any) => l.digest));
     await ok(["pull", "--insecure", name]);
     await answers(name);
+  });
+
+  it("mf build --format modelpack of a model with an ADAPTER is refused, saying the Ollama image was stored", async () => {
+    const actx = join(dir, "ctx-adapter");
+    await mkdir(actx, { recursive: true });
+    await writeFile(join(actx, "tiny.gguf"), gguf);
+    await writeLoraAdapterGguf(join(actx, "lora.gguf"), { base: TINY, rank: 4, seed: 2 });
+    await writeFile(join(actx, "Modelfile"), "FROM ./tiny.gguf\nADAPTER ./lora.gguf\n");
+    const r = await run(["build", "-q", "--format", "modelpack", "-t", "local/adapted", actx], builder);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^mf: local\/adapted:latest has an ADAPTER \(LoRA\), which a CNCF ModelPack image cannot carry: build the model without it \(the Ollama image sha256:[0-9a-f]{64} was built and stored under local\/adapted:latest\)$/m);
   });
 
   it("mf serve refuses a ModelPack image in its store, naming mf convert; mf convert --format ollama makes it serve", async () => {
