@@ -383,8 +383,12 @@ describe("mf's own exports, as the registry holds them, follow each spec; pulled
     const refused = await generate("local/tiny-mp");
     assert.equal(refused.status, 400);
     assert.match(String(refused.body.error), /"local\/tiny-mp" is a CNCF ModelPack image; mf serve runs Ollama images: run `mf convert local\/tiny-mp --format ollama`/);
+    const shown = await ok(["show", "local/tiny-mp"]);
+    assert.match(shown.stdout, /^  Format\n    CNCF ModelPack image \(mf serve runs Ollama images: mf convert local\/tiny-mp:latest --format ollama\)\n\n  Layers\n    application\/vnd\.cncf\.model\.weight\.v1\.raw /);
     const back = await ok(["convert", "local/tiny-mp", "--format", "ollama", "-t", "local/tiny-back"]);
     assert.match(back.stderr, /read the CNCF ModelPack image:/);
+    const mpDigest = /→ modelpack image (sha256:[0-9a-f]{64})/.exec(mp.stderr)![1]!;
+    assert.match((await ok(["show", "local/tiny-back"])).stdout, new RegExp(`  Converted from\\n    format {14}CNCF ModelPack\\n    digest {14}${mpDigest}\\n    name {16}local/tiny-mp:latest\\n`));
     const s = await stored("local/tiny-back");
     assert.equal(s.config.mf_source.format, "modelpack");
     await answers("local/tiny-back");
