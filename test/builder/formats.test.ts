@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { gzipSync } from "node:zlib";
+import { gzipSync, zstdCompressSync } from "node:zlib";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildFromModelfile } from "../../builder/build.js";
@@ -193,6 +193,22 @@ test("a compressed tar layer that expands without end (a compression bomb) is st
     });
     const after = (await snapshot(join(dir, "models"))).filter((l) => !before.includes(l));
     assert.deepEqual(after.filter((l) => !/blobs\/sha256-/.test(l)), [], "no temp file is left");
+  });
+});
+
+test("ModelPack under the draft's vnd.cnai names, with a tar+zstd weight layer and a LICENSE inside a doc tar", async () => {
+  await withTmp("formats-cnai", async (dir) => {
+    const { store, gguf, ggufDigest } = await setup(dir);
+    const data = await readFile(gguf);
+    const src = await handMade(store, { descriptor: { name: "old" }, modelfs: { type: "layers", diffIds: [] } }, "application/vnd.cnai.model.config.v1+json", [
+      { mediaType: "application/vnd.cnai.model.weight.v1.tar+zstd", data: zstdCompressSync(tarOf([{ name: "old.gguf", data }])), annotations: { "org.cnai.model.filepath": "old.gguf" } },
+      { mediaType: "application/vnd.cnai.model.doc.v1.tar", data: tarOf([{ name: "README.md", data: Buffer.from("# old") }, { name: "LICENSE", data: Buffer.from("BSD-3-Clause text") }]) },
+    ], "application/vnd.cnai.model.manifest.v1+json");
+    const r = await convertToOllama(store, src.manifest, { digest: src.digest, name: "old" });
+    assert.equal(r.config.mf_source?.format, "modelpack");
+    assert.deepEqual(r.manifest.layers.map((l) => l.mediaType), [MediaType.model, MediaType.license]);
+    assert.equal(r.manifest.layers[0]!.digest, ggufDigest);
+    assert.equal((await store.readBlob(r.manifest.layers[1]!.digest)).toString(), "BSD-3-Clause text");
   });
 });
 
