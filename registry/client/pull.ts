@@ -105,6 +105,8 @@ export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef |
   for (const d of uniq) {
     if (parseDigest(d.digest)?.algorithm !== "sha256") throw new RegistryError("UNSUPPORTED", `blob ${d.digest}: the local store keeps sha256 blobs only`);
   }
+  /** blobs this pull brought into the store (a conversion removes those it did not keep) */
+  const fetched = new Set<string>();
   await runParallel(uniq, ctx.settings.blobConcurrency ?? 4, async (d) => {
     const status = `pulling ${shortHex(d.digest)}`;
     const report = throttled((completed) => emit({ status, digest: d.digest, total: d.size, completed }));
@@ -126,6 +128,7 @@ export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef |
       opts.signal,
     );
     if (!(await store.hasBlob(d.digest))) throw new MfError("INTERNAL", `blob ${d.digest} missing after its download`);
+    fetched.add(d.digest);
     report(d.size, true);
   });
   emit({ status: "verifying sha256 digest" });
@@ -135,9 +138,10 @@ export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef |
     const out = await ctx.settings.convert.convert(store, manifest, { digest: sourceDigest, name: source }, { signal: opts.signal, onProgress: emit });
     emit({ status: "writing manifest" });
     const written = await store.writeManifest(w.ref, out.bytes);
-    // what was fetched only to be converted (a tar layer, the source config) is not kept
+    // what this pull fetched only to be converted (a tar layer, the source config) is not kept; a blob the
+    // store had before is left alone (it may be another build's or pull's, not yet referenced)
     const referenced = await store.referencedBlobs();
-    for (const d of uniq) if (!referenced.has(d.digest)) await store.removeBlob(d.digest);
+    for (const d of fetched) if (!referenced.has(d)) await store.removeBlob(d);
     emit({ status: "success" });
     return { ref: written.ref, digest: written.digest, converted: { format: plan.format, sourceDigest, summary: out.summary } };
   }
