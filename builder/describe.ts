@@ -9,6 +9,7 @@ import { displayRef } from "../core/reference.js";
 import type { Command, ModelfileAst, MessageRole } from "../grammar/modelfile/ast.js";
 import { formatModelfile } from "../grammar/modelfile/index.js";
 import { readGgufInfo } from "./gguf.js";
+import { DockerModel } from "./formats/media.js";
 
 export interface ModelDetails {
   parent_model: string;
@@ -31,6 +32,8 @@ export interface ModelDescription {
   projectors: string[];
   /** the speculative-decoding draft model (the image's draft layer), if any */
   draft?: { path: string; digest: string; size: number };
+  /** a Jinja chat template layer (kept from a Docker Model Runner or ModelPack image): replaces the GGUF's own */
+  chatTemplate?: { text: string; digest: string };
   /** path of the weights blob */
   modelPath?: string;
   details: ModelDetails;
@@ -106,6 +109,9 @@ export async function describeImage(manifest: Manifest, read: ImageReader): Prom
         break;
       case MediaType.license:
         d.licenses.push(await text(l));
+        break;
+      case DockerModel.chatTemplate:
+        d.chatTemplate ??= { text: await text(l), digest: l.digest };
         break;
     }
   }

@@ -3,6 +3,7 @@
  * and Ctrl-C turned into an abort that leaves resumable state and says how to resume.
  */
 import { MfError } from "../core/errors.js";
+import { pullConverter } from "../builder/formats/index.js";
 import { RegistryClient, type RegistryClientOptions } from "../registry/client/index.js";
 import { cliAuthenticator } from "./credentials.js";
 import { progressRenderer } from "./progress.js";
@@ -16,8 +17,9 @@ export async function withTransfer<T>(
   fn: (t: { client: RegistryClient; signal: AbortSignal; onProgress: ReturnType<typeof progressRenderer> }) => Promise<T>,
   opts: RegistryClientOptions & { quiet?: boolean; key?: string } = {},
 ): Promise<T> {
-  // registries that ask for auth get a token signed with the ssh key (--key / MF_KEY) or a stored API key
-  const client = new RegistryClient({ authenticate: cliAuthenticator(opts.key), ...opts });
+  // registries that ask for auth get a token signed with the ssh key (--key / MF_KEY) or a stored API key;
+  // a pulled ModelPack, Docker Model Runner or KitOps image is stored as an Ollama image
+  const client = new RegistryClient({ authenticate: cliAuthenticator(opts.key), convert: pullConverter, ...opts });
   const ctl = new AbortController();
   const onSigint = () => ctl.abort(new MfError("INTERNAL", "interrupted"));
   process.once("SIGINT", onSigint);

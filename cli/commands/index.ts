@@ -19,6 +19,7 @@ export const commandEntries: CommandEntry[] = [
   { names: ["list", "ls"], load: async () => (await import("./list.js")).listCommand },
   { names: ["show"], load: async () => (await import("./show.js")).showCommand },
   { names: ["inspect"], load: async () => (await import("./inspect.js")).inspectCommand },
+  { names: ["convert"], load: async () => (await import("./convert.js")).convertCommand },
   { names: ["cp", "copy"], load: async () => (await import("./cp.js")).cpCommand },
   { names: ["rm", "delete"], load: async () => (await import("./rm.js")).rmCommand },
   { names: ["prune"], load: async () => (await import("./prune.js")).pruneCommand },

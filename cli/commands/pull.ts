@@ -26,6 +26,10 @@ export const pullCommand: CommandModule<object, Args> = {
     await withTransfer(`mf pull ${args.insecure ? "--insecure " : ""}${args.name}`, ({ client, signal, onProgress }) =>
       client.pull(store, ref, { insecure: args.insecure, signal, onProgress }), { quiet: args.quiet, key: args.key })
       .then((r) => {
+        if (r.converted && !args.quiet) {
+          process.stderr.write(`converted the ${r.converted.format} image ${r.converted.sourceDigest} to an Ollama image:\n`);
+          for (const line of r.converted.summary) process.stderr.write(`  ${line}\n`);
+        }
         if (args.quiet) process.stdout.write(`${r.digest}\n`);
         else process.stderr.write(`pulled ${displayRef(r.ref)} (${r.digest})\n`);
       });

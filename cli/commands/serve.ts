@@ -61,7 +61,8 @@ export function mfVersion(): string {
 /** Builds and starts the runtime server; resolves once it listens. */
 export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRuntime> {
   let app: FastifyInstance | undefined;
-  const registry = new RegistryClient({ authenticate: cliAuthenticator(o.key) });
+  const { pullConverter } = await import("../../builder/formats/index.js");
+  const registry = new RegistryClient({ authenticate: cliAuthenticator(o.key), convert: pullConverter });
   // loaded here, not at the top: every other command starts without the native binding
   const { createLlamaEngine } = await import("../../runtime/engine/llama.js");
   const { chooseEngine } = await import("../../runtime/engine/binding.js");

@@ -1,5 +1,6 @@
 /** `mf show NAME [--modelfile|--parameters|--template|--system|--license] [--json]`. */
 import type { CommandModule } from "yargs";
+import { FORMAT_NAMES, imageFormat, type ImageFormat } from "../../builder/formats/media.js";
 import { describeModel, draftDetails, formatParameters, modelfileOf, modelInfo } from "../../builder/describe.js";
 import { formatBytes } from "../progress.js";
 import { displayRef } from "../../core/reference.js";
@@ -33,6 +34,15 @@ export const showCommand: CommandModule<object, Args> = {
     const model = await store.readModel(args.name);
     const d = await describeModel(store, model);
     const out = (s: string): void => void process.stdout.write(s.endsWith("\n") || s === "" ? s : s + "\n");
+    const format = imageFormat(model.manifest);
+    if (format !== "ollama" && format !== "other") {
+      // a ModelPack or Docker Model Runner image (mf build --format, mf convert): its format and layers
+      const name = displayRef(model.ref);
+      const hint = `mf serve runs Ollama images: mf convert ${name} --format ollama`;
+      if (args.json) return writeJson({ name, digest: model.digest, format, config: model.manifest.config, layers: model.manifest.layers, note: hint });
+      const rows = model.manifest.layers.map((l) => [l.mediaType, `${formatBytes(l.size)}  ${l.digest.replace(/^sha256:/, "").slice(0, 12)}`] as [string, string]);
+      return out(`  Format\n    ${FORMAT_NAMES[format]} image (${hint})\n\n  Layers\n${rows.map(([k, v]) => `    ${k.padEnd(52)}${v}`).join("\n")}`);
+    }
     if (args.modelfile) return out(modelfileOf(d));
     if (args.parameters) return out(formatParameters(d.params));
     if (args.template) return out(d.template ?? "");
@@ -78,6 +88,8 @@ export const showCommand: CommandModule<object, Args> = {
     const params = formatParameters(d.params);
     if (params) s += `  Parameters\n${params.split("\n").map((l) => `    ${l}`).join("\n")}\n\n`;
     if (d.system) s += section("System", [[d.system.split("\n")[0]!.slice(0, 70), ""]]);
+    const source = (d.config as { mf_source?: { format: string; digest: string; name: string } } | undefined)?.mf_source;
+    if (source) s += section("Converted from", [["format", FORMAT_NAMES[source.format as ImageFormat] ?? source.format], ["digest", source.digest], ["name", source.name]]);
     if (d.licenses.length) s += section("License", d.licenses.map((l) => [l.split("\n")[0]!.slice(0, 70), ""] as [string, string]));
     out(s.trimEnd());
   },

@@ -5,12 +5,12 @@
  * restored from those exact bytes (same digest as before `save`); others are imported as they are.
  */
 import type { Readable } from "node:stream";
-import { Parser, type ReadEntry } from "tar";
 import { MfError, StoreError } from "../../core/errors.js";
 import { MAX_MANIFEST_BYTES, parseManifest } from "../../core/manifest.js";
 import type { ProgressSink } from "../../core/progress.js";
 import { type ModelRef, tryParseRef } from "../../core/reference.js";
 import type { LocalStore } from "../../core/store.js";
+import { parseTar, readEntry } from "../../core/tar.js";
 import { ORIGINAL_MANIFEST_ANNOTATION, REF_NAME_ANNOTATION } from "./archive-save.js";
 
 export interface LoadOptions {
@@ -112,46 +112,4 @@ async function blobOrUndefined(store: LocalStore, digest: string): Promise<Buffe
   } catch {
     return undefined;
   }
-}
-
-async function readEntry(entry: ReadEntry, max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of entry) {
-    n += (c as Buffer).length;
-    if (n > max) throw new StoreError("SIZE_INVALID", `archive entry ${entry.path} is larger than ${max} bytes`);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** Feeds the tar stream through `tar`'s Parser, handling one entry at a time, with backpressure. */
-async function parseTar(input: Readable, signal: AbortSignal | undefined, onEntry: (e: ReadEntry) => Promise<void>): Promise<void> {
-  const parser = new Parser({ strict: true });
-  let failed: unknown;
-  let chain = Promise.resolve();
-  parser.on("entry", (entry: ReadEntry) => {
-    chain = chain.then(() => (failed ? void entry.resume() : onEntry(entry))).catch((e) => {
-      failed ??= e;
-      entry.resume();
-    });
-  });
-  let parseError: unknown;
-  parser.on("error", (e: unknown) => (parseError ??= e));
-  parser.on("warn", (code: string, message: string) => {
-    if (code === "TAR_ENTRY_INVALID" || code === "TAR_BAD_ARCHIVE" || code === "TAR_ABORT") parseError ??= new StoreError("BAD_REQUEST", `archive: ${message}`);
-  });
-  const ended = new Promise<void>((resolve) => parser.on("end", () => resolve()));
-  for await (const c of input) {
-    signal?.throwIfAborted();
-    if (failed) break;
-    if (!parser.write(c as Buffer)) await new Promise<void>((r) => parser.once("drain", () => r()));
-  }
-  if (!failed) {
-    parser.end();
-    await ended;
-  }
-  await chain;
-  if (failed) throw failed;
-  if (parseError) throw parseError instanceof MfError ? parseError : new StoreError("BAD_REQUEST", `archive is not a readable tar: ${(parseError as Error).message}`);
 }

@@ -29,6 +29,18 @@ export interface PullSettings {
   /** blobs fetched at once (default 4) */
   blobConcurrency?: number;
   stateEveryBytes?: number;
+  /** turns a model image of another format (ModelPack, Docker Model Runner, KitOps) into an Ollama image */
+  convert?: ForeignImageConverter;
+}
+
+/**
+ * Conversion on pull (builder/formats gives the implementation; the client only fetches). `plan` says which
+ * blobs to fetch for a manifest, or undefined to pull it as it is, and throws when it cannot be converted;
+ * `convert` then writes the new image's blobs and returns its manifest, which is stored under the name.
+ */
+export interface ForeignImageConverter {
+  plan(manifest: Manifest, name: string): { format: string; needed: Descriptor[] } | undefined;
+  convert(store: LocalStore, manifest: Manifest, source: { digest: string; name: string }, opts: { signal?: AbortSignal; onProgress?: ProgressSink }): Promise<{ bytes: Buffer; summary: string[] }>;
 }
 
 export interface PullContext {
@@ -42,6 +54,8 @@ export interface PullResult {
   ref: ModelRef;
   /** manifest digest */
   digest: string;
+  /** set when the image was converted: its format and manifest digest there, and what became of its layers */
+  converted?: { format: string; sourceDigest: string; summary: string[] };
 }
 
 export function shortHex(digest: string): string {
@@ -83,12 +97,16 @@ export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef |
   const emit = opts.onProgress ?? (() => {});
   emit({ status: "pulling manifest" });
   const { bytes, manifest } = await fetchManifest(ctx.http, w, w.tag, opts.signal);
+  const source = `${w.ref.host}/${w.name}${w.tag.startsWith("sha256:") ? "@" : ":"}${w.tag}`;
+  const plan = ctx.settings.convert?.plan(manifest, source);
   // layers in the order they appear (as Ollama shows them), then the config; each digest once
   const uniq: Descriptor[] = [];
-  for (const d of [...manifest.layers, manifest.config]) if (!uniq.some((b) => b.digest === d.digest)) uniq.push(d);
+  for (const d of plan?.needed ?? [...manifest.layers, manifest.config]) if (!uniq.some((b) => b.digest === d.digest)) uniq.push(d);
   for (const d of uniq) {
     if (parseDigest(d.digest)?.algorithm !== "sha256") throw new RegistryError("UNSUPPORTED", `blob ${d.digest}: the local store keeps sha256 blobs only`);
   }
+  /** blobs this pull brought into the store (a conversion removes those it did not keep) */
+  const fetched = new Set<string>();
   await runParallel(uniq, ctx.settings.blobConcurrency ?? 4, async (d) => {
     const status = `pulling ${shortHex(d.digest)}`;
     const report = throttled((completed) => emit({ status, digest: d.digest, total: d.size, completed }));
@@ -110,9 +128,23 @@ export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef |
       opts.signal,
     );
     if (!(await store.hasBlob(d.digest))) throw new MfError("INTERNAL", `blob ${d.digest} missing after its download`);
+    fetched.add(d.digest);
     report(d.size, true);
   });
   emit({ status: "verifying sha256 digest" });
+  if (plan && ctx.settings.convert) {
+    const sourceDigest = digestOf(bytes);
+    emit({ status: `converting ${plan.format} image ${shortHex(sourceDigest)} to an Ollama image` });
+    const out = await ctx.settings.convert.convert(store, manifest, { digest: sourceDigest, name: source }, { signal: opts.signal, onProgress: emit });
+    emit({ status: "writing manifest" });
+    const written = await store.writeManifest(w.ref, out.bytes);
+    // what this pull fetched only to be converted (a tar layer, the source config) is not kept; a blob the
+    // store had before is left alone (it may be another build's or pull's, not yet referenced)
+    const referenced = await store.referencedBlobs();
+    for (const d of fetched) if (!referenced.has(d)) await store.removeBlob(d);
+    emit({ status: "success" });
+    return { ref: written.ref, digest: written.digest, converted: { format: plan.format, sourceDigest, summary: out.summary } };
+  }
   emit({ status: "writing manifest" });
   const written = await store.writeManifest(w.ref, bytes);
   emit({ status: "success" });

@@ -290,7 +290,7 @@ class LlamaEngineModel implements EngineModel {
     this.bosToken = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
     const meta = model.fileInfo.metadata as { tokenizer?: { chat_template?: string; ggml?: { tokens?: readonly unknown[] } } };
     this.vocabSize = meta.tokenizer?.ggml?.tokens?.length ?? 0;
-    const tpl = meta.tokenizer?.chat_template;
+    const tpl = spec.chatTemplate ?? meta.tokenizer?.chat_template;
     this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
     for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: draft?.sequences[i] ?? context.getSequence(), busy: false });
   }

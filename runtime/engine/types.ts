@@ -29,6 +29,11 @@ export interface LoadSpec {
    * ahead for every slot (`draft_num_predict`); see draft.ts
    */
   draft?: { modelPath: string; maxTokens: number };
+  /**
+   * A Jinja chat template that replaces the GGUF's own (an image's `application/vnd.docker.ai.chat.template.jinja`
+   * layer, kept when a Docker Model Runner or ModelPack image was converted)
+   */
+  chatTemplate?: string;
 }
 
 export interface RepeatPenalty {

@@ -7,6 +7,7 @@ import { RuntimeError } from "../../core/errors.js";
 import { tryParseRef, displayRef } from "../../core/reference.js";
 import type { LocalStore, StoredModel } from "../../core/store.js";
 import { type ModelDescription, describeModel } from "../../builder/describe.js";
+import { FORMAT_NAMES, imageFormat } from "../../builder/formats/media.js";
 import { type ChatMessage, type ImagePrompt, prepareTemplate } from "../prompt/index.js";
 import type { LoadOptions } from "../options.js";
 import type { ModelRequest } from "../scheduler.js";
@@ -99,11 +100,19 @@ export function modelRequest(
   load: LoadOptions,
   o: { slots: number; keepAliveMs?: number; signal?: AbortSignal; threads?: number },
 ): ModelRequest {
-  if (!d.modelPath) throw new RuntimeError("BAD_REQUEST", `model "${name}" has no weights to run`);
+  if (!d.modelPath) {
+    // a ModelPack or Docker Model Runner image in the store (mf build --format, mf convert) is not read here
+    const f = imageFormat(d.model.manifest);
+    if (f !== "ollama" && f !== "other") {
+      throw new RuntimeError("BAD_REQUEST", `model "${name}" is a ${FORMAT_NAMES[f]} image; mf serve runs Ollama images: run \`mf convert ${name} --format ollama\` (or pull it, which converts)`);
+    }
+    throw new RuntimeError("BAD_REQUEST", `model "${name}" has no weights to run`);
+  }
   // the image's DRAFT runs unless draft_num_predict is 0; the same weights with or without it are two runners
   const draft = d.draft && load.draftNumPredict > 0 ? { modelPath: d.draft.path, maxTokens: load.draftNumPredict } : undefined;
   return {
-    key: [d.modelPath, ...d.adapters, ...(draft ? [`draft ${draft.modelPath}`] : [])].join("\n"),
+    // a kept Jinja chat template is part of what is loaded: the same weights with another one are another runner
+    key: [d.modelPath, ...d.adapters, ...(draft ? [`draft ${draft.modelPath}`] : []), ...(d.chatTemplate ? [`jinja ${d.chatTemplate.digest}`] : [])].join("\n"),
     load: {
       modelPath: d.modelPath,
       adapters: d.adapters,
@@ -112,6 +121,7 @@ export function modelRequest(
       batchSize: load.numBatch,
       threads: load.numThread ?? o.threads,
       ...(draft ? { draft } : {}),
+      ...(d.chatTemplate ? { chatTemplate: d.chatTemplate.text } : {}),
     },
     info: { name: displayRef(d.model.ref), digest: d.model.digest, details: d.details, ...(draft ? { draft: { digest: d.draft!.digest } } : {}) },
     keepAliveMs: o.keepAliveMs,
