@@ -16,6 +16,7 @@ import { describeProblem, scrub } from "../../registry/server/scrub.js";
 import { createRegistryServer } from "../../registry/server/server.js";
 import { UPLOAD_FAULT_POINTS, type FaultHook, type UploadFaultPoint } from "../../registry/server/upload-sessions.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
+import { openAuditLog } from "../audit-log.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
 import { registryAdminCommands } from "./registry-admin.js";
 
@@ -38,6 +39,7 @@ interface ServeArgs extends StorageArgs {
   service: string;
   "token-ttl": string;
   "allow-foreign-layers"?: string;
+  "audit-log"?: string;
   verbose?: boolean;
 }
 
@@ -187,6 +189,13 @@ async function serve(args: ServeArgs): Promise<void> {
     ? { cert: readFileSync(args["tls-cert"]), key: readFileSync(args["tls-key"]) }
     : undefined;
   const storage = opened.driver;
+  let audit: ReturnType<typeof openAuditLog> | undefined;
+  try {
+    audit = args["audit-log"] === undefined ? undefined : openAuditLog(last(args["audit-log"]), (e) => process.stderr.write(`mf registry: cannot write the audit log: ${e.message}\n`));
+  } catch (e) {
+    opened.close();
+    throw e;
+  }
   // key-based auth (jose, ssh2) is loaded only when an access file turns it on
   const keyed = args.access
     ? await Promise.all([import("../../registry/server/access-file.js"), import("../../registry/server/token-auth.js")])
@@ -221,6 +230,7 @@ async function serve(args: ServeArgs): Promise<void> {
     signedUrlTtlMs: parseDuration(args["signed-url-ttl"]),
     idleTimeoutMs: parseDuration(args["idle-timeout"]),
     allowForeignLayers,
+    audit: audit?.sink,
     https,
   });
   const addr = last(args.addr);
@@ -229,6 +239,7 @@ async function serve(args: ServeArgs): Promise<void> {
     await app.close();
     access?.close();
     opened.close();
+    await audit?.close();
     throw e;
   });
   process.stdout.write(`mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n`);
@@ -239,10 +250,11 @@ async function serve(args: ServeArgs): Promise<void> {
       process.stderr.write(`mf registry: ${signal}: finishing in-flight requests (up to ${graceMs} ms)\n`);
       // In-flight uploads still running at the deadline are cut; their offsets are persisted, so they resume.
       const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
-      app.close().finally(() => {
+      app.close().finally(async () => {
         access?.close();
         opened.close();
         clearTimeout(timer);
+        await audit?.close();
         done();
       });
     };
@@ -310,6 +322,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("access", { type: "string", describe: "access file (YAML: keys, API keys, anonymous rules); turns key-based auth on, reloaded on change" })
       .option("service", { type: "string", default: "mf-registry", describe: "service name in auth challenges and tokens (the same on every replica)" })
       .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" })
+      .option("audit-log", { type: "string", describe: "append every push, delete and denial to this file as JSON lines (who, action, repository, reference, digest, status; never a secret)" })
       .option("allow-foreign-layers", {
         type: "string",
         describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",

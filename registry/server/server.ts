@@ -6,6 +6,7 @@
 import { isIP } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
+import { registerAudit, type AuditSink } from "./audit.js";
 import { allowAll, type AuthHook } from "./auth.js";
 import { sendJson, type RegistryContext } from "./context.js";
 import { RepoStore } from "./repo-store.js";
@@ -56,6 +57,8 @@ export interface RegistryServerOptions {
   requestTimeoutMs?: number;
   /** how often expired upload sessions are swept (default 10 min; 0: never) */
   sweepIntervalMs?: number;
+  /** told of every push, delete and denial (audit.ts); default: none */
+  audit?: AuditSink;
   /** TLS: PEM key and certificate */
   https?: { key: string | Buffer; cert: string | Buffer };
 }
@@ -141,6 +144,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     }
   });
 
+  if (options.audit) registerAudit(app, options.audit, store, clock);
   app.get("/healthz", async (_request, reply) => {
     sendJson(reply, 200, { status: "ok" });
   });
