@@ -1,6 +1,7 @@
 /**
  * `mf registry serve` runs the OCI registry on a filesystem root or an S3 bucket (`--storage s3://…`, where
- * any number of replicas may serve the same registry); `mf registry gc` collects untagged manifests and
+ * any number of replicas may serve the same registry); `mf registry gc` collects untagged manifests (and with
+ * `--retain`, the tags no retention rule keeps: registry/server/retention.ts) and
  * unreferenced blobs; `mf registry scrub` re-hashes blobs and checks manifests, changing nothing.
  * Every flag can also come from `--config FILE` (YAML, same keys); flags win over the file.
  */
@@ -15,6 +16,7 @@ import { collectGarbage } from "../../registry/server/gc.js";
 import { describeProblem, scrub } from "../../registry/server/scrub.js";
 import { createRegistryServer } from "../../registry/server/server.js";
 import { UPLOAD_FAULT_POINTS, type FaultHook, type UploadFaultPoint } from "../../registry/server/upload-sessions.js";
+import { describeRetention, parseRetention } from "../../registry/server/retention.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
 import { openAuditLog } from "../audit-log.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
@@ -40,6 +42,7 @@ interface ServeArgs extends StorageArgs {
   "token-ttl": string;
   "allow-foreign-layers"?: string;
   "audit-log"?: string;
+  "pull-record-interval": string;
   verbose?: boolean;
 }
 
@@ -47,6 +50,9 @@ interface GcArgs extends StorageArgs {
   grace: string;
   "dry-run": boolean;
   "upload-expiry": string;
+  /** RULE=VALUE strings; from --config also a mapping */
+  retain?: unknown;
+  "audit-log"?: string;
 }
 
 function yamlConfig(path: string): Record<string, unknown> {
@@ -231,6 +237,7 @@ async function serve(args: ServeArgs): Promise<void> {
     idleTimeoutMs: parseDuration(args["idle-timeout"]),
     allowForeignLayers,
     audit: audit?.sink,
+    pullRecordIntervalMs: parseDuration(args["pull-record-interval"]),
     https,
   });
   const addr = last(args.addr);
@@ -264,18 +271,39 @@ async function serve(args: ServeArgs): Promise<void> {
 }
 
 async function gc(args: GcArgs): Promise<void> {
+  const retention = parseRetention(args.retain) ?? undefined;
+  const graceMs = parseDuration(args.grace);
+  const dryRun = args["dry-run"];
+  const audit = args["audit-log"] === undefined || dryRun
+    ? undefined
+    : openAuditLog(last(args["audit-log"]), (e) => process.stderr.write(`mf registry gc: cannot write the audit log: ${e.message}\n`));
+  const record = (action: "retain-delete-tag" | "gc-delete-manifest", repository: string, reference: string, digest: string | null) =>
+    audit?.sink({ time: new Date().toISOString(), who: "mf registry gc", action, repository, reference, ...(digest ? { digest } : {}), status: 0 });
   const opened = await openStorage(args);
-  const verb = args["dry-run"] ? "would remove" : "removed";
+  if (retention) process.stdout.write(`retention: ${describeRetention(retention)}\n`);
+  const verb = dryRun ? "would remove" : "removed";
   const report = await collectGarbage({
     storage: opened.driver,
-    graceMs: parseDuration(args.grace),
-    dryRun: args["dry-run"],
+    graceMs,
+    dryRun,
+    retention,
     uploadExpiryMs: parseDuration(args["upload-expiry"]),
-    onManifest: (repository, digest) => process.stdout.write(`${verb} manifest ${repository}@${digest}\n`),
+    onTag: (repository, tag, digest) => {
+      process.stdout.write(`${verb} tag ${repository}:${tag}${digest ? ` (${digest})` : ""}\n`);
+      record("retain-delete-tag", repository, tag, digest);
+    },
+    onManifest: (repository, digest) => {
+      process.stdout.write(`${verb} manifest ${repository}@${digest}\n`);
+      record("gc-delete-manifest", repository, digest, digest);
+    },
     onSweep: (digest, size) => process.stdout.write(`${verb} ${digest} (${size} bytes)\n`),
-  }).finally(() => opened.close());
+  }).finally(async () => {
+    opened.close();
+    await audit?.close();
+  });
   const removed = args["dry-run"] ? "to remove" : "removed";
   const extra = [
+    retention ? `, ${report.tagsRemoved} tags ${removed} by retention` : "",
     report.linksRemoved ? `, ${report.linksRemoved} unused repository links removed` : "",
     report.leftoversRemoved ? `, ${report.leftoversRemoved} leftovers of crashes removed` : "",
   ].join("");
@@ -323,6 +351,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("service", { type: "string", default: "mf-registry", describe: "service name in auth challenges and tokens (the same on every replica)" })
       .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" })
       .option("audit-log", { type: "string", describe: "append every push, delete and denial to this file as JSON lines (who, action, repository, reference, digest, status; never a secret)" })
+      .option("pull-record-interval", { type: "string", default: "1h", describe: "record a manifest's last pull at most this often (for gc --retain pulled-within=…); 0: never" })
       .option("allow-foreign-layers", {
         type: "string",
         describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",
@@ -332,12 +361,19 @@ const serveCommand: CommandModule<object, ServeArgs> = {
 
 const gcCommand: CommandModule<object, GcArgs> = {
   command: "gc",
-  describe: "remove untagged manifests and the blobs no manifest references (safe while serving)",
+  describe: "remove untagged manifests and the blobs no manifest references, and with --retain the tags no rule keeps (safe while serving)",
   builder: (y) =>
     rootOption(y)
       .option("grace", { type: "string", default: "1h", describe: "keep untagged manifests and unreferenced blobs written or used more recently than this (longer than any push)" })
       .option("dry-run", { type: "boolean", default: false, describe: "only report" })
-      .option("upload-expiry", { type: "string", default: "24h", describe: "also remove upload sessions idle this long" }) as unknown as Argv<GcArgs>,
+      .option("upload-expiry", { type: "string", default: "24h", describe: "also remove upload sessions idle this long" })
+      .option("retain", {
+        type: "string",
+        array: true,
+        describe: "retention rule, repeatable: keep-last=N (most recent tags per repository), keep=GLOB[,GLOB] (tags to keep), " +
+          "untagged-older-than=DURATION, pulled-within=DURATION; with keep-last or keep, every other tag is deleted",
+      })
+      .option("audit-log", { type: "string", describe: "append what gc and retention remove to this audit log (JSON lines)" }) as unknown as Argv<GcArgs>,
   handler: gc,
 };
 

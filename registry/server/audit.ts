@@ -21,11 +21,12 @@ import { requestRefusal, requestSubject } from "./auth.js";
 import { deleteBlob } from "./blobs.js";
 import { deleteManifest, putManifest } from "./manifests.js";
 import type { RepoStore } from "./repo-store.js";
-import { matchRoute, type Match } from "./routes.js";
+import { decodeParam as decode, matchRoute, type Match } from "./routes.js";
 import { putUpload, startUpload } from "./uploads.js";
 import { digestString, isTag, parseManifestRef } from "./validate.js";
 
-export type AuditAction = "push" | "push-blob" | "delete-manifest" | "delete-tag" | "delete-blob" | "deny";
+/** what the server audits, and what `mf registry gc --audit-log` adds (`retain-delete-tag`, `gc-delete-manifest`) */
+export type AuditAction = "push" | "push-blob" | "delete-manifest" | "delete-tag" | "delete-blob" | "deny" | "retain-delete-tag" | "gc-delete-manifest";
 
 export interface AuditEvent {
   /** ISO 8601, UTC */
@@ -36,7 +37,7 @@ export interface AuditEvent {
   /** a tag or a digest, as the request named it */
   reference?: string;
   digest?: string;
-  /** the HTTP status answered */
+  /** the HTTP status answered (0 for gc's removals) */
   status: number;
   /** the client's address (X-Forwarded-For only from a trusted proxy) */
   address?: string;
@@ -129,12 +130,4 @@ export function registerAudit(app: FastifyInstance, sink: AuditSink, store: Repo
       sink({ ...base, who, action: "delete-blob", repository, digest: ref });
     }
   });
-}
-
-function decode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
 }

@@ -10,7 +10,10 @@
  * ├── repositories/<name…>/                       <name> may have several segments (library/llama)
  * │   ├── _layers/<alg>/<hex>                     link: this repository may read that blob (empty file)
  * │   ├── _manifests/revisions/<alg>/<hex>        {"mediaType","size"} of a manifest stored as a blob
- * │   ├── _manifests/tags/<tag>                   the tag's manifest digest (text)
+ * │   ├── _manifests/tags/<tag>                   the tag's manifest digest (text); its mtime = when it was
+ * │   │                                           pushed (retention's "most recent")
+ * │   ├── _manifests/pulled/<alg>/<hex>           when the manifest was last pulled (ms since the epoch, text),
+ * │   │                                           rewritten at most once per --pull-record-interval (pulls.ts)
  * │   └── _referrers/<alg>/<subject-hex>/<alg>-<hex>   descriptor (JSON) of a manifest whose subject is that digest
  * ├── uploads/<uuid>/
  * │   ├── data                                    bytes received so far (bytes past state.offset are garbage)
@@ -68,6 +71,14 @@ export function tagPath(name: string, tag: string): string {
 
 export function tagsRoot(name: string): string {
   return `${repoPath(name)}/_manifests/tags`;
+}
+
+export function pulledPath(name: string, d: ParsedDigest): string {
+  return `${repoPath(name)}/_manifests/pulled/${d.algorithm}/${d.hex}`;
+}
+
+export function pulledRoot(name: string): string {
+  return `${repoPath(name)}/_manifests/pulled`;
 }
 
 export function referrersDir(name: string, subject: ParsedDigest): string {
