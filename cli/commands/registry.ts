@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import type { Argv, CommandModule } from "yargs";
+import yargs, { type Argv, type CommandModule } from "yargs";
 import { createRequire } from "node:module";
 import { MfError } from "../../core/errors.js";
 import { collectGarbage } from "../../registry/server/gc.js";
@@ -70,12 +70,43 @@ function yamlConfig(path: string): Record<string, unknown> {
   return doc as Record<string, unknown>;
 }
 
-function rootOption<T>(y: Argv<T>) {
+type RegistryCommandName = "serve" | "gc" | "scrub";
+
+function rootOption<T>(y: Argv<T>, command: RegistryCommandName) {
   return storageOptions(
     y
       .option("root", { type: "string", describe: "storage directory", default: join(homedir(), ".mf", "registry") })
-      .config("config", "YAML file with the same keys as the flags", yamlConfig),
+      .config("config", "YAML file with the same keys as the flags (one file may serve every mf registry command)", (path: string) =>
+        forCommand(yamlConfig(path), command),
+      ),
   );
+}
+
+let commandKeys: Map<RegistryCommandName, Set<string>> | undefined;
+
+/** The option names of each `mf registry` command that reads the config file, from their builders. */
+function registryCommandKeys(): Map<RegistryCommandName, Set<string>> {
+  if (commandKeys) return commandKeys;
+  commandKeys = new Map();
+  for (const [name, c] of [["serve", serveCommand], ["gc", gcCommand], ["scrub", scrubCommand]] as const) {
+    const y = yargs([]);
+    (c.builder as (y: Argv) => Argv)(y);
+    // yargs's own record of the options a builder declared (public on the instance, absent from its typings)
+    const declared = (y as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key;
+    commandKeys.set(name, new Set(Object.keys(declared)));
+  }
+  return commandKeys;
+}
+
+/**
+ * One config file for the whole registry: serve reads `addr`, gc reads `retain`. A key that another
+ * `mf registry` command declares is left out for this one; any other unknown key still fails (strict).
+ */
+function forCommand(config: Record<string, unknown>, command: RegistryCommandName): Record<string, unknown> {
+  const keys = registryCommandKeys();
+  const mine = keys.get(command)!;
+  const known = new Set([...keys.values()].flatMap((k) => [...k]));
+  return Object.fromEntries(Object.entries(config).filter(([k]) => mine.has(k) || !known.has(k)));
 }
 
 /**
@@ -332,7 +363,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   command: "serve",
   describe: "serve the OCI distribution API",
   builder: (y) =>
-    rootOption(y)
+    rootOption(y, "serve")
       .option("addr", { type: "string", default: "127.0.0.1:5000", describe: "HOST:PORT to listen on (port 0: any free port)" })
       .option("public-url", { type: "string", describe: "how clients reach the registry; required with --access (token signatures are checked against it). Default for Locations: the request's Host" })
       .option("trust-proxy", { type: "string", array: true, describe: "proxy addresses (IP, CIDR, loopback) whose X-Forwarded-Host/-Proto/-For are believed (default: none)" })
@@ -363,7 +394,7 @@ const gcCommand: CommandModule<object, GcArgs> = {
   command: "gc",
   describe: "remove untagged manifests and the blobs no manifest references, and with --retain the tags no rule keeps (safe while serving)",
   builder: (y) =>
-    rootOption(y)
+    rootOption(y, "gc")
       .option("grace", { type: "string", default: "1h", describe: "keep untagged manifests and unreferenced blobs written or used more recently than this (longer than any push)" })
       .option("dry-run", { type: "boolean", default: false, describe: "only report" })
       .option("upload-expiry", { type: "string", default: "24h", describe: "also remove upload sessions idle this long" })
@@ -380,7 +411,7 @@ const gcCommand: CommandModule<object, GcArgs> = {
 const scrubCommand: CommandModule<object, StorageArgs> = {
   command: "scrub",
   describe: "re-hash every blob and check every manifest; list corrupt blobs and missing ones, change nothing (exit 1 on problems)",
-  builder: (y) => rootOption(y) as unknown as Argv<StorageArgs>,
+  builder: (y) => rootOption(y, "scrub") as unknown as Argv<StorageArgs>,
   handler: runScrub,
 };
 

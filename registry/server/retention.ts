@@ -60,7 +60,9 @@ export function parseRetention(input: unknown): RetentionPolicy | null {
   }
   if (!pairs.length) return null;
   const policy: RetentionPolicy = {};
-  for (const [rule, value] of pairs) {
+  for (const [name, value] of pairs) {
+    // yargs hands a config file's mapping on with camelCase copies of its keys (keepLast beside keep-last)
+    const rule = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     const bad = (why: string) => new MfError("BAD_REQUEST", `--retain ${rule}=${String(value)}: ${why}`);
     switch (rule as (typeof RULES)[number]) {
       case "keep-last": {

@@ -4,7 +4,8 @@
  * wrapped driver runs the push at that moment).
  */
 import { strict as assert } from "node:assert";
-import { rm } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { collectGarbage } from "../../registry/server/gc.js";
 import { globMatcher, keptTags, parseRetention, subjectOfTag } from "../../registry/server/retention.js";
@@ -12,11 +13,14 @@ import type { StorageDriver } from "../../registry/server/storage/driver.js";
 import { FsDriver } from "../../registry/server/storage/fs.js";
 import { tagPath } from "../../registry/server/storage/layout.js";
 import { pushImage, randomRepo } from "./oci-client.js";
-import { startInProcess, type InProcessRegistry } from "./peers.js";
+import { Cleanup, startInProcess, type InProcessRegistry } from "./peers.js";
+import { runMf } from "./run-mf.js";
 
 const servers: InProcessRegistry[] = [];
+const cleanup = new Cleanup();
 after(async () => {
   for (const s of servers) await s.close();
+  await cleanup.cleanup();
 });
 
 describe("retention rules", () => {
@@ -26,6 +30,8 @@ describe("retention rules", () => {
     assert.deepEqual(parseRetention(["keep-last=10", "keep=v*", "keep=latest", "untagged-older-than=7d", "pulled-within=30d"]), expected);
     assert.deepEqual(parseRetention({ "keep-last": 10, keep: ["v*", "latest"], "untagged-older-than": "7d", "pulled-within": "30d" }), expected);
     assert.deepEqual(parseRetention([{ "keep-last": 10, keep: "v*,latest" }, "untagged-older-than=7d", { "pulled-within": "30d" }]), expected);
+    // a config file's mapping as yargs hands it on: camelCase copies beside the keys
+    assert.deepEqual(parseRetention({ "keep-last": 3, keepLast: 3, keep: ["v*"] }), { keepLast: 3, keep: ["v*"] });
     assert.equal(parseRetention(undefined), null);
     assert.equal(parseRetention([]), null);
     assert.deepEqual(parseRetention(["keep-last=0"]), { keepLast: 0 });
@@ -98,5 +104,21 @@ describe("retention rules", () => {
     const again = await collectGarbage({ storage: fs, graceMs: 0, retention: { keepLast: 1 }, onTag: (_r, tag) => removedTags.push(tag) });
     assert.deepEqual(removedTags, ["new"]);
     assert.equal(again.tagsRemoved, 1);
+  });
+
+  it("one config file serves the whole registry: serve ignores retain, gc ignores serve's keys; a misspelt key still fails", async () => {
+    const dir = await cleanup.tempDir("mf-retain-config-");
+    const config = join(dir, "registry.yaml");
+    await writeFile(config, `addr: 127.0.0.1:0\naudit-log: ${join(dir, "audit.jsonl")}\nretain:\n  keep-last: 5\n  keep: [v*, latest]\n  pulled-within: 30d\n`);
+    const served = await cleanup.serve(join(dir, "root"), ["--config", config]);
+    await pushImage(served.base, "team/model", "v1");
+    const gc = await runMf(["registry", "gc", "--root", join(dir, "root"), "--config", config, "--dry-run"]);
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.match(gc.stdout, /^retention: keep the 5 most recent tags; keep tags v\*, latest; keep what was pulled within 30d\n/);
+    assert.match(gc.stdout, /0 tags to remove by retention/);
+    await writeFile(join(dir, "typo.yaml"), "retian:\n  keep-last: 5\n");
+    const typo = await runMf(["registry", "gc", "--root", join(dir, "root"), "--config", join(dir, "typo.yaml"), "--dry-run"]);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /Unknown argument: retian/);
   });
 });

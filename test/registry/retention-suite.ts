@@ -127,7 +127,8 @@ export function retentionSuite(name: string, start: () => Promise<ServedRegistry
       const sigOld = await pushArtifact(r.base, repo, `sha256-${old.digest.slice(7)}`, old); // fallback tag of a doomed manifest
       const legacy = await pushArtifact(r.base, repo, `sha256-${index.digest.slice(7)}.sig`, null); // cosign-style, no subject
       const config = join(r.dir, `retain-${repo.replace("/", "-")}.yaml`);
-      await writeFile(config, "retain:\n  keep: [v*]\n");
+      // the registry's one config file: serve's keys beside retain (gc leaves them to serve)
+      await writeFile(config, "addr: 127.0.0.1:0\nupload-checkpoint: 32MiB\nretain:\n  keep-last: 0\n  keep: [v*]\n");
 
       const run = await gc("--config", config);
       assert.equal(run.code, 0, run.stderr);
