@@ -3,7 +3,8 @@
  * deletes (mf registry rm, a blob DELETE), and refusals (anonymous push, an unknown API key, a key beyond
  * its rights, at /v2/ and at the token endpoint) each leave one JSON line with who, action, repository,
  * reference, digest and status; no key, token or signature ever appears in the file; a renamed log
- * (rotation) is followed by a new file at the path.
+ * (rotation) is followed by a new file at the path. On S3 (when set), an open registry's push and tag
+ * delete, by `anonymous`.
  */
 import { strict as assert } from "node:assert";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
@@ -12,8 +13,27 @@ import { after, before, describe, it } from "node:test";
 import { LocalStore } from "../../core/store.js";
 import type { AuditEvent } from "../../registry/server/audit.js";
 import { buildModel } from "./client/helpers.js";
+import { pushImage } from "./oci-client.js";
 import { freePort, spawnMfRegistry, tempDir, type SpawnedRegistry } from "./peers.js";
 import { runMf } from "./run-mf.js";
+import { S3_MISSING } from "./s3-peer.js";
+import { replicaSet } from "./s3-replicas.js";
+
+async function auditLines(path: string): Promise<AuditEvent[]> {
+  return (await readFile(path, "utf8")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditEvent);
+}
+
+/** The log's lines once `n` of them match (the sink writes after the answer). */
+async function waitForLines(path: string, pred: (e: AuditEvent) => boolean, n = 1): Promise<AuditEvent[]> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const all = await auditLines(path).catch(() => []);
+    const found = all.filter(pred);
+    if (found.length >= n) return found;
+    if (Date.now() > deadline) throw new Error(`the audit log never got the line looked for:\n${JSON.stringify(all, null, 1)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 
 describe("mf registry serve --audit-log", () => {
   let dir: string;
@@ -25,19 +45,8 @@ describe("mf registry serve --audit-log", () => {
   const homes: Record<string, Record<string, string>> = {};
 
   const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
-  const lines = async (path = logPath): Promise<AuditEvent[]> =>
-    (await readFile(path, "utf8")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditEvent);
-  /** The log's lines once `n` of them match (the sink writes after the answer). */
-  const waitFor = async (pred: (e: AuditEvent) => boolean, n = 1, path = logPath): Promise<AuditEvent[]> => {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const all = await lines(path).catch(() => []);
-      const found = all.filter(pred);
-      if (found.length >= n) return found;
-      if (Date.now() > deadline) throw new Error(`the audit log never got the line looked for:\n${JSON.stringify(all, null, 1)}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
+  const lines = (path = logPath) => auditLines(path);
+  const waitFor = (pred: (e: AuditEvent) => boolean, n = 1, path = logPath) => waitForLines(path, pred, n);
 
   before(async () => {
     dir = await tempDir("mf-audit-");
@@ -152,5 +161,38 @@ describe("mf registry serve --audit-log", () => {
     const [line] = await waitFor((e) => e.action === "deny", 1, logPath);
     assert.equal(line!.who, "apikey:reader");
     assert.ok((await lines(`${logPath}.1`)).length > 0, "the rotated file keeps its lines");
+  });
+});
+
+describe("mf registry serve --audit-log: s3", () => {
+  it("an open registry on S3 audits a push and a tag delete by anonymous", { skip: S3_MISSING }, async () => {
+    const set = await replicaSet("audit");
+    try {
+      const log = join(set.dir, "audit.jsonl");
+      const replica = await set.start(["--audit-log", log]);
+      const image = await pushImage(replica.base, "team/model", "v1");
+      const del = await fetch(`${replica.base}/v2/team/model/manifests/v1`, { method: "DELETE" });
+      assert.equal(del.status, 202);
+      const [push] = await waitForLines(log, (e) => e.action === "push");
+      assert.deepEqual([push!.who, push!.repository, push!.reference, push!.digest, push!.status], ["anonymous", "team/model", "v1", image.digest, 201]);
+      const [gone] = await waitForLines(log, (e) => e.action === "delete-tag");
+      assert.deepEqual([gone!.who, gone!.reference, gone!.digest, gone!.status], ["anonymous", "v1", image.digest, 202]);
+    } finally {
+      await set.close();
+    }
+  });
+});
+
+describe("mf registry serve --audit-log: a file it cannot append to", () => {
+  it("stops the start with a message naming it", async () => {
+    const dir = await tempDir("mf-audit-bad-");
+    try {
+      const bad = join(dir, "missing-dir", "audit.jsonl");
+      const run = await runMf(["registry", "serve", "--root", join(dir, "root"), "--addr", "127.0.0.1:0", "--audit-log", bad]);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, new RegExp(`^mf: --audit-log ${bad.replace(/[.]/g, "\\.")}: cannot append to it \\(ENOENT`));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
