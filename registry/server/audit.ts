@@ -7,7 +7,8 @@
  * - `delete-manifest`, `delete-tag` (with the digest the tag named), `delete-blob` (the repository's link): a DELETE answered 202;
  * - `deny`: the auth hook refused presented credentials (401 or 403, `attempt` and `reason` say what and why,
  *   the token endpoint's refusals included), or any other 403 on /v2/. The 401 that only asks a client to
- *   authenticate or to fetch a wider token (the normal token handshake) is not a denial.
+ *   authenticate or to fetch a wider token (the normal token handshake) is not a denial. A refused
+ *   cross-repository mount is one too, though the POST goes on as an ordinary upload (202).
  * Requests that changed nothing for another reason (a 400, a 404) are not audited.
  *
  * `who` is the subject the auth hook allowed (`key:SHA256:…`, `apikey:<id>`, `anonymous`; on a registry

@@ -98,6 +98,13 @@ describe("mf registry serve --audit-log", () => {
     assert.deepEqual(blobLines.map((e) => e.digest).sort(), [...blobs].sort());
     assert.ok(blobLines.every((e) => e.who === "apikey:ci" && e.repository === "team/model" && e.status === 201 && e.reference === undefined));
 
+    // a mount from a repository ci may not read: refused (a denial), the upload starts as a session instead
+    const mount = await fetch(`${reg.base}/v2/team/model/blobs/uploads/?mount=${blobs[0]}&from=other/secret`, { method: "POST", headers: { authorization: basic("ci", keys.ci!) } });
+    assert.equal(mount.status, 202);
+    await mount.arrayBuffer();
+    const [mountDeny] = await waitFor((e) => e.action === "deny" && e.repository === "other/secret");
+    assert.deepEqual([mountDeny!.who, mountDeny!.attempt, mountDeny!.status], ["apikey:ci", "pull", 202]);
+
     // anonymous push: the token endpoint grants nothing, the client's retry with that token is refused
     const anon = await runMf(["push", name, "--insecure", "-q"], homes.nobody);
     assert.equal(anon.code, 1);
@@ -145,7 +152,7 @@ describe("mf registry serve --audit-log", () => {
     // the bare challenge of the token handshake and successful pulls are not audited
     const all = await lines();
     assert.ok(all.every((e) => ["push", "push-blob", "delete-manifest", "delete-tag", "delete-blob", "deny"].includes(e.action)), JSON.stringify(all));
-    const denials = all.filter((e) => e.action === "deny");
+    const denials = all.filter((e) => e.action === "deny" && e.repository !== "other/secret");
     assert.ok(denials.every((e) => e.status === 401 || e.status === 403), JSON.stringify(denials));
     assert.deepEqual(denials.filter((e) => e.who === "apikey:ci"), [], "ci's own pushes and deletes were never refused");
 
