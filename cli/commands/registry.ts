@@ -1,6 +1,7 @@
 /**
  * `mf registry serve` runs the OCI registry on a filesystem root or an S3 bucket (`--storage s3://…`, where
- * any number of replicas may serve the same registry); `mf registry gc` collects untagged manifests and
+ * any number of replicas may serve the same registry); `mf registry gc` collects untagged manifests (and with
+ * `--retain`, the tags no retention rule keeps: registry/server/retention.ts) and
  * unreferenced blobs; `mf registry scrub` re-hashes blobs and checks manifests, changing nothing.
  * Every flag can also come from `--config FILE` (YAML, same keys); flags win over the file.
  */
@@ -8,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import type { Argv, CommandModule } from "yargs";
+import yargs, { type Argv, type CommandModule } from "yargs";
 import { createRequire } from "node:module";
 import { MfError } from "../../core/errors.js";
 import { collectGarbage } from "../../registry/server/gc.js";
@@ -16,7 +17,9 @@ import { recordGcRun } from "../../registry/server/gc-stats.js";
 import { describeProblem, scrub } from "../../registry/server/scrub.js";
 import { createRegistryServer } from "../../registry/server/server.js";
 import { UPLOAD_FAULT_POINTS, type FaultHook, type UploadFaultPoint } from "../../registry/server/upload-sessions.js";
+import { describeRetention, parseRetention } from "../../registry/server/retention.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
+import { openAuditLog } from "../audit-log.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
 import { listenMetrics, metricsRegistry, splitHostPort, type MetricsListener } from "../metrics.js";
 import { registryAdminCommands } from "./registry-admin.js";
@@ -42,6 +45,8 @@ interface ServeArgs extends StorageArgs {
   "allow-foreign-layers"?: string;
   metrics?: boolean;
   "metrics-addr"?: string;
+  "audit-log"?: string;
+  "pull-record-interval": string;
   verbose?: boolean;
   web: boolean;
   "web-session-ttl": string;
@@ -51,6 +56,9 @@ interface GcArgs extends StorageArgs {
   grace: string;
   "dry-run": boolean;
   "upload-expiry": string;
+  /** RULE=VALUE strings; from --config also a mapping */
+  retain?: unknown;
+  "audit-log"?: string;
 }
 
 function yamlConfig(path: string): Record<string, unknown> {
@@ -68,12 +76,43 @@ function yamlConfig(path: string): Record<string, unknown> {
   return doc as Record<string, unknown>;
 }
 
-function rootOption<T>(y: Argv<T>) {
+type RegistryCommandName = "serve" | "gc" | "scrub";
+
+function rootOption<T>(y: Argv<T>, command: RegistryCommandName) {
   return storageOptions(
     y
       .option("root", { type: "string", describe: "storage directory", default: join(homedir(), ".mf", "registry") })
-      .config("config", "YAML file with the same keys as the flags", yamlConfig),
+      .config("config", "YAML file with the same keys as the flags (one file may serve every mf registry command)", (path: string) =>
+        forCommand(yamlConfig(path), command),
+      ),
   );
+}
+
+let commandKeys: Map<RegistryCommandName, Set<string>> | undefined;
+
+/** The option names of each `mf registry` command that reads the config file, from their builders. */
+function registryCommandKeys(): Map<RegistryCommandName, Set<string>> {
+  if (commandKeys) return commandKeys;
+  commandKeys = new Map();
+  for (const [name, c] of [["serve", serveCommand], ["gc", gcCommand], ["scrub", scrubCommand]] as const) {
+    const y = yargs([]);
+    (c.builder as (y: Argv) => Argv)(y);
+    // yargs's own record of the options a builder declared (public on the instance, absent from its typings)
+    const declared = (y as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key;
+    commandKeys.set(name, new Set(Object.keys(declared)));
+  }
+  return commandKeys;
+}
+
+/**
+ * One config file for the whole registry: serve reads `addr`, gc reads `retain`. A key that another
+ * `mf registry` command declares is left out for this one; any other unknown key still fails (strict).
+ */
+function forCommand(config: Record<string, unknown>, command: RegistryCommandName): Record<string, unknown> {
+  const keys = registryCommandKeys();
+  const mine = keys.get(command)!;
+  const known = new Set([...keys.values()].flatMap((k) => [...k]));
+  return Object.fromEntries(Object.entries(config).filter(([k]) => mine.has(k) || !known.has(k)));
 }
 
 /**
@@ -192,6 +231,13 @@ async function serve(args: ServeArgs): Promise<void> {
   const metrics = args.metrics === true || metricsAddr !== undefined
     ? (await import("../../registry/server/metrics.js")).createRegistryMetrics(await metricsRegistry())
     : undefined;
+  let audit: ReturnType<typeof openAuditLog> | undefined;
+  try {
+    audit = args["audit-log"] === undefined ? undefined : openAuditLog(last(args["audit-log"]), (e) => process.stderr.write(`mf registry: cannot write the audit log: ${e.message}\n`));
+  } catch (e) {
+    opened.close();
+    throw e;
+  }
   // key-based auth (jose, ssh2) is loaded only when an access file turns it on
   const keyed = args.access
     ? await Promise.all([import("../../registry/server/access-file.js"), import("../../registry/server/token-auth.js")])
@@ -234,6 +280,8 @@ async function serve(args: ServeArgs): Promise<void> {
     signedUrlTtlMs: parseDuration(args["signed-url-ttl"]),
     idleTimeoutMs: parseDuration(args["idle-timeout"]),
     allowForeignLayers,
+    audit: audit?.sink,
+    pullRecordIntervalMs: parseDuration(args["pull-record-interval"]),
     https,
     metrics,
     serveMetrics: metricsAddr === undefined,
@@ -250,6 +298,7 @@ async function serve(args: ServeArgs): Promise<void> {
       await app.close();
       access?.close();
       opened.close();
+      await audit?.close();
       throw e;
     });
   process.stdout.write(
@@ -263,10 +312,11 @@ async function serve(args: ServeArgs): Promise<void> {
       process.stderr.write(`mf registry: ${signal}: finishing in-flight requests (up to ${graceMs} ms)\n`);
       // In-flight uploads still running at the deadline are cut; their offsets are persisted, so they resume.
       const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
-      Promise.all([app.close(), metricsListener?.close()]).finally(() => {
+      Promise.all([app.close(), metricsListener?.close()]).finally(async () => {
         access?.close();
         opened.close();
         clearTimeout(timer);
+        await audit?.close();
         done();
       });
     };
@@ -276,14 +326,31 @@ async function serve(args: ServeArgs): Promise<void> {
 }
 
 async function gc(args: GcArgs): Promise<void> {
+  const retention = parseRetention(args.retain) ?? undefined;
+  const graceMs = parseDuration(args.grace);
+  const dryRun = args["dry-run"];
+  const audit = args["audit-log"] === undefined || dryRun
+    ? undefined
+    : openAuditLog(last(args["audit-log"]), (e) => process.stderr.write(`mf registry gc: cannot write the audit log: ${e.message}\n`));
+  const record = (action: "retain-delete-tag" | "gc-delete-manifest", repository: string, reference: string, digest: string | null) =>
+    audit?.sink({ time: new Date().toISOString(), who: "mf registry gc", action, repository, reference, ...(digest ? { digest } : {}), status: 0 });
   const opened = await openStorage(args);
-  const verb = args["dry-run"] ? "would remove" : "removed";
+  if (retention) process.stdout.write(`retention: ${describeRetention(retention)}\n`);
+  const verb = dryRun ? "would remove" : "removed";
   const report = await collectGarbage({
     storage: opened.driver,
-    graceMs: parseDuration(args.grace),
-    dryRun: args["dry-run"],
+    graceMs,
+    dryRun,
+    retention,
     uploadExpiryMs: parseDuration(args["upload-expiry"]),
-    onManifest: (repository, digest) => process.stdout.write(`${verb} manifest ${repository}@${digest}\n`),
+    onTag: (repository, tag, digest) => {
+      process.stdout.write(`${verb} tag ${repository}:${tag}${digest ? ` (${digest})` : ""}\n`);
+      record("retain-delete-tag", repository, tag, digest);
+    },
+    onManifest: (repository, digest) => {
+      process.stdout.write(`${verb} manifest ${repository}@${digest}\n`);
+      record("gc-delete-manifest", repository, digest, digest);
+    },
     onSweep: (digest, size) => process.stdout.write(`${verb} ${digest} (${size} bytes)\n`),
   })
     .then(async (r) => {
@@ -291,9 +358,13 @@ async function gc(args: GcArgs): Promise<void> {
       if (!args["dry-run"]) await recordGcRun(opened.driver, r).catch((e: Error) => process.stderr.write(`mf registry gc: figures not recorded for metrics: ${e.message}\n`));
       return r;
     })
-    .finally(() => opened.close());
+    .finally(async () => {
+      opened.close();
+      await audit?.close();
+    });
   const removed = args["dry-run"] ? "to remove" : "removed";
   const extra = [
+    retention ? `, ${report.tagsRemoved} tags ${removed} by retention` : "",
     report.linksRemoved ? `, ${report.linksRemoved} unused repository links removed` : "",
     report.leftoversRemoved ? `, ${report.leftoversRemoved} leftovers of crashes removed` : "",
   ].join("");
@@ -322,7 +393,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   command: "serve",
   describe: "serve the OCI distribution API",
   builder: (y) =>
-    rootOption(y)
+    rootOption(y, "serve")
       .option("addr", { type: "string", default: "127.0.0.1:5000", describe: "HOST:PORT to listen on (port 0: any free port)" })
       .option("public-url", { type: "string", describe: "how clients reach the registry; required with --access (token signatures are checked against it). Default for Locations: the request's Host" })
       .option("trust-proxy", { type: "string", array: true, describe: "proxy addresses (IP, CIDR, loopback) whose X-Forwarded-Host/-Proto/-For are believed (default: none)" })
@@ -344,6 +415,8 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("metrics-addr", { type: "string", describe: "HOST:PORT to serve GET /metrics on instead of --addr (turns metrics on; the safe choice: no auth, keep it internal)" })
       .option("web", { type: "boolean", default: true, describe: "serve the web page at / (read-only; shows what each visitor may pull)" })
       .option("web-session-ttl", { type: "string", default: "12h", describe: "how long a sign-in to the web page lasts" })
+      .option("audit-log", { type: "string", describe: "append every push, delete and denial to this file as JSON lines (who, action, repository, reference, digest, status; never a secret)" })
+      .option("pull-record-interval", { type: "string", default: "1h", describe: "record a manifest's last pull at most this often (for gc --retain pulled-within=…); 0: never" })
       .option("allow-foreign-layers", {
         type: "string",
         describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",
@@ -353,19 +426,26 @@ const serveCommand: CommandModule<object, ServeArgs> = {
 
 const gcCommand: CommandModule<object, GcArgs> = {
   command: "gc",
-  describe: "remove untagged manifests and the blobs no manifest references (safe while serving)",
+  describe: "remove untagged manifests and the blobs no manifest references, and with --retain the tags no rule keeps (safe while serving)",
   builder: (y) =>
-    rootOption(y)
+    rootOption(y, "gc")
       .option("grace", { type: "string", default: "1h", describe: "keep untagged manifests and unreferenced blobs written or used more recently than this (longer than any push)" })
       .option("dry-run", { type: "boolean", default: false, describe: "only report" })
-      .option("upload-expiry", { type: "string", default: "24h", describe: "also remove upload sessions idle this long" }) as unknown as Argv<GcArgs>,
+      .option("upload-expiry", { type: "string", default: "24h", describe: "also remove upload sessions idle this long" })
+      .option("retain", {
+        type: "string",
+        array: true,
+        describe: "retention rule, repeatable: keep-last=N (most recent tags per repository), keep=GLOB[,GLOB] (tags to keep), " +
+          "untagged-older-than=DURATION, pulled-within=DURATION; with keep-last or keep, every other tag is deleted",
+      })
+      .option("audit-log", { type: "string", describe: "append what gc and retention remove to this audit log (JSON lines)" }) as unknown as Argv<GcArgs>,
   handler: gc,
 };
 
 const scrubCommand: CommandModule<object, StorageArgs> = {
   command: "scrub",
   describe: "re-hash every blob and check every manifest; list corrupt blobs and missing ones, change nothing (exit 1 on problems)",
-  builder: (y) => rootOption(y) as unknown as Argv<StorageArgs>,
+  builder: (y) => rootOption(y, "scrub") as unknown as Argv<StorageArgs>,
   handler: runScrub,
 };
 

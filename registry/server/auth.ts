@@ -40,3 +40,27 @@ export function setRequestSubject(request: FastifyRequest, subject: string): voi
 export function requestSubject(request: FastifyRequest): string | undefined {
   return subjects.get(request);
 }
+
+/** A refusal of presented credentials, as the auth hook reports it: who, what, where, why (never a secret). */
+export interface Refusal {
+  /** `key:SHA256:…` (with the key's comment when known), `apikey:<id>`, `anonymous`, or what was presented */
+  who: string;
+  /** the actions asked for (`pull`, `push`, `delete`, `catalog`), or `token` at the token endpoint */
+  action: string;
+  /** the repository, or null (catalog, token endpoint) */
+  repository: string | null;
+  /** why, in words */
+  reason: string;
+}
+
+const refusals = new WeakMap<FastifyRequest, Refusal>();
+
+/** Records that the auth hook refused this request's credentials (the audit log's denial lines read it). */
+export function setRequestRefusal(request: FastifyRequest, refusal: Refusal): void {
+  refusals.set(request, refusal);
+}
+
+/** The refusal the auth hook recorded for this request, if any. */
+export function requestRefusal(request: FastifyRequest): Refusal | undefined {
+  return refusals.get(request);
+}

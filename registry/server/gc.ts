@@ -20,12 +20,23 @@
  *   registry nobody pushes to while it runs.
  * Upload sessions live outside blobs/ and are never swept here (only expired ones, when `uploadExpiryMs`
  * is given).
+ *
+ * With retention rules (retention.ts), per repository first: manifests pulled within `pulled-within` are
+ * roots like young ones; untagged manifests count as young until `untagged-older-than` (never less than
+ * the grace period); the tags no rule keeps are deleted (each checked again right before: a tag pushed
+ * again since it was read stays) and are no roots, so their manifests go by the rules above unless a kept
+ * index, a kept subject, a pull or their age keeps them. A push of the same tag landing between that
+ * check and the delete loses the tag as if the deletion came after it; its manifest is younger than the
+ * grace period and stays, so a tag never names a removed manifest. A removed manifest's pull record goes
+ * with it.
  */
 import { parseDigest, type ParsedDigest } from "../../core/digest.js";
 import { manifestFacts } from "./manifest-refs.js";
+import { deletesTags, keptTags, subjectOfTag, type RetentionPolicy } from "./retention.js";
 import { RepoStore, type BlobInfo } from "./repo-store.js";
 import type { StorageDriver } from "./storage/driver.js";
 import * as L from "./storage/layout.js";
+import { readPullTime } from "./pulls.js";
 import { UploadSessions } from "./upload-sessions.js";
 import { digestString } from "./validate.js";
 
@@ -46,6 +57,10 @@ export interface GcOptions {
   onSweep?: (digest: string, size: number) => void;
   /** called per untagged manifest removed from a repository (or that would be) */
   onManifest?: (repository: string, digest: string) => void;
+  /** retention rules: tags they do not keep are deleted, pulled manifests kept, untagged ones kept longer */
+  retention?: RetentionPolicy;
+  /** called per tag retention removes (or would), with the digest it named */
+  onTag?: (repository: string, tag: string, digest: string | null) => void;
 }
 
 export interface GcReport {
@@ -53,6 +68,8 @@ export interface GcReport {
   manifests: number;
   /** untagged manifests removed (or to remove) */
   manifestsRemoved: number;
+  /** tags removed by retention rules (or to remove) */
+  tagsRemoved: number;
   markedBlobs: number;
   sweptBlobs: number;
   sweptBytes: number;
@@ -63,6 +80,14 @@ export interface GcReport {
   /** leftovers of a crash: temporary files, and entries whose name is not valid where they lie */
   leftoversRemoved: number;
   uploadsRemoved: number;
+}
+
+interface TagSeen {
+  tag: string;
+  /** the digest it named when read */
+  target: string | null;
+  /** its modification time when read (0 without tag rules, where it is not read) */
+  modifiedMs: number;
 }
 
 interface Seen {
@@ -80,13 +105,17 @@ class Collector {
   private readonly storage: StorageDriver;
   private readonly clock: () => number;
   private readonly cutoff: number;
+  /** untagged manifests modified or touched since are young (the grace period, or longer: untagged-older-than) */
+  private readonly manifestCutoff: number;
+  /** manifests pulled since are kept (retention's pulled-within), or null */
+  private readonly pulledCutoff: number | null;
   private readonly markStart: number;
   /** blobs (manifests included) some kept manifest of some repository uses */
   private readonly marked = new Set<string>();
   /** per repository, the blobs its kept manifests reference: the links it still needs */
   private readonly used = new Map<string, Set<string>>();
   private readonly report: GcReport = {
-    manifests: 0, manifestsRemoved: 0, markedBlobs: 0, sweptBlobs: 0, sweptBytes: 0, keptYoung: 0,
+    manifests: 0, manifestsRemoved: 0, tagsRemoved: 0, markedBlobs: 0, sweptBlobs: 0, sweptBytes: 0, keptYoung: 0,
     linksRemoved: 0, leftoversRemoved: 0, uploadsRemoved: 0,
   };
 
@@ -96,6 +125,9 @@ class Collector {
     this.clock = options.clock ?? Date.now;
     this.markStart = this.clock();
     this.cutoff = this.markStart - options.graceMs;
+    const retention = options.retention;
+    this.manifestCutoff = this.markStart - Math.max(options.graceMs, retention?.untaggedOlderThanMs ?? 0);
+    this.pulledCutoff = retention?.pulledWithinMs === undefined ? null : this.markStart - retention.pulledWithinMs;
   }
 
   async run(): Promise<GcReport> {
@@ -122,7 +154,50 @@ class Collector {
   private async check(repo: string, d: ParsedDigest): Promise<Seen> {
     const revision = await this.storage.stat(L.revisionPath(repo, d));
     const blob = await this.store.blobInfo(d);
-    return { blob, young: (!!revision && !this.isOld(revision.modifiedMs)) || (!!blob && !this.isOld(blob.modifiedMs)) };
+    const young = (ms: number) => ms >= this.manifestCutoff;
+    return { blob, young: (!!revision && young(revision.modifiedMs)) || (!!blob && young(blob.modifiedMs)) };
+  }
+
+  /** The manifests of `repo` pulled since the pulled-within cutoff (their pull records, pulls.ts). */
+  private async pulledRecently(repo: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (this.pulledCutoff === null) return out;
+    for (const alg of await this.storage.list(L.pulledRoot(repo))) {
+      for (const hex of await this.storage.list(`${L.pulledRoot(repo)}/${alg}`)) {
+        const d = parseDigest(`${alg}:${hex}`);
+        const at = d ? await readPullTime(this.storage, repo, d) : null;
+        if (d && at !== null && at >= this.pulledCutoff) out.add(digestString(d));
+      }
+    }
+    return out;
+  }
+
+  /** Removes the pull records of manifests `repo` no longer holds (older than the grace period: a pull racing a push is left). */
+  private async removePullRecords(repo: string, remaining: Set<string>): Promise<void> {
+    for (const alg of await this.storage.list(L.pulledRoot(repo))) {
+      for (const hex of await this.storage.list(`${L.pulledRoot(repo)}/${alg}`)) {
+        const d = parseDigest(`${alg}:${hex}`);
+        if (d && remaining.has(digestString(d))) continue;
+        const path = `${L.pulledRoot(repo)}/${alg}/${hex}`;
+        const info = await this.storage.stat(path);
+        if (info && !info.isDir && this.isOld(info.modifiedMs)) await this.storage.delete(path);
+      }
+    }
+  }
+
+  /** Deletes a tag retention does not keep, unless it changed since it was read (pushed again). */
+  private async removeTag(repo: string, seen: TagSeen): Promise<void> {
+    if (!this.options.dryRun) {
+      const path = L.tagPath(repo, seen.tag);
+      const now = await this.storage.stat(path);
+      const target = await this.store.tagTarget(repo, seen.tag);
+      if (!now || now.modifiedMs !== seen.modifiedMs || (target ? digestString(target) : null) !== seen.target) return;
+      await this.storage.delete(path);
+      // the tag's push record (who, when) goes with it; a stale one would not count anyway (repo-store.ts)
+      await this.storage.delete(L.pushRecordPath(repo, seen.tag)).catch(() => undefined);
+    }
+    this.report.tagsRemoved++;
+    this.options.onTag?.(repo, seen.tag, seen.target);
   }
 
   /** A touch since `seen` (or a blob that appeared): some push is using it. */
@@ -136,12 +211,26 @@ class Collector {
     this.used.set(repo, used);
     const revisions = new Map<string, ParsedDigest>();
     for (const d of await this.store.revisions(repo)) revisions.set(digestString(d), d);
+    const pulled = await this.pulledRecently(repo);
     const roots: string[] = [];
-    for (const [text, d] of revisions) if ((await this.check(repo, d)).young) roots.push(text);
+    for (const [text, d] of revisions) if (pulled.has(text) || (await this.check(repo, d)).young) roots.push(text);
     // tags after revisions: see the header
+    const policy = this.options.retention;
+    const tags: TagSeen[] = [];
     for (const tag of await this.store.tags(repo)) {
       const target = await this.store.tagTarget(repo, tag);
-      if (target) roots.push(digestString(target));
+      const modifiedMs = deletesTags(policy) ? ((await this.storage.stat(L.tagPath(repo, tag)))?.modifiedMs ?? 0) : 0;
+      tags.push({ tag, target: target ? digestString(target) : null, modifiedMs });
+    }
+    // without tag rules every tag is kept; with them, the ordinary tags they keep, and the subject tags below
+    const ruled = deletesTags(policy)
+      ? keptTags(tags.map((t) => ({ tag: t.tag, modifiedMs: t.modifiedMs, pulled: !!t.target && pulled.has(t.target) })), policy)
+      : null;
+    const keptTagNames = new Set<string>();
+    for (const t of tags) {
+      if (ruled && !ruled.has(t.tag)) continue;
+      keptTagNames.add(t.tag);
+      if (t.target) roots.push(t.target);
     }
 
     const kept = new Set<string>();
@@ -170,6 +259,25 @@ class Collector {
     };
     await follow(roots);
 
+    if (ruled) {
+      // a subject tag (sha256-<hex>…) stays while what it names or its own target is kept; a signature of
+      // a kept signature in the next round
+      for (let changed = true; changed; ) {
+        changed = false;
+        for (const t of tags) {
+          const subject = subjectOfTag(t.tag);
+          if (!subject || keptTagNames.has(t.tag)) continue;
+          if (kept.has(digestString(subject)) || (t.target !== null && kept.has(t.target))) {
+            keptTagNames.add(t.tag);
+            changed = true;
+            if (t.target) await follow([t.target]);
+          }
+        }
+      }
+      for (const t of tags) if (!keptTagNames.has(t.tag)) await this.removeTag(repo, t);
+    }
+
+    const remaining = new Set(revisions.keys());
     for (const [text, d] of revisions) {
       if (kept.has(text)) continue;
       const seen = await this.check(repo, d);
@@ -177,11 +285,15 @@ class Collector {
         await follow([text]);
         continue;
       }
+      remaining.delete(text);
       this.report.manifestsRemoved++;
       this.options.onManifest?.(repo, text);
     }
     this.report.manifests += kept.size;
-    if (!this.options.dryRun) await this.removeLeftovers(repo);
+    if (!this.options.dryRun) {
+      await this.removePullRecords(repo, remaining);
+      await this.removeLeftovers(repo);
+    }
   }
 
   /** Removes an untagged manifest from a repository (its referrer entry first); false when a push claimed it meanwhile and it was put back. */

@@ -82,3 +82,12 @@ export function checkParams(match: Match): string[] {
   if (match.route.ref && ref !== undefined) match.route.ref(ref);
   return match.params;
 }
+
+/** A captured path parameter decoded; one with a malformed escape is kept as is (and fails validation). */
+export function decodeParam(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

@@ -6,8 +6,10 @@
 import { isIP } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
+import { registerAudit, type AuditSink } from "./audit.js";
 import { allowAll, type AuthHook } from "./auth.js";
 import { authorize, sendJson, type RegistryContext, type RegistryExtension } from "./context.js";
+import { DEFAULT_PULL_RECORD_INTERVAL_MS, PullRecorder, registerPullRecords } from "./pulls.js";
 import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
 import { normalizePublicUrl, Signer } from "./signing.js";
@@ -57,6 +59,10 @@ export interface RegistryServerOptions {
   requestTimeoutMs?: number;
   /** how often expired upload sessions are swept (default 10 min; 0: never) */
   sweepIntervalMs?: number;
+  /** a manifest's last pull is recorded at most this often (pulls.ts; retention's pulled-within); 0: never (default 1 h) */
+  pullRecordIntervalMs?: number;
+  /** told of every push, delete and denial (audit.ts); default: none */
+  audit?: AuditSink;
   /** TLS: PEM key and certificate */
   https?: { key: string | Buffer; cert: string | Buffer };
   /** Prometheus metrics (metrics.ts, over a prom-client Registry made by the caller); default: none */
@@ -155,6 +161,11 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
     serve: options.serveMetrics === true,
     guard: (request, reply) => authorize(ctx, request, reply, null, []),
   });
+  if (options.audit) registerAudit(app, options.audit, store, clock);
+  const pullInterval = options.pullRecordIntervalMs ?? DEFAULT_PULL_RECORD_INTERVAL_MS;
+  if (pullInterval > 0) {
+    registerPullRecords(app, new PullRecorder(options.storage, pullInterval, clock, (e) => app.log.warn({ err: e }, "recording a pull failed")));
+  }
   app.get("/healthz", async (_request, reply) => {
     sendJson(reply, 200, { status: "ok" });
   });

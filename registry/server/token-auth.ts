@@ -18,7 +18,7 @@ import {
 import { publicKeyFromBlob, verifySignature } from "../protocol/keys.js";
 import { ANONYMOUS, type AccessPolicy } from "./access.js";
 import type { AccessSource } from "./access-file.js";
-import type { AuthHook, AuthorizeRequest } from "./auth.js";
+import { setRequestRefusal, type AuthHook, type AuthorizeRequest, type Refusal } from "./auth.js";
 import { NonceStore } from "./nonces.js";
 import { normalizePublicUrl } from "./signing.js";
 import type { StorageDriver } from "./storage/driver.js";
@@ -48,17 +48,8 @@ export interface TokenAuthOptions {
   onDenied?: (denial: Denial) => void;
 }
 
-/** A refused request, as the registry logs it. */
-export interface Denial {
-  /** `key:SHA256:…` (with the key's comment when the access file has one), `apikey:<id>`, `anonymous`, or what was presented */
-  who: string;
-  /** the actions asked for (`pull`, `push`, `delete`, `catalog`), or `token` at the token endpoint */
-  action: string;
-  /** the repository, or null (catalog, token endpoint) */
-  repository: string | null;
-  /** why, in words */
-  reason: string;
-}
+/** A refused request, as the registry logs it (auth.ts's Refusal, also recorded on the request for the audit log). */
+export type Denial = Refusal;
 
 export interface TokenAuth extends AuthHook {
   /** Adds the token endpoint to a registry app (createRegistryServer calls it). */
@@ -132,8 +123,10 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
   };
 
   /** A refusal of credentials that were presented: logged (who, what, where), then thrown. */
-  const refuse = (who: string, access: AuthorizeRequest, code: "UNAUTHORIZED" | "DENIED", message: string): AuthError => {
-    opts.onDenied?.({ who, action: actionWords(access), repository: access.repository, reason: message });
+  const refuse = (request: FastifyRequest, who: string, access: AuthorizeRequest, code: "UNAUTHORIZED" | "DENIED", message: string): AuthError => {
+    const denial: Denial = { who, action: actionWords(access), repository: access.repository, reason: message };
+    setRequestRefusal(request, denial);
+    opts.onDenied?.(denial);
     return new AuthError(code, message);
   };
 
@@ -148,19 +141,19 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
       const password = basicPassword(auth);
       if (password === null) throw new AuthError("UNAUTHORIZED", "malformed basic credentials");
       const entry = policy.findApiKey(password);
-      if (!entry) throw refuse("an unknown API key", access, "UNAUTHORIZED", "unknown API key");
-      if (!mayDo(policy, entry.subject, access)) throw refuse(entry.subject, access, "DENIED", denied(access));
+      if (!entry) throw refuse(request, "an unknown API key", access, "UNAUTHORIZED", "unknown API key");
+      if (!mayDo(policy, entry.subject, access)) throw refuse(request, entry.subject, access, "DENIED", denied(access));
       return entry.subject;
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     if (!m) throw new AuthError("UNAUTHORIZED", "unsupported Authorization scheme; use a bearer token from the token endpoint");
     const claims = await verifyToken(m[1]!);
-    if (claims.sub !== ANONYMOUS && !policy.knows(claims.sub)) throw refuse(claims.sub, access, "UNAUTHORIZED", "the token's key is no longer listed");
+    if (claims.sub !== ANONYMOUS && !policy.knows(claims.sub)) throw refuse(request, claims.sub, access, "UNAUTHORIZED", "the token's key is no longer listed");
     const may = mayDo(policy, claims.sub, access);
     if (covers(claims.access, access) && may) return claims.sub;
     if (may) throw new AuthError("UNAUTHORIZED", "the token does not cover this request; ask the token endpoint for its scope");
-    if (claims.sub === ANONYMOUS) throw refuse(ANONYMOUS, access, "UNAUTHORIZED", "authentication required (anonymous access does not allow this)");
-    throw refuse(whoIs(policy, claims.sub), access, "DENIED", denied(access));
+    if (claims.sub === ANONYMOUS) throw refuse(request, ANONYMOUS, access, "UNAUTHORIZED", "authentication required (anonymous access does not allow this)");
+    throw refuse(request, whoIs(policy, claims.sub), access, "DENIED", denied(access));
   };
 
   const challenge = (request: FastifyRequest, access: AuthorizeRequest): string => {
@@ -236,7 +229,9 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
       const err = e instanceof MfError ? e : new AuthError("UNAUTHORIZED", "authentication failed");
       if (presented.who) {
         const names = scopes.map((s) => s.name).join(" ");
-        opts.onDenied?.({ who: presented.who, action: "token", repository: names || null, reason: err.message });
+        const denial: Denial = { who: presented.who, action: "token", repository: names || null, reason: err.message };
+        setRequestRefusal(request, denial);
+        opts.onDenied?.(denial);
       }
       reply.code(err.status).header("WWW-Authenticate", `Basic realm="${service}"`).type("application/json").send(ociEnvelope(err));
       return;

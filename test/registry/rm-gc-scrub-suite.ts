@@ -9,6 +9,7 @@ import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { MfResult } from "../helpers/mf.js";
+import type { StorageDriver } from "../../registry/server/storage/driver.js";
 import { pushBlob, pushImage, sha256, type PushedManifest } from "./oci-client.js";
 
 export interface ServedRegistry {
@@ -22,27 +23,31 @@ export interface ServedRegistry {
   corruptBlob(digest: string): Promise<void>;
   /** removes a blob's bytes behind the registry's back */
   loseBlob(digest: string): Promise<void>;
+  /** the registry's storage, to look at what it holds */
+  driver: StorageDriver;
+  /** a scratch directory (config and log files) */
+  dir: string;
   close(): Promise<void>;
 }
 
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-const ACCEPT = `${OCI_MANIFEST}, ${OCI_INDEX}`;
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+export const ACCEPT = `${OCI_MANIFEST}, ${OCI_INDEX}`;
 
-async function status(url: string, init: RequestInit = {}): Promise<number> {
+export async function status(url: string, init: RequestInit = {}): Promise<number> {
   const res = await fetch(url, init);
   await res.arrayBuffer();
   return res.status;
 }
 
-async function putManifest(base: string, repo: string, ref: string, body: object, mediaType: string): Promise<PushedManifest> {
+export async function putManifest(base: string, repo: string, ref: string, body: object, mediaType: string): Promise<PushedManifest> {
   const bytes = Buffer.from(JSON.stringify(body));
   const res = await fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: "PUT", body: bytes, headers: { "content-type": mediaType } });
   assert.equal(res.status, 201, await res.text());
   return { digest: sha256(bytes), bytes, mediaType };
 }
 
-function blobsOf(m: PushedManifest): string[] {
+export function blobsOf(m: PushedManifest): string[] {
   const parsed = JSON.parse(m.bytes.toString()) as { config: { digest: string }; layers: { digest: string }[] };
   return [parsed.config.digest, ...parsed.layers.map((l) => l.digest)];
 }
@@ -53,7 +58,7 @@ async function catalog(base: string): Promise<string[]> {
   return ((await res.json()) as { repositories: string[] }).repositories;
 }
 
-async function tags(base: string, repo: string): Promise<string[] | number> {
+export async function tags(base: string, repo: string): Promise<string[] | number> {
   const res = await fetch(`${base}/v2/${repo}/tags/list`);
   if (res.status !== 200) {
     await res.arrayBuffer();

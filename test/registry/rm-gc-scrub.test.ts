@@ -1,7 +1,9 @@
-/** The rm/gc/scrub suite on a served directory: `mf registry serve --root DIR`, gc and scrub on DIR. */
+/** The rm/gc/scrub and retention suites on a served directory: `mf registry serve --root DIR`, gc and scrub on DIR. */
 import { rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { rmGcScrubSuite } from "./rm-gc-scrub-suite.js";
+import { FsDriver } from "../../registry/server/storage/fs.js";
+import { retentionSuite } from "./retention-suite.js";
+import { rmGcScrubSuite, type ServedRegistry } from "./rm-gc-scrub-suite.js";
 import { spawnMfRegistry, tempDir } from "./peers.js";
 import { runMf } from "./run-mf.js";
 
@@ -10,7 +12,7 @@ function blobDir(root: string, digest: string): string {
   return join(root, "blobs", "sha256", hex.slice(0, 2), hex);
 }
 
-rmGcScrubSuite("filesystem", async () => {
+async function servedDirectory(): Promise<ServedRegistry> {
   const dir = await tempDir("mf-rm-gc-");
   const root = join(dir, "root");
   const served = await spawnMfRegistry(root);
@@ -25,10 +27,15 @@ rmGcScrubSuite("filesystem", async () => {
       await writeFile(file, "these are not the bytes that were pushed");
     },
     loseBlob: (digest) => rm(blobDir(root, digest), { recursive: true }),
+    driver: new FsDriver({ root }),
+    dir,
     async close() {
       served.child.kill("SIGTERM");
       await served.exited;
       await rm(dir, { recursive: true, force: true });
     },
   };
-});
+}
+
+rmGcScrubSuite("filesystem", servedDirectory);
+retentionSuite("filesystem", servedDirectory);

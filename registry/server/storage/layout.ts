@@ -14,6 +14,10 @@
  * │   ├── _manifests/pushes/<tag>                 {"digest","pushedAt","pusher"}: who last pushed the tag and
  * │                                               when (written after the tag, removed with it; it counts
  * │                                               only while its digest is the tag's)
+ * │   ├── _manifests/tags/<tag>                   the tag's manifest digest (text); its mtime = when it was
+ * │   │                                           pushed (retention's "most recent")
+ * │   ├── _manifests/pulled/<alg>/<hex>           when the manifest was last pulled (ms since the epoch, text),
+ * │   │                                           rewritten at most once per --pull-record-interval (pulls.ts)
  * │   └── _referrers/<alg>/<subject-hex>/<alg>-<hex>   descriptor (JSON) of a manifest whose subject is that digest
  * ├── uploads/<uuid>/
  * │   ├── data                                    bytes received so far (bytes past state.offset are garbage)
@@ -77,6 +81,14 @@ export function tagsRoot(name: string): string {
 
 export function pushRecordPath(name: string, tag: string): string {
   return `${repoPath(name)}/_manifests/pushes/${tag}`;
+}
+
+export function pulledPath(name: string, d: ParsedDigest): string {
+  return `${repoPath(name)}/_manifests/pulled/${d.algorithm}/${d.hex}`;
+}
+
+export function pulledRoot(name: string): string {
+  return `${repoPath(name)}/_manifests/pulled`;
 }
 
 export function referrersDir(name: string, subject: ParsedDigest): string {
