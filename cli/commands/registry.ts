@@ -16,10 +16,11 @@ import { describeProblem, scrub } from "../../registry/server/scrub.js";
 import { createRegistryServer } from "../../registry/server/server.js";
 import { UPLOAD_FAULT_POINTS, type FaultHook, type UploadFaultPoint } from "../../registry/server/upload-sessions.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
+import { mirrorOptions, openMirror, type MirrorArgs } from "../registry-mirror.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
 import { registryAdminCommands } from "./registry-admin.js";
 
-interface ServeArgs extends StorageArgs {
+interface ServeArgs extends StorageArgs, MirrorArgs {
   addr: string;
   "public-url"?: string;
   "trust-proxy"?: string | string[];
@@ -204,7 +205,9 @@ async function serve(args: ServeArgs): Promise<void> {
         onDenied: (d) => process.stderr.write(`mf registry: denied ${d.action}${d.repository ? ` on ${d.repository}` : ""} for ${d.who}: ${d.reason}\n`),
       })
     : undefined;
+  const mirror = await openMirror(args, storage, parseSize(args["body-limit"]));
   const app = createRegistryServer({
+    mirror,
     storage,
     auth,
     secret,
@@ -232,6 +235,7 @@ async function serve(args: ServeArgs): Promise<void> {
     throw e;
   });
   process.stdout.write(`mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n`);
+  for (const line of mirror?.describe() ?? []) process.stdout.write(`mf registry: mirror ${line}\n`);
 
   const graceMs = parseDuration(args["shutdown-grace"]);
   await new Promise<void>((done) => {
@@ -292,7 +296,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   command: "serve",
   describe: "serve the OCI distribution API",
   builder: (y) =>
-    rootOption(y)
+    mirrorOptions(rootOption(y))
       .option("addr", { type: "string", default: "127.0.0.1:5000", describe: "HOST:PORT to listen on (port 0: any free port)" })
       .option("public-url", { type: "string", describe: "how clients reach the registry; required with --access (token signatures are checked against it). Default for Locations: the request's Host" })
       .option("trust-proxy", { type: "string", array: true, describe: "proxy addresses (IP, CIDR, loopback) whose X-Forwarded-Host/-Proto/-For are believed (default: none)" })

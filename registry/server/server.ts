@@ -8,6 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
 import { allowAll, type AuthHook } from "./auth.js";
 import { sendJson, type RegistryContext } from "./context.js";
+import type { MirrorHook } from "./mirror-hook.js";
 import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
 import { normalizePublicUrl, Signer } from "./signing.js";
@@ -58,6 +59,8 @@ export interface RegistryServerOptions {
   sweepIntervalMs?: number;
   /** TLS: PEM key and certificate */
   https?: { key: string | Buffer; cert: string | Buffer };
+  /** a pull-through mirror of upstream registries (registry/server/mirror/) */
+  mirror?: MirrorHook;
 }
 
 export interface RegistryServer extends FastifyInstance {
@@ -90,6 +93,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
       signedUrlTtlMs: options.signedUrlTtlMs ?? 15 * 60_000,
       allowForeignLayers: options.allowForeignLayers,
     },
+    mirror: options.mirror,
   };
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
 
@@ -149,6 +153,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   const dispatch = async (request: FastifyRequest, reply: FastifyReply) => {
     const match = matches.get(request) ?? matchRoute(request.method, request.url.split("?")[0]!);
     const params = checkParams({ route: match.route, params: match.params.map(decode) });
+    if (ctx.mirror && match.route.named && ["PUT", "POST", "PATCH"].includes(request.method)) ctx.mirror.refuseWrite(params[0]!);
     await match.route.handler(ctx, request, reply, ...params);
     return reply;
   };
@@ -187,6 +192,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   app.addHook("onClose", async () => {
     if (sweeper) clearInterval(sweeper);
     await uploads.drain();
+    await options.mirror?.close();
   });
 
   const server = app as RegistryServer;

@@ -14,6 +14,8 @@ const RULES: [string, string[]][] = [
   ["builder", ["core", "grammar"]],
   ["registry/protocol", ["core"]],
   ["registry/client", ["core", "registry/protocol"]],
+  // the pull-through mirror reaches upstreams through the client: the one arrow from server to client
+  ["registry/server/mirror", ["core", "registry/protocol", "registry/server", "registry/client"]],
   ["registry/server", ["core", "registry/protocol"]],
   ["registry", ["core"]],
   ["runtime", ["core", "grammar", "builder", "registry/client", "registry/protocol"]],
