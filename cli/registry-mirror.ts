@@ -22,7 +22,9 @@ export function mirrorOptions<T>(y: Argv<T>): Argv<T> {
   return y
     .option("mirror", { type: "string", array: true, describe: "NAMESPACE=URL: pull names under NAMESPACE/ through from that registry (repeatable), e.g. ollama=https://registry.ollama.ai" })
     .option("mirror-allow", { type: "string", array: true, describe: "only these mirrored names (ollama/library/llama3, ollama/library/*, ollama/**); repeatable; default: all under the namespace" })
-    .option("mirror-ttl", { type: "string", default: "10m", describe: "re-check a mirrored tag upstream when it is older than this" }) as unknown as Argv<T>;
+    .option("mirror-ttl", { type: "string", default: "10m", describe: "re-check a mirrored tag upstream when it is older than this" })
+    // only from --config: a list of {namespace, upstream, username, passwordFile, tokenFile, keyFile, allow}
+    .option("mirrors", { hidden: true, describe: "mirrors with credentials (config file only)" }) as unknown as Argv<T>;
 }
 
 function readSecret(path: string, base: string, what: string): string {
