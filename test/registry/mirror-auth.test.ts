@@ -7,7 +7,6 @@
  * file: pulling through needs `pull` on the local name.
  */
 import { strict as assert } from "node:assert";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createPrivateKey, randomBytes, sign, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
@@ -18,7 +17,7 @@ import { DISTRIBUTION_MISSING } from "./client/helpers.js";
 import { makeKey } from "./auth/helpers.js";
 import { pushImage, sha256 } from "./oci-client.js";
 import { OllamaUpstream } from "./ollama-upstream.js";
-import { Cleanup, DOCKER_REGISTRY, freePort, selfSignedCert, type SpawnedRegistry } from "./peers.js";
+import { Cleanup, freePort, selfSignedCert, startDistribution, type DistributionRegistry, type SpawnedRegistry } from "./peers.js";
 
 const made = new Cleanup();
 after(() => made.cleanup());
@@ -91,47 +90,13 @@ async function startTokenServer(certPem: string, keyPem: string): Promise<TokenS
 }
 
 /** docker-registry whose token realm is the token server (another port). */
-async function startTokenDistribution(dir: string, realm: string, certFile: string): Promise<{ base: string; child: ChildProcess }> {
-  const port = await freePort();
-  const config = join(dir, "distribution.yml");
-  await writeFile(config, [
-    "version: 0.1",
-    "log:",
-    "  level: error",
-    "  accesslog:",
-    "    disabled: true",
-    "storage:",
-    "  filesystem:",
-    `    rootdirectory: ${join(dir, "distribution-data")}`,
-    "http:",
-    `  addr: 127.0.0.1:${port}`,
-    "auth:",
-    "  token:",
-    `    realm: ${realm}/token`,
-    `    service: ${SERVICE}`,
-    `    issuer: ${ISSUER}`,
-    `    rootcertbundle: ${certFile}`,
-    "",
-  ].join("\n"));
-  const child = spawn(DOCKER_REGISTRY, ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      const r = await fetch(`${base}/v2/`);
-      await r.arrayBuffer();
-      if (r.status === 401) break;
-    } catch {
-      // not up yet
-    }
-    if (i > 200 || child.exitCode !== null) {
-      child.kill("SIGKILL");
-      throw new Error(`docker-registry did not start: ${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { base, child };
+async function startTokenDistribution(realm: string, certFile: string): Promise<DistributionRegistry> {
+  const d = await startDistribution({
+    extraConfig: ["auth:", "  token:", `    realm: ${realm}/token`, `    service: ${SERVICE}`, `    issuer: ${ISSUER}`, `    rootcertbundle: ${certFile}`],
+    readyStatus: 401,
+  });
+  if (!d) throw new Error("docker-registry is not installed");
+  return d;
 }
 
 /** Pushes a small OCI image with a bearer token from the token server (basic login). */
@@ -168,7 +133,7 @@ async function get(url: string, accept = "application/vnd.oci.image.manifest.v1+
 
 describe("mirror of docker-registry with a token realm on another port", { skip: DISTRIBUTION_MISSING }, () => {
   let tokens: TokenServer;
-  let dist: { base: string; child: ChildProcess };
+  let dist: DistributionRegistry;
   let mirror: SpawnedRegistry;
   let pub: Awaited<ReturnType<typeof pushWithToken>>;
   let priv: Awaited<ReturnType<typeof pushWithToken>>;
@@ -177,7 +142,7 @@ describe("mirror of docker-registry with a token realm on another port", { skip:
     const dir = await made.tempDir("mf-mirror-auth-");
     const { cert, key } = selfSignedCert(dir);
     tokens = await startTokenServer(readFileSync(cert, "utf8"), readFileSync(key, "utf8"));
-    dist = await startTokenDistribution(dir, tokens.base, cert);
+    dist = await startTokenDistribution(tokens.base, cert);
     pub = await pushWithToken(dist.base, tokens.base, "public/img", "v1");
     priv = await pushWithToken(dist.base, tokens.base, "private/img", "v1");
     const sshKey = makeKey(dir, "mirror");
@@ -198,11 +163,7 @@ describe("mirror of docker-registry with a token realm on another port", { skip:
     mirror = await made.serve(join(dir, "mirror"), ["--config", join(dir, "mirror.yml"), "--verbose"]);
   });
   after(async () => {
-    if (dist?.child.exitCode === null) {
-      const gone = new Promise((r) => dist.child.once("exit", r));
-      dist.child.kill("SIGTERM");
-      await gone;
-    }
+    await dist?.close();
     await tokens?.close();
   });
 
