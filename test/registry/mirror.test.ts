@@ -144,9 +144,21 @@ describe("pull-through mirror: an upstream speaking Ollama's registry protocol",
     const img = ollama.image("library/liar", "latest", model);
     ollama.lying.add(img.model);
     assert.equal((await manifestOf(mirror.base, "ol/library/liar", "latest")).status, 200);
+    // upstream holds each lying body halfway, so the clients are reading when the mismatch shows
+    ollama.held.add(img.model);
+    let halfway = ollama.reachedHalf();
     const direct = await fetch(`${mirror.base}/v2/ol/library/liar/blobs/${img.model}`);
+    assert.equal(direct.status, 200);
+    await halfway;
+    ollama.release();
     await assert.rejects(direct.arrayBuffer(), "the whole-blob GET is cut before its last byte");
-    await assert.rejects(ollamaPullBlob(mirror.base, "ol/library/liar", img.model), "a stock Ollama pull fails");
+    ollama.held.add(img.model);
+    halfway = ollama.reachedHalf();
+    const pull = await ollamaStartBlobPull(mirror.base, "ol/library/liar", img.model);
+    await halfway;
+    ollama.release();
+    await assert.rejects(Promise.all(pull.pieces), "a stock Ollama pull fails");
+    await Promise.allSettled(pull.pieces);
     assert.equal(storedBlob(mirrorRoot, img.model), false, "a mismatch never becomes a stored blob");
     ollama.lying.delete(img.model);
     assert.equal(sha256(await ollamaPullBlob(mirror.base, "ol/library/liar", img.model)), img.model, "an honest upstream later: fetched and served");
@@ -163,9 +175,11 @@ describe("pull-through mirror: an upstream speaking Ollama's registry protocol",
     assert.equal(ollama.fetchCount(img.model), 0);
   });
 
-  it("upstream down: the cached copy is served; upstream back with the tag moved: the re-check picks it up", async () => {
+  it("upstream down: the cached copy is served; upstream back with the tag moved: the re-check picks it up, not before the TTL", async () => {
+    const patient = await made.serve(join(dir, "patient"), ["--mirror", `ol=${ollama.base}`, "--mirror-ttl", "1h"]);
     const v1 = ollama.image("library/moving", "latest", randomBytes(5000));
     assert.equal((await manifestOf(mirror.base, "ol/library/moving", "latest")).digest, v1.digest);
+    assert.equal((await manifestOf(patient.base, "ol/library/moving", "latest")).digest, v1.digest);
     for (const l of JSON.parse(v1.manifest.toString()).layers as { digest: string }[]) await ollamaPullBlob(mirror.base, "ol/library/moving", l.digest);
 
     ollama.down = true;
@@ -183,5 +197,7 @@ describe("pull-through mirror: an upstream speaking Ollama's registry protocol",
     const moved = await manifestOf(mirror.base, "ol/library/moving", "latest");
     assert.equal(moved.digest, v2.digest, "--mirror-ttl 0s: every pull re-checks the tag");
     assert.deepEqual(moved.bytes, v2.manifest);
+    assert.equal((await manifestOf(patient.base, "ol/library/moving", "latest")).digest, v1.digest, "--mirror-ttl 1h: the tag is trusted for an hour");
+    assert.equal((await manifestOf(patient.base, "ol/library/moving", v2.digest)).digest, v2.digest, "a digest is fetched whatever the TTL");
   });
 });

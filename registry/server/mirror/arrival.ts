@@ -108,6 +108,11 @@ export class Arrival implements ArrivingBlob {
     }
   }
 
+  /** true once the fetch has failed: nothing more will come of it */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
   read(span?: ByteSpan): Readable {
     // asked after the spool is gone (the fetch just ended): the stored blob, or the failure
     if (this.closed) {

@@ -166,7 +166,7 @@ export class Mirror implements MirrorHook {
   async blob(name: string, digest: ParsedDigest): Promise<ArrivingBlob | null> {
     const { r, repo } = this.route(name);
     const text = digestString(digest);
-    let entry = this.inflight.get(text);
+    let entry = this.live(text);
     if (!entry) {
       if (await this.store.blobInfo(digest)) {
         // stored for another repository: this one gets it only if upstream serves it here too
@@ -174,7 +174,7 @@ export class Mirror implements MirrorHook {
         await this.store.linkBlob(name, digest);
         return null;
       }
-      entry = this.inflight.get(text);
+      entry = this.live(text);
     }
     if (!entry) {
       const names = new Set([name]);
@@ -196,7 +196,13 @@ export class Mirror implements MirrorHook {
   }
 
   arriving(digest: ParsedDigest): ArrivingBlob | null {
-    return this.inflight.get(digestString(digest))?.arrival ?? null;
+    return this.live(digestString(digest))?.arrival ?? null;
+  }
+
+  /** The fetch in progress for a digest, unless it has already failed (a new request starts another). */
+  private live(text: string): { promise: Promise<Arrival>; names: Set<string>; arrival?: Arrival } | undefined {
+    const e = this.inflight.get(text);
+    return e?.arrival?.failed ? undefined : e;
   }
 
   /** Opens the upstream blob and starts filling the store with it; resolves once its size is known. */
