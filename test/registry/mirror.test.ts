@@ -201,3 +201,23 @@ describe("pull-through mirror: an upstream speaking Ollama's registry protocol",
     assert.equal((await manifestOf(patient.base, "ol/library/moving", v2.digest)).digest, v2.digest, "a digest is fetched whatever the TTL");
   });
 });
+
+describe("pull-through mirror: settings that cannot work stop the start with a clear message", () => {
+  for (const [args, message] of [
+    [["--mirror", "registry.ollama.ai"], /--mirror "registry\.ollama\.ai": expected NAMESPACE=URL/],
+    [["--mirror", "Ollama=https://registry.ollama.ai"], /the namespace must be one lowercase name segment/],
+    [["--mirror", "ollama=ftp://registry.ollama.ai"], /only http:\/\/ and https:\/\/ upstreams/],
+    [["--mirror", "ollama=https://user:pw@registry.ollama.ai"], /credentials go in the config file/],
+    [["--mirror", "a=http://127.0.0.1:9", "--mirror", "a=http://127.0.0.1:8"], /two mirrors for the namespace "a"/],
+    [["--mirror", "a=http://127.0.0.1:9", "--mirror-allow", "b/x"], /--mirror-allow "b\/x": no --mirror for the namespace "b"/],
+    [["--mirror-allow", "a/x"], /--mirror-allow needs a --mirror/],
+  ] as [string[], RegExp][]) {
+    it(args.join(" "), async () => {
+      const root = join(dir, `bad-${randomBytes(4).toString("hex")}`);
+      const started = await made.serve(root, args).then(() => null, (e: Error) => e);
+      assert.ok(started, "the registry started");
+      assert.match(started.message, message);
+      assert.doesNotMatch(started.message, /pw@/, "a URL with credentials is not echoed");
+    });
+  }
+});
