@@ -8,7 +8,7 @@
  */
 import { strict as assert } from "node:assert";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseDigest } from "../../core/digest.js";
@@ -199,6 +199,27 @@ describe("pull-through mirror: an upstream speaking Ollama's registry protocol",
     assert.deepEqual(moved.bytes, v2.manifest);
     assert.equal((await manifestOf(patient.base, "ol/library/moving", "latest")).digest, v1.digest, "--mirror-ttl 1h: the tag is trusted for an hour");
     assert.equal((await manifestOf(patient.base, "ol/library/moving", v2.digest)).digest, v2.digest, "a digest is fetched whatever the TTL");
+  });
+});
+
+describe("pull-through mirror: shutdown during a fetch", () => {
+  it("SIGTERM while a blob arrives: the fetch is abandoned, the registry exits, nothing half-written is left", async () => {
+    const root = join(dir, "shutdown");
+    const m = await made.serve(root, ["--mirror", `ol=${ollama.base}`, "--shutdown-grace", "1s"]);
+    const model = randomBytes(1024 * 1024 + 5);
+    const img = ollama.image("library/cut", "latest", model);
+    ollama.held.add(img.model);
+    const halfway = ollama.reachedHalf();
+    const res = await fetch(`${m.base}/v2/ol/library/cut/blobs/${img.model}`);
+    assert.equal(res.status, 200);
+    await halfway;
+    m.child.kill("SIGTERM");
+    await assert.rejects(res.arrayBuffer(), "the client's stream is cut");
+    assert.equal(await m.exited, 0);
+    ollama.release();
+    assert.equal(storedBlob(root, img.model), false);
+    const uploads = join(root, "uploads");
+    assert.deepEqual(existsSync(uploads) ? readdirSync(uploads, { recursive: true }) : [], [], "no staging object left");
   });
 });
 

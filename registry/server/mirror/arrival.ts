@@ -64,6 +64,7 @@ export class Arrival implements ArrivingBlob {
     const text = digestString(this.digest);
     async function* tee(): AsyncGenerator<Buffer> {
       for await (const c of body) {
+        signal?.throwIfAborted();
         const chunk = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
         if (self.written + chunk.length > self.size) throw new RegistryError("UNKNOWN", `upstream sent more than the ${self.size} bytes it declared for ${text}`);
         for (let off = 0; off < chunk.length; ) {

@@ -61,6 +61,8 @@ export class Mirror implements MirrorHook {
   private spoolDir: Promise<string> | undefined;
   private readonly ownSpool: boolean;
   private readonly fills = new Set<Promise<void>>();
+  /** aborts the fetches in progress when the server closes (a multi-GB fetch must not hold a shutdown) */
+  private readonly closing = new AbortController();
 
   constructor(private readonly opts: MirrorOptions) {
     this.store = new RepoStore(opts.storage);
@@ -208,7 +210,7 @@ export class Mirror implements MirrorHook {
   /** Opens the upstream blob and starts filling the store with it; resolves once its size is known. */
   private async start(r: Route, repo: string, digest: ParsedDigest, names: Set<string>): Promise<Arrival> {
     const text = digestString(digest);
-    const { size, body } = await r.upstream.blob(repo, text);
+    const { size, body } = await r.upstream.blob(repo, text, this.closing.signal);
     let arrival: Arrival;
     try {
       arrival = await Arrival.create(digest, size, await this.spool());
@@ -219,7 +221,7 @@ export class Mirror implements MirrorHook {
     const fill = arrival
       .fill(body, this.opts.storage, async () => {
         for (const n of names) await this.store.linkBlob(n, digest);
-      })
+      }, this.closing.signal)
       .catch((e: unknown) => this.log(`mirror: fetching ${text} from ${r.spec.upstream} failed: ${(e as Error).message}`))
       .finally(() => {
         const e = this.inflight.get(text);
@@ -236,6 +238,7 @@ export class Mirror implements MirrorHook {
   }
 
   async close(): Promise<void> {
+    this.closing.abort(new RegistryError("SERVICE_UNAVAILABLE", "the registry is shutting down"));
     await Promise.allSettled([...this.fills]);
     await Promise.allSettled([...this.routes.values()].map((r) => r.upstream.close()));
     if (this.ownSpool && this.spoolDir) await rm(await this.spoolDir, { recursive: true, force: true });
