@@ -147,6 +147,9 @@ describe("mirror of docker-registry with a token realm on another port", { skip:
     priv = await pushWithToken(dist.base, tokens.base, "private/img", "v1");
     const sshKey = makeKey(dir, "mirror");
     await writeFile(join(dir, "password"), `${PASSWORD}\n`);
+    const login = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString("base64")}`;
+    const t = await fetch(`${tokens.base}/token?service=${SERVICE}&scope=repository:private/img:pull`, { headers: { authorization: login } });
+    await writeFile(join(dir, "token"), ((await t.json()) as { token: string }).token);
     await writeFile(join(dir, "mirror.yml"), [
       "mirrors:",
       `  - namespace: anon`,
@@ -155,6 +158,10 @@ describe("mirror of docker-registry with a token realm on another port", { skip:
       `    upstream: ${dist.base}/private`,
       `    username: ${USER}`,
       `    passwordFile: password`,
+      `    allow: [basic/img]`,
+      `  - namespace: tok`,
+      `    upstream: ${dist.base}/private`,
+      `    tokenFile: token`,
       `  - namespace: keyed`,
       `    upstream: ${dist.base}`,
       `    keyFile: ${sshKey.path}`,
@@ -188,6 +195,17 @@ describe("mirror of docker-registry with a token realm on another port", { skip:
     assert.ok(tokens.requests.some((r) => r.authorization?.startsWith("Basic ") && r.scope?.startsWith("repository:private/img:")));
     assert.doesNotMatch(mirror.output(), new RegExp(PASSWORD));
     assert.doesNotMatch(mirror.output(), new RegExp(Buffer.from(`${USER}:${PASSWORD}`).toString("base64")));
+  });
+
+  it("a fixed bearer token from a file is sent as is: no token request; the allow-list from the config file holds", async () => {
+    const before = tokens.requests.length;
+    const m = await get(`${mirror.base}/v2/tok/img/manifests/v1`);
+    assert.equal(m.status, 200, m.text);
+    assert.deepEqual(m.bytes, priv.bytes);
+    assert.equal(tokens.requests.length, before, "the token server is not asked");
+    const outside = await get(`${mirror.base}/v2/basic/other/manifests/v1`);
+    assert.equal(outside.status, 404);
+    assert.match(outside.text, /NAME_UNKNOWN/);
   });
 
   it("an ssh key is never signed for a realm on another host: refused, and the realm never hears of it", async () => {
