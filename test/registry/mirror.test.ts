@@ -139,6 +139,26 @@ describe("pull-through mirror: an upstream speaking Ollama's registry protocol",
     assert.ok(storedBlob(mirrorRoot, img.model));
   });
 
+  it("two repositories sharing a blob: one upstream fetch, and each gets it (the second only after upstream says it may)", async () => {
+    const model = randomBytes(1024 * 1024 + 99);
+    const a = ollama.image("library/share-a", "latest", model);
+    ollama.image("library/share-b", "latest", model);
+    ollama.held.add(a.model);
+    const halfway = ollama.reachedHalf();
+    const first = await ollamaStartBlobPull(mirror.base, "ol/library/share-a", a.model);
+    await halfway;
+    const second = await ollamaStartBlobPull(mirror.base, "ol/library/share-b", a.model);
+    ollama.release();
+    assert.deepEqual(Buffer.concat(await Promise.all(first.pieces)), model);
+    assert.deepEqual(Buffer.concat(await Promise.all(second.pieces)), model);
+    for (const repo of ["ol/library/share-a", "ol/library/share-b"]) assert.equal(sha256(await ollamaPullBlob(mirror.base, repo, a.model)), a.model);
+    assert.equal(ollama.fetchCount(a.model), 1);
+    // a repository upstream does not serve it to does not get it from the cache either
+    ollama.image("library/share-c", "latest", randomBytes(10));
+    const c = await fetch(`${mirror.base}/v2/ol/library/share-c/blobs/${a.model}`, { method: "HEAD" });
+    assert.equal(c.status, 404);
+  });
+
   it("an upstream that lies about a blob: the client's stream is cut and nothing is stored", async () => {
     const model = randomBytes(2 * 1024 * 1024 + 7);
     const img = ollama.image("library/liar", "latest", model);

@@ -16,6 +16,8 @@ export interface OllamaModel {
 export class OllamaUpstream {
   readonly blobs = new Map<string, Buffer>();
   readonly manifests = new Map<string, Buffer>();
+  /** the blobs each repository may read (those its images reference) */
+  readonly repoBlobs = new Map<string, Set<string>>();
   /** blob bodies started, by digest (the signed URL's GETs) */
   readonly fetches = new Map<string, number>();
   /** digests whose body stops after half, until `release()` */
@@ -59,6 +61,9 @@ export class OllamaUpstream {
       ],
     }));
     this.manifests.set(`${repo}:${tag}`, manifest);
+    const readable = this.repoBlobs.get(repo) ?? new Set<string>();
+    for (const l of [...(JSON.parse(manifest.toString()) as { layers: { digest: string }[] }).layers, JSON.parse(manifest.toString()).config as { digest: string }]) readable.add(l.digest);
+    this.repoBlobs.set(repo, readable);
     const digest = `sha256:${createHash("sha256").update(manifest).digest("hex")}`;
     this.manifests.set(`${repo}@${digest}`, manifest);
     return { manifest, digest, model: `sha256:${createHash("sha256").update(model).digest("hex")}` };
@@ -113,7 +118,7 @@ export class OllamaUpstream {
     }
     const b = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/.exec(url.pathname);
     if (b) {
-      const data = this.blobs.get(b[2]!);
+      const data = this.repoBlobs.get(b[1]!)?.has(b[2]!) ? this.blobs.get(b[2]!) : undefined;
       if (!data) return this.notFound(res, "BLOB_UNKNOWN");
       if (req.method === "HEAD") {
         res.writeHead(200, { "content-length": data.length, "docker-content-digest": b[2] }).end();

@@ -192,7 +192,7 @@ export class Mirror implements MirrorHook {
     } else if (!entry.names.has(name)) {
       if (!(await r.upstream.hasBlob(repo, text))) throw new RegistryError("BLOB_UNKNOWN", `blob ${text} unknown to ${name}`, { detail: { digest: text } });
       entry.names.add(name);
-      if (!this.inflight.has(text)) await this.store.linkBlob(name, digest); // it finished meanwhile
+      if (this.inflight.get(text) !== entry && entry.arrival && !entry.arrival.failed) await this.store.linkBlob(name, digest); // it was stored meanwhile
     }
     return entry.promise;
   }
