@@ -20,11 +20,12 @@ import { UPLOAD_FAULT_POINTS, type FaultHook, type UploadFaultPoint } from "../.
 import { describeRetention, parseRetention } from "../../registry/server/retention.js";
 import { parseDuration, parseSize } from "../../registry/server/units.js";
 import { openAuditLog } from "../audit-log.js";
+import { mirrorOptions, openMirror, type MirrorArgs } from "../registry-mirror.js";
 import { last, openStorage, storageOptions, type StorageArgs } from "../registry-storage.js";
 import { listenMetrics, metricsRegistry, splitHostPort, type MetricsListener } from "../metrics.js";
 import { registryAdminCommands } from "./registry-admin.js";
 
-interface ServeArgs extends StorageArgs {
+interface ServeArgs extends StorageArgs, MirrorArgs {
   addr: string;
   "public-url"?: string;
   "trust-proxy"?: string | string[];
@@ -262,7 +263,9 @@ async function serve(args: ServeArgs): Promise<void> {
   const web = args.web
     ? (await import("../../registry/server/ui/index.js")).webPage({ access, sessionTtlMs: parseDuration(args["web-session-ttl"]) })
     : undefined;
+  const mirror = await openMirror(args, storage, parseSize(args["body-limit"]));
   const app = createRegistryServer({
+    mirror,
     storage,
     auth,
     web,
@@ -305,6 +308,7 @@ async function serve(args: ServeArgs): Promise<void> {
     `mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n` +
       (metrics ? `mf registry: metrics at ${metricsListener?.address ?? address}/metrics\n` : ""),
   );
+  for (const line of mirror?.describe() ?? []) process.stdout.write(`mf registry: mirror ${line}\n`);
 
   const graceMs = parseDuration(args["shutdown-grace"]);
   await new Promise<void>((done) => {
@@ -393,7 +397,7 @@ const serveCommand: CommandModule<object, ServeArgs> = {
   command: "serve",
   describe: "serve the OCI distribution API",
   builder: (y) =>
-    rootOption(y, "serve")
+    mirrorOptions(rootOption(y, "serve"))
       .option("addr", { type: "string", default: "127.0.0.1:5000", describe: "HOST:PORT to listen on (port 0: any free port)" })
       .option("public-url", { type: "string", describe: "how clients reach the registry; required with --access (token signatures are checked against it). Default for Locations: the request's Host" })
       .option("trust-proxy", { type: "string", array: true, describe: "proxy addresses (IP, CIDR, loopback) whose X-Forwarded-Host/-Proto/-For are believed (default: none)" })

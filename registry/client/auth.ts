@@ -1,8 +1,9 @@
 /**
  * The client half of key-based auth: answers a registry's challenge. A Bearer challenge is taken to its
- * realm (on the registry's own host and port, as Ollama requires) with, in order of preference, the API
- * key stored for that host (basic auth), a signature by the ssh key (compat.md §4), or nothing (an
- * anonymous token). A Basic challenge is answered with the stored API key. The scopes a registry asked
+ * realm with, in order of preference, the API key or login stored for that host (basic auth), a
+ * signature by the ssh key (compat.md §4), or nothing (an anonymous token). A realm may be on another
+ * host (Docker Hub's is auth.docker.io) for basic-auth and anonymous token requests; a signature by the
+ * ssh key goes only to the registry's own host and port, never elsewhere. A Basic challenge is answered with the stored API key. The scopes a registry asked
  * for are remembered per registry and asked for together, so one token covers a push's repository and
  * the repositories it mounts from.
  */
@@ -15,15 +16,21 @@ import { readAll, readText, type Authenticate, type Challenge, type Credential }
 export interface KeyAuthOptions {
   /** the ssh key, or a function that loads it when first needed (undefined: no key) */
   key?: SshKey | (() => SshKey | undefined);
-  /** the API key stored for a registry host (`host[:port]`), from `mf login` */
-  apiKey?: (host: string) => string | undefined;
+  /** the API key stored for a registry host (`host[:port]`), from `mf login`, or a username and password */
+  apiKey?: (host: string) => string | BasicLogin | undefined;
   /** how messages name the API key (default "the API key stored by `mf login`") */
   apiKeyName?: string;
   dispatcher?: Dispatcher;
 }
 
-function basic(secret: string): string {
-  return `Basic ${Buffer.from(`mf:${secret}`).toString("base64")}`;
+export interface BasicLogin {
+  username: string;
+  password: string;
+}
+
+function basic(secret: string | BasicLogin): string {
+  const pair = typeof secret === "string" ? `mf:${secret}` : `${secret.username}:${secret.password}`;
+  return `Basic ${Buffer.from(pair).toString("base64")}`;
 }
 
 export function keyAuthenticator(opts: KeyAuthOptions): Authenticate {
@@ -52,7 +59,8 @@ export function keyAuthenticator(opts: KeyAuthOptions): Authenticate {
     } catch {
       throw new AuthError("UNAUTHORIZED", `${host} sent an invalid realm in its challenge`);
     }
-    if (realm.host !== host) {
+    const k = apiKey ? undefined : getKey();
+    if (realm.host !== host && k) {
       throw new AuthError("UNAUTHORIZED", `${host} names a token realm on another host (${realm.host}); mf only signs for the registry's own host`);
     }
     let asked = scopes.get(challenge.origin);
@@ -65,7 +73,6 @@ export function keyAuthenticator(opts: KeyAuthOptions): Authenticate {
 
     const url = tokenUrl({ realm: realm.toString(), service: challenge.service, scopes: [...asked] });
     const headers: Record<string, string> = {};
-    const k = apiKey ? undefined : getKey();
     if (apiKey) headers.authorization = basic(apiKey);
     else if (k) headers.authorization = signRequest(k, "GET", url);
     const res = await request(url, { method: "GET", headers, signal, dispatcher: opts.dispatcher });

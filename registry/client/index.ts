@@ -3,7 +3,7 @@ export { RegistryClient, pullModel, pushModel, type RegistryClientOptions } from
 export type { PullResult, TransferOptions } from "./pull.js";
 export type { PushResult } from "./push.js";
 export { type Authenticate, type Challenge, type Credential, parseChallenge } from "./http.js";
-export { keyAuthenticator, type KeyAuthOptions } from "./auth.js";
+export { keyAuthenticator, type BasicLogin, type KeyAuthOptions } from "./auth.js";
 export { wireRef, type WireRef } from "./names.js";
 export { UploadSessions } from "./upload-sessions.js";
 export { saveModels, toOciManifest, REF_NAME_ANNOTATION, ORIGINAL_MANIFEST_ANNOTATION, type SaveOptions } from "./archive-save.js";

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AuthError, MfError } from "../../core/errors.js";
 import { setRequestSubject, type AuthHook, type RegistryAction } from "./auth.js";
+import type { MirrorHook } from "./mirror-hook.js";
 import type { RepoStore } from "./repo-store.js";
 import { publicBase, type Signer } from "./signing.js";
 import type { UploadSessions } from "./upload-sessions.js";
@@ -23,6 +24,8 @@ export interface RegistryContext {
   auth: AuthHook;
   clock: () => number;
   settings: RegistrySettings;
+  /** the pull-through mirror (`--mirror`), when configured */
+  mirror?: MirrorHook;
 }
 
 /**

@@ -21,6 +21,7 @@ async function resolveRef(ctx: RegistryContext, name: string, ref: ManifestRef):
 export async function getManifest(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply, name: string, refText: string): Promise<void> {
   const ref = parseManifestRef(refText);
   await authorize(ctx, request, reply, name, ["pull"]);
+  if (ctx.mirror?.covers(name)) await ctx.mirror.manifest(name, ref);
   const d = await resolveRef(ctx, name, ref);
   const rev = (await ctx.store.revision(name, d))!;
   const text = digestString(d);

@@ -10,6 +10,7 @@ import { registerAudit, type AuditSink } from "./audit.js";
 import { allowAll, type AuthHook } from "./auth.js";
 import { authorize, sendJson, type RegistryContext, type RegistryExtension } from "./context.js";
 import { DEFAULT_PULL_RECORD_INTERVAL_MS, PullRecorder, registerPullRecords } from "./pulls.js";
+import type { MirrorHook } from "./mirror-hook.js";
 import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
 import { normalizePublicUrl, Signer } from "./signing.js";
@@ -71,6 +72,8 @@ export interface RegistryServerOptions {
   serveMetrics?: boolean;
   /** the web page at `/` and its read-only API under `/ui/api/`: `webPage()` of registry/server/ui; default: none */
   web?: RegistryExtension;
+  /** a pull-through mirror of upstream registries (registry/server/mirror/) */
+  mirror?: MirrorHook;
 }
 
 export interface RegistryServer extends FastifyInstance {
@@ -104,6 +107,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
       signedUrlTtlMs: options.signedUrlTtlMs ?? 15 * 60_000,
       allowForeignLayers: options.allowForeignLayers,
     },
+    mirror: options.mirror,
   };
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
 
@@ -174,6 +178,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   const dispatch = async (request: FastifyRequest, reply: FastifyReply) => {
     const match = matches.get(request) ?? matchRoute(request.method, request.url.split("?")[0]!);
     const params = checkParams({ route: match.route, params: match.params.map(decode) });
+    if (ctx.mirror && match.route.named && ["PUT", "POST", "PATCH"].includes(request.method)) ctx.mirror.refuseWrite(params[0]!);
     await match.route.handler(ctx, request, reply, ...params);
     return reply;
   };
@@ -213,6 +218,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
   app.addHook("onClose", async () => {
     if (sweeper) clearInterval(sweeper);
     await uploads.drain();
+    await options.mirror?.close();
   });
 
   const server = app as RegistryServer;

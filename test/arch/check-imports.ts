@@ -16,6 +16,8 @@ const RULES: [string, string[]][] = [
   ["registry/client", ["core", "registry/protocol"]],
   // the web page's API shows models as `mf show` does: builder's describe and bounded GGUF reader
   ["registry/server/ui", ["core", "grammar", "builder", "registry/protocol", "registry/server"]],
+  // the pull-through mirror reaches upstreams through the client: the one arrow from server to client
+  ["registry/server/mirror", ["core", "registry/protocol", "registry/server", "registry/client"]],
   ["registry/server", ["core", "registry/protocol"]],
   // the page's own files: plain ES modules for the browser, importing nothing of ours
   ["registry/web", []],

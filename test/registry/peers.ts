@@ -111,8 +111,11 @@ export interface DistributionRegistry {
   close(): Promise<void>;
 }
 
-/** Starts Debian's docker-registry on a free port in a temp dir; null when it is not installed. */
-export async function startDistribution(): Promise<DistributionRegistry | null> {
+/**
+ * Starts Debian's docker-registry on a free port in a temp dir; null when it is not installed. `extraConfig`
+ * adds lines to its config (an `auth:` section); it is up when `GET /v2/` answers `readyStatus` (401 with auth).
+ */
+export async function startDistribution(opts: { extraConfig?: string[]; readyStatus?: number } = {}): Promise<DistributionRegistry | null> {
   if (!existsSync(DOCKER_REGISTRY)) return null;
   const root = await tempDir("mf-distribution-");
   const port = await freePort();
@@ -130,6 +133,7 @@ export async function startDistribution(): Promise<DistributionRegistry | null> 
     "    enabled: true",
     "http:",
     `  addr: 127.0.0.1:${port}`,
+    ...(opts.extraConfig ?? []),
     "",
   ].join("\n"));
   const child = spawn(DOCKER_REGISTRY, ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
@@ -141,7 +145,7 @@ export async function startDistribution(): Promise<DistributionRegistry | null> 
     try {
       const r = await fetch(`${base}/v2/`);
       await r.arrayBuffer();
-      if (r.status === 200) break;
+      if (r.status === (opts.readyStatus ?? 200)) break;
     } catch {
       // not up yet
     }
