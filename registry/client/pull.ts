@@ -15,12 +15,18 @@ import { header, httpStatusOf, readAll, type RegistryHttp } from "./http.js";
 import { wireRef, type WireRef } from "./names.js";
 import type { SharedDownloads } from "./shared.js";
 import { throttled } from "./progress.js";
+import { verifySignatures, writeSignatureRecords, type SignatureRecord, type VerifyPolicy } from "./signatures.js";
 
 export interface TransferOptions {
   /** plain HTTP */
   insecure?: boolean;
   onProgress?: ProgressSink;
   signal?: AbortSignal;
+}
+
+export interface PullOptions extends TransferOptions {
+  /** refuse the image unless a signature verifies under this policy (checked before any blob is fetched) */
+  verify?: VerifyPolicy;
 }
 
 export interface PullSettings {
@@ -42,6 +48,8 @@ export interface PullResult {
   ref: ModelRef;
   /** manifest digest */
   digest: string;
+  /** the signatures that verified, with `verify` */
+  signatures?: SignatureRecord[];
 }
 
 export function shortHex(digest: string): string {
@@ -78,11 +86,16 @@ export async function fetchManifest(http: RegistryHttp, w: WireRef, reference: s
   return { bytes, manifest: parseManifest(bytes) };
 }
 
-export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PullResult> {
+export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef | string, opts: PullOptions = {}): Promise<PullResult> {
   const w = wireRef(name, opts);
   const emit = opts.onProgress ?? (() => {});
   emit({ status: "pulling manifest" });
   const { bytes, manifest } = await fetchManifest(ctx.http, w, w.tag, opts.signal);
+  let signatures: SignatureRecord[] | undefined;
+  if (opts.verify) {
+    emit({ status: "verifying signature" });
+    signatures = await verifySignatures(ctx.http, w, digestOf(bytes), opts.verify, opts.signal);
+  }
   // layers in the order they appear (as Ollama shows them), then the config; each digest once
   const uniq: Descriptor[] = [];
   for (const d of [...manifest.layers, manifest.config]) if (!uniq.some((b) => b.digest === d.digest)) uniq.push(d);
@@ -114,7 +127,8 @@ export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef |
   });
   emit({ status: "verifying sha256 digest" });
   emit({ status: "writing manifest" });
+  if (signatures) await writeSignatureRecords(store, digestOf(bytes), signatures);
   const written = await store.writeManifest(w.ref, bytes);
   emit({ status: "success" });
-  return { ref: written.ref, digest: written.digest };
+  return { ref: written.ref, digest: written.digest, ...(signatures ? { signatures } : {}) };
 }
