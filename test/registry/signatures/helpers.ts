@@ -1,5 +1,6 @@
 /** Shared setup of the signature suites: ssh-keygen keys, an allowed_signers file, a built model, mf with its own home. */
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { request } from "undici";
@@ -59,4 +60,48 @@ export async function signatureParts(base: string, name: string, digest: string)
   const payload = await getBytes(`${base}/v2/${name}/blobs/${layers.find((l) => l.mediaType.endsWith("payload.v1+json"))!.digest}`);
   const signature = await getBytes(`${base}/v2/${name}/blobs/${layers.find((l) => l.mediaType === SIG_TYPE)!.digest}`);
   return { payload, signature, manifest: m };
+}
+
+/** A blob into repository `name` by hand (POST, then PUT with the bytes): no mf code involved. */
+export async function putBlob(base: string, name: string, bytes: Buffer): Promise<{ digest: string; size: number }> {
+  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  const post = await request(`${base}/v2/${name}/blobs/uploads/`, { method: "POST", headers: { "content-length": "0" } });
+  await post.body.dump();
+  const loc = new URL(String(post.headers.location), base);
+  loc.searchParams.set("digest", digest);
+  const put = await request(loc.toString(), { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: bytes });
+  await put.body.dump();
+  if (put.statusCode !== 201) throw new Error(`blob PUT answered ${put.statusCode}`);
+  return { digest, size: bytes.length };
+}
+
+export async function putManifestBytes(base: string, name: string, reference: string, bytes: Buffer, type: string): Promise<{ status: number; text: string }> {
+  const r = await request(`${base}/v2/${name}/manifests/${reference}`, { method: "PUT", headers: { "content-type": type }, body: bytes });
+  return { status: r.statusCode, text: await r.body.text() };
+}
+
+/** A signature artifact made by hand (as docs/signatures.md describes it) over `payload` and an armored `signature`. */
+export async function pushSignatureByHand(base: string, name: string, subject: { digest: string; size: number; mediaType: string }, payload: Buffer, signature: Buffer): Promise<string> {
+  const config = await putBlob(base, name, Buffer.from("{}"));
+  const p = await putBlob(base, name, payload);
+  const s = await putBlob(base, name, signature);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    artifactType: SIG_TYPE,
+    config: { mediaType: "application/vnd.oci.empty.v1+json", ...config },
+    layers: [{ mediaType: "application/vnd.mf.signature.payload.v1+json", ...p }, { mediaType: SIG_TYPE, ...s }],
+    subject,
+  }));
+  const digest = `sha256:${createHash("sha256").update(manifest).digest("hex")}`;
+  const r = await putManifestBytes(base, name, digest, manifest, "application/vnd.oci.image.manifest.v1+json");
+  if (r.status !== 201) throw new Error(`signature manifest PUT answered ${r.status}: ${r.text}`);
+  return digest;
+}
+
+/** The manifest a tag points at, as a subject descriptor. */
+export async function subjectOf(base: string, name: string, tag: string): Promise<{ digest: string; size: number; mediaType: string }> {
+  const r = await request(`${base}/v2/${name}/manifests/${tag}`, { headers: { accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" } });
+  const bytes = Buffer.from(await r.body.arrayBuffer());
+  return { digest: `sha256:${createHash("sha256").update(bytes).digest("hex")}`, size: bytes.length, mediaType: (JSON.parse(bytes.toString()) as { mediaType: string }).mediaType };
 }
