@@ -38,6 +38,7 @@ interface ServeArgs extends StorageArgs {
   service: string;
   "token-ttl": string;
   "allow-foreign-layers"?: string;
+  "require-signed"?: string | string[];
   verbose?: boolean;
 }
 
@@ -163,6 +164,13 @@ async function serve(args: ServeArgs): Promise<void> {
         "signed token requests are verified against it, never against a request's Host header",
     );
   }
+  // signature checks (node's crypto, ssh2) are loaded only when --require-signed turns them on
+  const requireSignedSpecs = args["require-signed"] === undefined ? [] : [args["require-signed"]].flat().map(String);
+  const tagGuard = requireSignedSpecs.length
+    ? await import("../../registry/server/require-signed.js").then((m) => m.requireSigned(requireSignedSpecs.map(m.parseRequireSigned), {
+        onReloadError: (path, e) => process.stderr.write(`mf registry: ${path} not reloaded: ${e.message}; the last good list stays in force\n`),
+      }))
+    : undefined;
   const opened = await openStorage(args);
   const secretFile = args["secret-file"] ?? (opened.root ? join(opened.root, "secret.key") : undefined);
   if (!secretFile) {
@@ -221,6 +229,7 @@ async function serve(args: ServeArgs): Promise<void> {
     signedUrlTtlMs: parseDuration(args["signed-url-ttl"]),
     idleTimeoutMs: parseDuration(args["idle-timeout"]),
     allowForeignLayers,
+    tagGuard,
     https,
   });
   const addr = last(args.addr);
@@ -231,7 +240,7 @@ async function serve(args: ServeArgs): Promise<void> {
     opened.close();
     throw e;
   });
-  process.stdout.write(`mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n`);
+  process.stdout.write(`mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""}${requireSignedSpecs.length ? `, signatures required: ${requireSignedSpecs.join(" ")}` : ""})\n`);
 
   const graceMs = parseDuration(args["shutdown-grace"]);
   await new Promise<void>((done) => {
@@ -310,6 +319,11 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("access", { type: "string", describe: "access file (YAML: keys, API keys, anonymous rules); turns key-based auth on, reloaded on change" })
       .option("service", { type: "string", default: "mf-registry", describe: "service name in auth challenges and tokens (the same on every replica)" })
       .option("token-ttl", { type: "string", default: "5m", describe: "lifetime of bearer tokens" })
+      .option("require-signed", {
+        type: "string",
+        array: true,
+        describe: "NAMESPACE=ALLOWED_SIGNERS: a tag in NAMESPACE may only point at a manifest signed (mf sign) by a key in that OpenSSH allowed_signers file; repeatable",
+      })
       .option("allow-foreign-layers", {
         type: "string",
         describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",

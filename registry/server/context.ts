@@ -2,6 +2,8 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AuthError, MfError } from "../../core/errors.js";
 import { setRequestSubject, type AuthHook, type RegistryAction } from "./auth.js";
+import type { ParsedDigest } from "../../core/digest.js";
+import type { ManifestFacts } from "./manifest-refs.js";
 import type { RepoStore } from "./repo-store.js";
 import { publicBase, type Signer } from "./signing.js";
 import type { UploadSessions } from "./upload-sessions.js";
@@ -16,6 +18,12 @@ export interface RegistrySettings {
   allowForeignLayers?: RegExp;
 }
 
+/**
+ * Called before a manifest PUT sets a tag (by tag or `?tag=`), before anything is stored; throws to refuse
+ * the whole PUT (require-signed.ts).
+ */
+export type TagGuard = (ctx: RegistryContext, request: FastifyRequest, name: string, tag: string, digest: ParsedDigest, facts: ManifestFacts) => Promise<void>;
+
 export interface RegistryContext {
   store: RepoStore;
   uploads: UploadSessions;
@@ -23,6 +31,7 @@ export interface RegistryContext {
   auth: AuthHook;
   clock: () => number;
   settings: RegistrySettings;
+  tagGuard?: TagGuard;
 }
 
 /** Calls the auth hook; a 401 carries the hook's challenge. */

@@ -7,7 +7,7 @@ import { isIP } from "node:net";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
 import { allowAll, type AuthHook } from "./auth.js";
-import { sendJson, type RegistryContext } from "./context.js";
+import { sendJson, type RegistryContext, type TagGuard } from "./context.js";
 import { RepoStore } from "./repo-store.js";
 import { checkParams, matchRoute, type Match } from "./routes.js";
 import { normalizePublicUrl, Signer } from "./signing.js";
@@ -56,6 +56,8 @@ export interface RegistryServerOptions {
   requestTimeoutMs?: number;
   /** how often expired upload sessions are swept (default 10 min; 0: never) */
   sweepIntervalMs?: number;
+  /** checks each tag a manifest PUT sets, before anything is stored (`--require-signed`: require-signed.ts) */
+  tagGuard?: TagGuard;
   /** TLS: PEM key and certificate */
   https?: { key: string | Buffer; cert: string | Buffer };
 }
@@ -90,6 +92,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
       signedUrlTtlMs: options.signedUrlTtlMs ?? 15 * 60_000,
       allowForeignLayers: options.allowForeignLayers,
     },
+    ...(options.tagGuard ? { tagGuard: options.tagGuard } : {}),
   };
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
 
