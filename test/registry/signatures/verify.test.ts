@@ -61,7 +61,16 @@ describe("mf pull --verify", { skip: NO_SSH_KEYGEN }, () => {
     const r = await mf(["pull", "--insecure", "--verify", "--allowed-signers", allowed, `${host}/team/mario:v1`]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, new RegExp(`verified: signed by alice@example\\.com \\(ssh-ed25519 ${alice.fingerprint.replace(/[+/]/g, "\\$&")}\\) at \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ for ${host.replace(/\./g, "\\.")}/team/mario\\n`));
-    assert.equal((await mf(["show", `${host}/team/mario:v1`])).code, 0);
+    // mf show tells who signed the pulled image, and when
+    const show = await mf(["show", `${host}/team/mario:v1`]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, new RegExp(`  Signatures\\n    alice@example\\.com\\s+ssh-ed25519 ${alice.fingerprint.replace(/[+/]/g, "\\$&")}, signed \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ for ${host.replace(/\./g, "\\.")}/team/mario, verified `));
+    const json = JSON.parse((await mf(["show", "--json", `${host}/team/mario:v1`])).stdout) as { signatures: { principals: string[]; key: string; repository: string }[] };
+    assert.deepEqual(json.signatures.map((x) => [x.principals, x.key, x.repository]), [[["alice@example.com"], `ssh-ed25519 ${alice.fingerprint}`, `${host}/team/mario`]]);
+    // a pull without verification shows none
+    const other = puller();
+    assert.equal((await other(["pull", "--insecure", `${host}/team/mario:v1`])).code, 0);
+    assert.doesNotMatch((await other(["show", `${host}/team/mario:v1`])).stdout, /Signatures/);
   });
 
   it("refuses an image with no signature", () => refused("plain", /team\/plain:v1 \(sha256:[0-9a-f]{64}\) has no signature: refusing it/));
