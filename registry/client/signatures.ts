@@ -10,7 +10,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { digestOf, parseDigest } from "../../core/digest.js";
-import { AuthError, RegistryError } from "../../core/errors.js";
+import { AuthError, MfError, RegistryError } from "../../core/errors.js";
 import { MediaType } from "../../core/mediatypes.js";
 import type { LocalStore } from "../../core/store.js";
 import type { AllowedSigners } from "../protocol/allowed-signers.js";
@@ -21,7 +21,7 @@ import {
 } from "../protocol/model-signature.js";
 import { blobPath, manifestPath } from "../protocol/paths.js";
 import { signSshsig } from "../protocol/sshsig.js";
-import { discard, header, httpStatusOf, readAll, type RegistryHttp } from "./http.js";
+import { discard, header, readAll, type RegistryHttp } from "./http.js";
 import type { WireRef } from "./names.js";
 import { uploadBlob, blobExists } from "./upload.js";
 import { UploadSessions } from "./upload-sessions.js";
@@ -123,8 +123,19 @@ async function fallbackIndex(http: RegistryHttp, w: WireRef, subject: string, si
     discard(res.body);
     return undefined;
   }
-  const v = JSON.parse((await readAll(res.body, MAX_INDEX_BYTES)).toString("utf8")) as { manifests?: unknown };
-  return { manifests: Array.isArray(v.manifests) ? (v.manifests as SignatureDescriptor[]) : [] };
+  return { manifests: indexManifests(await readAll(res.body, MAX_INDEX_BYTES), fallbackTag(subject)) };
+}
+
+/** The `manifests` of an index the registry answered; MANIFEST_INVALID when it is not one. */
+function indexManifests(bytes: Buffer, what: string): SignatureDescriptor[] {
+  let v: { manifests?: unknown } | null;
+  try {
+    v = JSON.parse(bytes.toString("utf8")) as { manifests?: unknown } | null;
+  } catch {
+    v = null;
+  }
+  if (!v || typeof v !== "object" || !Array.isArray(v.manifests)) throw new RegistryError("MANIFEST_INVALID", `the registry's ${what} is not an image index`);
+  return (v.manifests as unknown[]).filter((m): m is SignatureDescriptor => !!m && typeof m === "object");
 }
 
 /** Referrers tag scheme: adds the descriptor to the index at `sha256-<hex>` (created when missing). */
@@ -141,8 +152,7 @@ export async function listSignatures(http: RegistryHttp, w: WireRef, digest: str
   const res = await http.send({ method: "GET", url, signal, ok: (s) => s === 200 || s === 404 });
   let manifests: SignatureDescriptor[] | undefined;
   if (res.status === 200 && (header(res, "content-type") ?? "").split(";")[0]!.trim() === MediaType.ociIndex) {
-    const v = JSON.parse((await readAll(res.body, MAX_INDEX_BYTES)).toString("utf8")) as { manifests?: unknown };
-    manifests = Array.isArray(v.manifests) ? (v.manifests as SignatureDescriptor[]) : [];
+    manifests = indexManifests(await readAll(res.body, MAX_INDEX_BYTES), `referrers of ${digest}`);
   } else {
     discard(res.body);
     manifests = (await fallbackIndex(http, w, digest, signal))?.manifests ?? [];
@@ -200,7 +210,8 @@ export async function verifySignatures(http: RegistryHttp, w: WireRef, digest: s
       const v = verifyModelSignature({ payload, signature, repository, digest, allowed: policy.allowed, nowMs: now, identity: policy.identity });
       ok.push({ ...v, manifest: d.digest, payload: payload.toString("utf8"), signature: signature.toString("utf8"), allowedSigners: policy.allowed.source, verifiedAt: new Date(now).toISOString() });
     } catch (e) {
-      if (!(e instanceof AuthError) && httpStatusOf(e) === undefined) throw e;
+      // a bad signature artifact (missing, oversized, damaged) is a reason, not the end of the check
+      if (!(e instanceof MfError) || signal?.aborted) throw e;
       reasons.push((e as Error).message);
     }
   }

@@ -78,7 +78,7 @@ describe("mf push --sign, mf sign", { skip: NO_SSH_KEYGEN }, () => {
     assert.match(nokey.stderr, /no key at .*no-such-key/);
   });
 
-  it("against a registry without the referrers API (docker-registry), the signature goes under the sha256-<hex> tag", { skip: DISTRIBUTION_MISSING }, async () => {
+  it("against a registry without the referrers API (docker-registry), the signature goes under the sha256-<hex> tag, and pull --verify finds it there", { skip: DISTRIBUTION_MISSING }, async () => {
     distribution = (await startDistribution())!;
     const dhost = new URL(distribution.base).host;
     const cp = await mf(["cp", `${host}/team/mario:v1`, `${dhost}/team/mario:v1`]);
@@ -95,6 +95,10 @@ describe("mf push --sign, mf sign", { skip: NO_SSH_KEYGEN }, () => {
     const { payload, signature } = await signatureParts(distribution.base, "team/mario", manifests[0]!.digest);
     assert.equal(JSON.parse(payload.toString()).repository, `${dhost}/team/mario`);
     assert.equal((await ssh(payload, signature)).status, 0);
+    // mf pull --verify reads it back through the same tag
+    const pull = await mfIn(join(dir, "puller"))(["pull", "--insecure", "--allowed-signers", join(dir, "allowed_signers"), `${dhost}/team/mario:v1`]);
+    assert.equal(pull.code, 0, pull.stderr);
+    assert.match(pull.stderr, new RegExp(`verified: signed by alice@example\\.com .* for ${dhost.replace(/\./g, "\\.")}/team/mario`));
     // a second signature (another key) is added to the same index
     const carol = await newKey(join(dir, "carol"));
     const again = await mf(["sign", "--insecure", "--key", carol.path, `${dhost}/team/mario:v1`]);

@@ -113,7 +113,7 @@ describe("mf pull --verify", { skip: NO_SSH_KEYGEN }, () => {
     await refused("mario", /of alice@example\.com \(.*expired_signers:1\) expired at 2020-01-01T00:00:00Z \(valid-before\)/, ["--allowed-signers", expired]);
   });
 
-  it("a verify rule in config.json applies to every pull under it; --verify without one says what to do", async () => {
+  it("a verify rule in config.json applies to every pull under it (a FROM base too); --verify without one says what to do", async () => {
     const home = join(dir, "rules");
     await mkdir(join(home, "home"), { recursive: true });
     await writeFile(join(home, "home", "team.allowed_signers"), `alice@example.com ${alice.pub}\n`);
@@ -125,6 +125,12 @@ describe("mf pull --verify", { skip: NO_SSH_KEYGEN }, () => {
     const ok = await mf(["pull", "--insecure", `${host}/team/mario:v1`]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stderr, /verified: signed by alice@example\.com/);
+    // a FROM base is pulled under the same rule
+    await mkdir(join(home, "ctx"), { recursive: true });
+    await writeFile(join(home, "ctx", "Modelfile"), `FROM ${host}/team/plain:v1\nSYSTEM derived\n`);
+    const build = await mf(["build", "--insecure", "-t", "derived", join(home, "ctx")]);
+    assert.equal(build.code, 1);
+    assert.match(build.stderr, /team\/plain:v1 \(sha256:[0-9a-f]{64}\) has no signature: refusing it/);
     const none = await puller()(["pull", "--insecure", "--verify", `${host}/team/mario:v1`]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /--verify: no allowed_signers for .*team\/mario: give --allowed-signers FILE, or add a rule to the "verify" section of .*config\.json/);
