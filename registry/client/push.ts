@@ -36,7 +36,6 @@ export interface PushResult {
   uploaded: number;
 }
 
-/** Pushes the local model `name` to the registry its name points at. */
 export interface PushOptions extends TransferOptions {
   /**
    * With this, the manifest is put by digest, then this runs (it pushes the signature), then the tag is
@@ -45,6 +44,7 @@ export interface PushOptions extends TransferOptions {
   beforeTag?: (manifest: { digest: string; mediaType: string; size: number }) => Promise<void>;
 }
 
+/** Pushes the local model `name` to the registry its name points at. */
 export async function push(ctx: PushContext, store: LocalStore, name: ModelRef | string, opts: PushOptions = {}): Promise<PushResult> {
   const w = wireRef(name, opts);
   const emit = opts.onProgress ?? (() => {});

@@ -16,7 +16,7 @@ import type { LocalStore } from "../../core/store.js";
 import type { AllowedSigners } from "../protocol/allowed-signers.js";
 import { fingerprint, type SshKey } from "../protocol/keys.js";
 import {
-  MAX_PAYLOAD_BYTES, MAX_SSHSIG_BYTES, payloadBytes, SIGNATURE_ARTIFACT_TYPE, SIGNATURE_LAYER_TYPE, SIGNATURE_NAMESPACE,
+  MAX_PAYLOAD_BYTES, MAX_SIGNATURES_CHECKED, MAX_SSHSIG_BYTES, payloadBytes, SIGNATURE_ARTIFACT_TYPE, SIGNATURE_LAYER_TYPE, SIGNATURE_NAMESPACE,
   SIGNATURE_PAYLOAD_TYPE, signatureLayers, signedRepository, verifyModelSignature, type VerifiedSignature,
 } from "../protocol/model-signature.js";
 import { blobPath, manifestPath } from "../protocol/paths.js";
@@ -204,7 +204,7 @@ export async function verifySignatures(http: RegistryHttp, w: WireRef, digest: s
   const ok: SignatureRecord[] = [];
   const reasons: string[] = [];
   const now = policy.nowMs?.() ?? Date.now();
-  for (const d of found.slice(0, 16)) {
+  for (const d of found.slice(0, MAX_SIGNATURES_CHECKED)) {
     try {
       const { payload, signature } = await fetchSignature(http, w, d, digest, signal);
       const v = verifyModelSignature({ payload, signature, repository, digest, allowed: policy.allowed, nowMs: now, identity: policy.identity });

@@ -22,6 +22,8 @@ export const SIGNATURE_LAYER_TYPE = "application/vnd.mf.signature.v1+sshsig";
 /** the layer holding the signed payload */
 export const SIGNATURE_PAYLOAD_TYPE = "application/vnd.mf.signature.payload.v1+json";
 export const MAX_PAYLOAD_BYTES = 4096;
+/** a manifest's signatures checked at most (each check is two small reads and one ed25519 verification) */
+export const MAX_SIGNATURES_CHECKED = 64;
 export { MAX_SSHSIG_BYTES };
 
 export interface SignaturePayload {

@@ -12,7 +12,7 @@ import { digestOf, type ParsedDigest } from "../../core/digest.js";
 import { AuthError, MfError } from "../../core/errors.js";
 import { parseAllowedSigners, type AllowedSigners } from "../protocol/allowed-signers.js";
 import {
-  MAX_PAYLOAD_BYTES, MAX_SSHSIG_BYTES, SIGNATURE_ARTIFACT_TYPE, signatureLayers, signedRepository, verifyModelSignature,
+  MAX_PAYLOAD_BYTES, MAX_SIGNATURES_CHECKED, MAX_SSHSIG_BYTES, SIGNATURE_ARTIFACT_TYPE, signatureLayers, signedRepository, verifyModelSignature,
 } from "../protocol/model-signature.js";
 import { OCI_NAME_RE } from "../protocol/paths.js";
 import type { RegistryContext, TagGuard } from "./context.js";
@@ -91,7 +91,7 @@ export function requireSigned(rules: RequireSignedRule[], opts: { onReloadError?
     const text = digestString(digest);
     const reasons: string[] = [];
     const referrers = (await ctx.store.referrers(name, digest)).filter((r) => r.artifactType === SIGNATURE_ARTIFACT_TYPE);
-    for (const r of referrers.slice(0, 16)) {
+    for (const r of referrers.slice(0, MAX_SIGNATURES_CHECKED)) {
       try {
         const parts = await signatureOf(ctx, name, checkDigest(r.digest), text);
         verifyModelSignature({ ...parts, repository, digest: text, allowed, nowMs: ctx.clock() });
