@@ -70,6 +70,12 @@ describe("sshsig: mf and ssh-keygen, both ways", { skip: NO_SSH_KEYGEN }, () => 
     assert.equal(v.created, "2026-12-02T08:00:00Z");
     // the same signature, made by mf, is byte for byte what ssh-keygen writes (ed25519 is deterministic)
     assert.equal(signSshsig(loadPrivateKey(alice), payload, "mf-model"), sig);
+    // and one hashed with sha256 (ssh-keygen -O hashalg=sha256) verifies too
+    await rm(join(dir, "payload.sig"), { force: true });
+    assert.equal(sshKeygen(["-Y", "sign", "-n", "mf-model", "-O", "hashalg=sha256", "-f", alice, join(dir, "payload")]).status, 0);
+    const sha256 = await readFile(join(dir, "payload.sig"), "utf8");
+    assert.equal(parseSshsig(sha256).hashAlgorithm, "sha256");
+    assert.deepEqual(verifyModelSignature({ payload, signature: sha256, repository, digest, allowed: parseAllowedSigners(await readFile(allowed, "utf8"), allowed), nowMs: Date.now() }).signer.principals, ["alice@example.com"]);
   });
 
   const check = async (o: { signature: string; payload?: Buffer; repository?: string; digest?: string; signers?: string; nowMs?: number }) =>
