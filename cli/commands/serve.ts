@@ -15,6 +15,7 @@ import { type RuntimeServer, createRuntimeServer, hostOf } from "../../runtime/s
 import { parseDuration } from "../../registry/server/units.js";
 import { RegistryClient } from "../../registry/client/index.js";
 import { pullPushRoutes } from "../../runtime/server/routes/pull-push.js";
+import { pullPolicy } from "../verify.js";
 import { cliContext } from "../context.js";
 import { cliAuthenticator } from "../credentials.js";
 
@@ -83,7 +84,8 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
     version: mfVersion(),
     homeDir: o.homeDir,
     threads,
-    registryRoutes: pullPushRoutes(registry),
+    // /api/pull runs under the config file's verify rules, as `mf pull` does
+    registryRoutes: pullPushRoutes(registry, (ref) => pullPolicy(o.config.home, ref, {})),
     createRoot: o.config.createRoot,
   });
   app = runtime;

@@ -1,7 +1,7 @@
 /**
  * `mf pull --verify` and the config's `verify` rules, with real processes: a pull refuses an image unless a
  * signature by a key in allowed_signers verifies (this repository, this digest, namespace mf-model, key
- * valid now), says why when not (no signature, forged, another namespace, another repository, an unknown
+ * valid now) — with mf pull, a FROM base of mf build, mf serve's /api/pull — says why when not (no signature, forged, another namespace, another repository, an unknown
  * or expired key), stores nothing then, and reports who signed when it does.
  */
 import { strict as assert } from "node:assert";
@@ -9,6 +9,8 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { armor, encodeSshsig, parseSshsig } from "../../../registry/protocol/sshsig.js";
+import { request } from "undici";
+import { startMfServe } from "../../helpers/mf.js";
 import { Cleanup } from "../peers.js";
 import { buildTiny, mfIn, newKey, NO_SSH_KEYGEN, pushSignatureByHand, signatureParts, sshKeygen, subjectOf, getJson } from "./helpers.js";
 
@@ -113,7 +115,7 @@ describe("mf pull --verify", { skip: NO_SSH_KEYGEN }, () => {
     await refused("mario", /of alice@example\.com \(.*expired_signers:1\) expired at 2020-01-01T00:00:00Z \(valid-before\)/, ["--allowed-signers", expired]);
   });
 
-  it("a verify rule in config.json applies to every pull under it (a FROM base too); --verify without one says what to do", async () => {
+  it("a verify rule in config.json applies to every pull under it (a FROM base, mf serve's /api/pull); --verify without one says what to do", async () => {
     const home = join(dir, "rules");
     await mkdir(join(home, "home"), { recursive: true });
     await writeFile(join(home, "home", "team.allowed_signers"), `alice@example.com ${alice.pub}\n`);
@@ -131,6 +133,21 @@ describe("mf pull --verify", { skip: NO_SSH_KEYGEN }, () => {
     const build = await mf(["build", "--insecure", "-t", "derived", join(home, "ctx")]);
     assert.equal(build.code, 1);
     assert.match(build.stderr, /team\/plain:v1 \(sha256:[0-9a-f]{64}\) has no signature: refusing it/);
+    // and so does mf serve's /api/pull
+    const serve = await startMfServe(["--no-gpu"], { MF_MODELS: join(home, "served"), MF_HOME: join(home, "home") });
+    try {
+      const api = async (model: string) => {
+        const r = await request(`http://${serve.host}/api/pull`, { method: "POST", body: JSON.stringify({ model, insecure: true, stream: false }) });
+        return { status: r.statusCode, body: (await r.body.json()) as { status?: string; error?: string } };
+      };
+      const refusedApi = await api(`${host}/team/plain:v1`);
+      assert.equal(refusedApi.status, 403, JSON.stringify(refusedApi.body));
+      assert.match(refusedApi.body.error ?? "", /team\/plain:v1 \(sha256:[0-9a-f]{64}\) has no signature: refusing it/);
+      const okApi = await api(`${host}/team/mario:v1`);
+      assert.deepEqual([okApi.status, okApi.body.status], [200, "success"]);
+    } finally {
+      await serve.stop();
+    }
     const none = await puller()(["pull", "--insecure", "--verify", `${host}/team/mario:v1`]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /--verify: no allowed_signers for .*team\/mario: give --allowed-signers FILE, or add a rule to the "verify" section of .*config\.json/);
