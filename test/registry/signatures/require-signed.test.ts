@@ -6,12 +6,12 @@
  * namespaces are untouched.
  */
 import { strict as assert } from "node:assert";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Cleanup } from "../peers.js";
+import { Cleanup, freePort } from "../peers.js";
 import { runMf } from "../run-mf.js";
-import { buildTiny, getJson, mfIn, newKey, NO_SSH_KEYGEN, putManifestBytes, pushSignatureByHand, signatureParts, subjectOf } from "./helpers.js";
+import { buildTiny, getJson, mfIn, newKey, NO_SSH_KEYGEN, putManifestBytes, pushSignatureByHand, signatureParts, sshKeygen, subjectOf } from "./helpers.js";
 
 describe("mf registry serve --require-signed", { skip: NO_SSH_KEYGEN }, () => {
   const c = new Cleanup();
@@ -81,7 +81,7 @@ describe("mf registry serve --require-signed", { skip: NO_SSH_KEYGEN }, () => {
     // the image's blobs (its tag is refused), its manifest by digest (allowed), the copied signature, then the tag
     const blobs = await mf(["push", "--insecure", `${host}/team/copy:v1`]);
     assert.equal(blobs.code, 1, "the tag is refused");
-    const bytes = await manifestBytesOf("team/mario", subject.digest, subject.mediaType);
+    const bytes = await manifestBytesOf(base, "team/mario", subject.digest, subject.mediaType);
     assert.equal((await putManifestBytes(base, "team/copy", subject.digest, bytes, subject.mediaType)).status, 201);
     await pushSignatureByHand(base, "team/copy", subject, payload, signature);
     const tag = await putManifestBytes(base, "team/copy", "v1", bytes, subject.mediaType);
@@ -93,16 +93,39 @@ describe("mf registry serve --require-signed", { skip: NO_SSH_KEYGEN }, () => {
 
   it("exempts pushes by digest, signature manifests, sha256-<hex> fallback tags and other namespaces", async () => {
     const subject = await subjectOf(base, "team/mario", "v1");
-    const bytes = await manifestBytesOf("team/mario", subject.digest, subject.mediaType);
+    const bytes = await manifestBytesOf(base, "team/mario", subject.digest, subject.mediaType);
     assert.equal((await putManifestBytes(base, "team/mario", subject.digest, bytes, subject.mediaType)).status, 201);
     const refs = await getJson(`${base}/v2/team/mario/referrers/${subject.digest}`);
     const sig = (refs.body.manifests as { digest: string }[])[0]!.digest;
-    const sigBytes = await manifestBytesOf("team/mario", sig, "application/vnd.oci.image.manifest.v1+json");
+    const sigBytes = await manifestBytesOf(base, "team/mario", sig, "application/vnd.oci.image.manifest.v1+json");
     assert.equal((await putManifestBytes(base, "team/mario", "a-signature", sigBytes, "application/vnd.oci.image.manifest.v1+json")).status, 201);
     const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] }));
     assert.equal((await putManifestBytes(base, "team/mario", `sha256-${subject.digest.slice(7)}`, index, "application/vnd.oci.image.index.v1+json")).status, 201);
     const free = await mf(["push", "--insecure", `${host}/other/free:v1`]);
     assert.equal(free.code, 0, free.stderr);
+  });
+
+  it("with --public-url, the repository a signature must name is the public one", async () => {
+    // clients reach it as localhost:PORT (its public URL), the test pushes to 127.0.0.1:PORT
+    const port = await freePort();
+    const pub = await c.serve(join(dir, "registry-public"), ["--addr", `127.0.0.1:${port}`, "--public-url", `http://localhost:${port}`, "--require-signed", `team=${allowed}`]);
+    const phost = new URL(pub.base).host;
+    assert.equal((await mf(["cp", `${host}/team/mario:v1`, `${phost}/team/mario:v1`])).code, 0);
+    // signed for the address it was pushed to, not the public name: refused
+    const local = await mf(["push", "--insecure", "--sign", "--key", alice.path, `${phost}/team/mario:v1`]);
+    assert.equal(local.code, 1);
+    assert.match(local.stderr, new RegExp(`is for repository ${phost.replace(/\./g, "\\.")}/team/mario, not localhost:${port}/team/mario`));
+    // a signature for localhost:PORT/team/mario (made with ssh-keygen) lets the tag in
+    // the manifest is there by digest (mf push --sign put it so before its tag was refused)
+    const digest = (JSON.parse((await mf(["show", "--json", `${phost}/team/mario:v1`])).stdout) as { digest: string }).digest;
+    const d = await subjectOf(pub.base, "team/mario", digest);
+    const bytes = await manifestBytesOf(pub.base, "team/mario", digest, d.mediaType);
+    const payload = Buffer.from(JSON.stringify({ repository: `localhost:${port}/team/mario`, digest: d.digest }));
+    await writeFile(join(dir, "public.payload"), payload);
+    assert.equal(sshKeygen(["-Y", "sign", "-n", "mf-model", "-f", alice.path, join(dir, "public.payload")]).status, 0);
+    await pushSignatureByHand(pub.base, "team/mario", d, payload, await readFile(join(dir, "public.payload.sig")));
+    const tag = await putManifestBytes(pub.base, "team/mario", "v1", bytes, d.mediaType);
+    assert.equal(tag.status, 201, tag.text);
   });
 
   it("a malformed --require-signed or allowed_signers file stops the start with a message", async () => {
@@ -115,9 +138,9 @@ describe("mf registry serve --require-signed", { skip: NO_SSH_KEYGEN }, () => {
     assert.match(file.stderr, /broken:1: expected "principals \[options\] keytype key"/);
   });
 
-  async function manifestBytesOf(name: string, digest: string, type: string): Promise<Buffer> {
+  async function manifestBytesOf(from: string, name: string, digest: string, type: string): Promise<Buffer> {
     const { request } = await import("undici");
-    const r = await request(`${base}/v2/${name}/manifests/${digest}`, { headers: { accept: type } });
+    const r = await request(`${from}/v2/${name}/manifests/${digest}`, { headers: { accept: type } });
     return Buffer.from(await r.body.arrayBuffer());
   }
 });
