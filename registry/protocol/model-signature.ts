@@ -12,6 +12,7 @@
  * whose layers are the payload and the armored signature.
  */
 import { AuthError } from "../../core/errors.js";
+import { MediaType } from "../../core/mediatypes.js";
 import { checkSigner, type AllowedSigners, type Signer } from "./allowed-signers.js";
 import { MAX_SSHSIG_BYTES, parseSshsig, verifySshsig } from "./sshsig.js";
 
@@ -117,4 +118,21 @@ export function signatureLayers(manifest: Buffer): { payload: { digest: string; 
   const signature = pick(SIGNATURE_LAYER_TYPE, MAX_SSHSIG_BYTES);
   if (!payload || !signature) return null;
   return { payload, signature, ...(typeof m.subject?.digest === "string" ? { subject: m.subject.digest } : {}) };
+}
+
+/**
+ * Is this manifest exactly a signature artifact (an OCI manifest of SIGNATURE_ARTIFACT_TYPE with the empty
+ * config, the payload and signature layers and nothing else, and a subject)? Only such a manifest is
+ * exempt from --require-signed: a model manifest that merely claims the artifactType is not.
+ */
+export function isSignatureArtifact(manifest: Buffer): boolean {
+  let m: { mediaType?: unknown; config?: { mediaType?: unknown }; layers?: unknown };
+  try {
+    m = JSON.parse(manifest.toString("utf8")) as typeof m;
+  } catch {
+    return false;
+  }
+  if (!m || m.mediaType !== MediaType.ociManifest || m.config?.mediaType !== MediaType.ociEmpty || !Array.isArray(m.layers) || m.layers.length !== 2) return false;
+  const layers = signatureLayers(manifest);
+  return !!layers && layers.subject !== undefined;
 }

@@ -3,7 +3,6 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { AuthError, MfError } from "../../core/errors.js";
 import { setRequestSubject, type AuthHook, type RegistryAction } from "./auth.js";
 import type { ParsedDigest } from "../../core/digest.js";
-import type { ManifestFacts } from "./manifest-refs.js";
 import type { RepoStore } from "./repo-store.js";
 import { publicBase, type Signer } from "./signing.js";
 import type { UploadSessions } from "./upload-sessions.js";
@@ -22,7 +21,7 @@ export interface RegistrySettings {
  * Called before a manifest PUT sets a tag (by tag or `?tag=`), before anything is stored; throws to refuse
  * the whole PUT (require-signed.ts).
  */
-export type TagGuard = (ctx: RegistryContext, request: FastifyRequest, name: string, tag: string, digest: ParsedDigest, facts: ManifestFacts) => Promise<void>;
+export type TagGuard = (ctx: RegistryContext, request: FastifyRequest, name: string, tag: string, digest: ParsedDigest, bytes: Buffer) => Promise<void>;
 
 export interface RegistryContext {
   store: RepoStore;

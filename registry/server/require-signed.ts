@@ -2,17 +2,19 @@
  * `--require-signed NAMESPACE=allowed_signers`: a tag in NAMESPACE may only point at a manifest that
  * already has a signature (an mf signature referrer, docs/signatures.md) by a key in that allowed_signers
  * file, for this repository as clients reach this registry (`--public-url`, else the request's Host), valid
- * now. Pushes by digest, signature manifests themselves and `sha256-<hex>` fallback tags are exempt; so the
+ * now. Pushes by digest, signature manifests themselves (exactly shaped as one: isSignatureArtifact) and
+ * `sha256-<hex>` fallback tags holding an index of those are exempt; so the
  * workflow is: manifest by digest, its signature, then the tag (`mf push --sign`). A refusal is 403 DENIED
  * naming the rule. The file is read again when it changes; a broken edit keeps the last good list.
  */
 import { statSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { digestOf, type ParsedDigest } from "../../core/digest.js";
+import { digestOf, parseDigest, type ParsedDigest } from "../../core/digest.js";
 import { AuthError, MfError } from "../../core/errors.js";
 import { parseAllowedSigners, type AllowedSigners } from "../protocol/allowed-signers.js";
 import {
-  MAX_PAYLOAD_BYTES, MAX_SIGNATURES_CHECKED, MAX_SSHSIG_BYTES, SIGNATURE_ARTIFACT_TYPE, signatureLayers, signedRepository, verifyModelSignature,
+  isSignatureArtifact, MAX_PAYLOAD_BYTES, MAX_SIGNATURES_CHECKED, MAX_SSHSIG_BYTES, SIGNATURE_ARTIFACT_TYPE, signatureLayers, signedRepository,
+  verifyModelSignature,
 } from "../protocol/model-signature.js";
 import { OCI_NAME_RE } from "../protocol/paths.js";
 import type { RegistryContext, TagGuard } from "./context.js";
@@ -83,9 +85,10 @@ export function requireSigned(rules: RequireSignedRule[], opts: { onReloadError?
     if (!files.has(r.path)) files.set(r.path, new SignersFile(r.path, (e) => opts.onReloadError?.(r.path, e)));
   }
   const sorted = [...rules].sort((a, b) => b.scope.length - a.scope.length);
-  return async (ctx, request, name, tag, digest, facts) => {
+  return async (ctx, request, name, tag, digest, bytes) => {
     const rule = sorted.find((r) => name === r.scope || name.startsWith(`${r.scope}/`));
-    if (!rule || FALLBACK_TAG.test(tag) || facts.artifactType === SIGNATURE_ARTIFACT_TYPE) return;
+    if (!rule || isSignatureArtifact(bytes)) return;
+    if (FALLBACK_TAG.test(tag) && (await isSignatureIndex(ctx, name, bytes))) return;
     const allowed = files.get(rule.path)!.current();
     const repository = signedRepository(new URL(publicBase(request, ctx.settings.publicUrl)).host, name);
     const text = digestString(digest);
@@ -109,6 +112,27 @@ export function requireSigned(rules: RequireSignedRule[], opts: { onReloadError?
       { detail: { rule: `${rule.scope}=${basename(rule.path)}`, digest: text } },
     );
   };
+}
+
+/**
+ * Is this the index of the referrers tag scheme, listing only signature manifests of this repository?
+ * (An index at a `sha256-<hex>` tag that lists a model would let a client pull an unsigned model.)
+ */
+async function isSignatureIndex(ctx: RegistryContext, name: string, bytes: Buffer): Promise<boolean> {
+  let v: { manifests?: unknown };
+  try {
+    v = JSON.parse(bytes.toString("utf8")) as typeof v;
+  } catch {
+    return false;
+  }
+  if (!v || !Array.isArray(v.manifests) || v.manifests.length > 4 * MAX_SIGNATURES_CHECKED) return false;
+  for (const entry of v.manifests as { digest?: unknown }[]) {
+    const d = typeof entry?.digest === "string" ? parseDigest(entry.digest) : null;
+    if (!d || !(await ctx.store.revision(name, d))) return false;
+    const m = await ctx.store.manifestBytes(d, 64 * 1024).catch(() => null);
+    if (!m || !isSignatureArtifact(m)) return false;
+  }
+  return true;
 }
 
 /** A stored signature manifest's payload and signature, each checked against its digest. */

@@ -6,6 +6,7 @@
  * namespaces are untouched.
  */
 import { strict as assert } from "node:assert";
+import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -91,7 +92,7 @@ describe("mf registry serve --require-signed", { skip: NO_SSH_KEYGEN }, () => {
     assert.match(err.message, new RegExp(`is for repository ${host.replace(/\./g, "\\.")}/team/mario, not ${host.replace(/\./g, "\\.")}/team/copy`));
   });
 
-  it("exempts pushes by digest, signature manifests, sha256-<hex> fallback tags and other namespaces", async () => {
+  it("exempts pushes by digest, signature manifests, sha256-<hex> fallback tags of signatures and other namespaces; not look-alikes", async () => {
     const subject = await subjectOf(base, "team/mario", "v1");
     const bytes = await manifestBytesOf(base, "team/mario", subject.digest, subject.mediaType);
     assert.equal((await putManifestBytes(base, "team/mario", subject.digest, bytes, subject.mediaType)).status, 201);
@@ -101,6 +102,20 @@ describe("mf registry serve --require-signed", { skip: NO_SSH_KEYGEN }, () => {
     assert.equal((await putManifestBytes(base, "team/mario", "a-signature", sigBytes, "application/vnd.oci.image.manifest.v1+json")).status, 201);
     const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] }));
     assert.equal((await putManifestBytes(base, "team/mario", `sha256-${subject.digest.slice(7)}`, index, "application/vnd.oci.image.index.v1+json")).status, 201);
+    // but a model manifest that only claims the signature artifactType is no signature manifest, and a
+    // sha256-<hex> index listing a model is no referrers index
+    const sneaky = Buffer.from(JSON.stringify({ ...(JSON.parse(bytes.toString()) as object), artifactType: "application/vnd.mf.signature.v1+sshsig" }));
+    const sneakyTag = await putManifestBytes(base, "team/mario", "sneaky", sneaky, subject.mediaType);
+    assert.equal(sneakyTag.status, 403, sneakyTag.text);
+    assert.match(sneakyTag.text, /"code":"DENIED".*has no signature/);
+    const sneakyDigest = `sha256:${createHash("sha256").update(sneaky).digest("hex")}`;
+    assert.equal((await putManifestBytes(base, "team/mario", sneakyDigest, sneaky, subject.mediaType)).status, 201, "by digest is allowed");
+    const modelIndex = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [{ mediaType: subject.mediaType, digest: sneakyDigest, size: sneaky.length, artifactType: "application/vnd.mf.signature.v1+sshsig" }],
+    }));
+    const indexTag = await putManifestBytes(base, "team/mario", `sha256-${"1".repeat(64)}`, modelIndex, "application/vnd.oci.image.index.v1+json");
+    assert.equal(indexTag.status, 403, indexTag.text);
     const free = await mf(["push", "--insecure", `${host}/other/free:v1`]);
     assert.equal(free.code, 0, free.stderr);
   });
