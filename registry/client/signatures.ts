@@ -216,8 +216,8 @@ export async function verifySignatures(http: RegistryHttp, w: WireRef, digest: s
     }
   }
   if (ok.length === 0) {
-    const n = found.length === 1 ? "its signature" : `none of its ${found.length} signatures`;
-    throw new AuthError("DENIED", `${where}: ${n} is accepted: ${reasons.join("; ")}`);
+    const n = found.length === 1 ? "its signature is not accepted" : `none of its ${found.length} signatures is accepted`;
+    throw new AuthError("DENIED", `${where}: ${n}: ${reasons.join("; ")}`);
   }
   return ok;
 }

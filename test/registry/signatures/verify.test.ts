@@ -83,7 +83,7 @@ describe("mf pull --verify", { skip: NO_SSH_KEYGEN }, () => {
     await writeFile(join(dir, "ns.payload"), payload);
     assert.equal(sshKeygen(["-Y", "sign", "-n", "file", "-f", alice.path, join(dir, "ns.payload")]).status, 0);
     await pushSignatureByHand(base, "team/nsfile", subject, payload, await readFile(join(dir, "ns.payload.sig")));
-    await refused("nsfile", /its signature is accepted: the signature is for namespace "file", not "mf-model"/);
+    await refused("nsfile", /team\/nsfile:v1 \(sha256:[0-9a-f]{64}\): its signature is not accepted: the signature is for namespace "file", not "mf-model"/);
   });
 
   it("refuses a forged signature (alice's key, mallory's signature)", async () => {
