@@ -5,9 +5,9 @@
  */
 import { digestOf } from "../../core/digest.js";
 import { MfError } from "../../core/errors.js";
+import { MAX_MANIFEST_BYTES } from "../../core/manifest.js";
 import { MANIFEST_ACCEPT } from "../../core/mediatypes.js";
-import type { ModelRef } from "../../core/reference.js";
-import { displayRef } from "../../core/reference.js";
+import { displayRef, type ModelRef } from "../../core/reference.js";
 import type { LocalStore } from "../../core/store.js";
 import type { SshKey } from "../protocol/keys.js";
 import { manifestPath } from "../protocol/paths.js";
@@ -15,7 +15,6 @@ import { discard, header, readAll, type RegistryHttp } from "./http.js";
 import { wireRef } from "./names.js";
 import type { TransferOptions } from "./pull.js";
 import { pushSignature, putManifest, type PushedSignature, type Subject } from "./signatures.js";
-import { MAX_MANIFEST_BYTES } from "../../core/manifest.js";
 
 export interface SignResult {
   /** the signed manifest */
