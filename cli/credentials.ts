@@ -10,7 +10,7 @@ import { dirname, join, resolve } from "node:path";
 import { MfError } from "../core/errors.js";
 import { keyAuthenticator } from "../registry/client/auth.js";
 import type { Authenticate } from "../registry/client/index.js";
-import { loadPrivateKey } from "../registry/protocol/keys.js";
+import { loadPrivateKey, type SshKey } from "../registry/protocol/keys.js";
 import { cliContext } from "./context.js";
 
 interface ConfigFile {
@@ -22,7 +22,7 @@ export function configPath(home: string): string {
   return join(home, "config.json");
 }
 
-function readConfig(home: string): ConfigFile {
+export function readConfig(home: string): ConfigFile {
   const path = configPath(home);
   if (!existsSync(path)) return {};
   try {
@@ -105,4 +105,11 @@ export function cliAuthenticator(keyFlag?: string): Authenticate {
     key: () => (existsSync(k.path) ? loadPrivateKey(k.path) : undefined),
     apiKey: (host) => storedApiKey(config.home, host),
   });
+}
+
+/** The key that signs models (`mf sign`, `mf push --sign`): the same one as for token requests, and it must exist. */
+export function signingKey(keyFlag?: string): { key: SshKey; path: string } {
+  const k = keyPathOf(keyFlag);
+  if (k.namedBy && !existsSync(k.path)) throw missingKeyError(k);
+  return { key: loadPrivateKey(k.path), path: k.path };
 }

@@ -51,10 +51,11 @@ export const buildCommand: CommandModule<object, Args> = {
       onProgress: progress,
       onWarning: (w) => process.stderr.write(`${w}\n`),
       resolveBase: async (ref, signal) => {
-        const [{ RegistryClient }, { cliAuthenticator }] = await Promise.all([import("../../registry/client/index.js"), import("../credentials.js")]);
+        const [{ RegistryClient }, { cliAuthenticator }, { pullPolicy }] = await Promise.all([import("../../registry/client/index.js"), import("../credentials.js"), import("../verify.js")]);
         const { pullConverter } = await import("../../builder/formats/index.js");
         registry ??= new RegistryClient({ authenticate: cliAuthenticator(args.key), convert: pullConverter });
-        await registry.pull(ctx.store, ref, { insecure: args.insecure, signal, onProgress: progress });
+        // a verify rule of the config file applies to a FROM base as to `mf pull`
+        await registry.pull(ctx.store, ref, { insecure: args.insecure, signal, onProgress: progress, verify: pullPolicy(ctx.config.home, ref, {}) });
       },
     }).finally(() => registry?.close());
     progress?.done();

@@ -25,6 +25,7 @@ export const commandEntries: CommandEntry[] = [
   { names: ["prune"], load: async () => (await import("./prune.js")).pruneCommand },
   { names: ["pull"], load: async () => (await import("./pull.js")).pullCommand },
   { names: ["push"], load: async () => (await import("./push.js")).pushCommand },
+  { names: ["sign"], load: async () => (await import("./sign.js")).signCommand },
   { names: ["save"], load: async () => (await import("./save.js")).saveCommand },
   { names: ["load"], load: async () => (await import("./load.js")).loadCommand },
   { names: ["key"], load: async () => (await import("./key.js")).keyCommand },

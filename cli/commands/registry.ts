@@ -48,6 +48,7 @@ interface ServeArgs extends StorageArgs, MirrorArgs {
   "metrics-addr"?: string;
   "audit-log"?: string;
   "pull-record-interval": string;
+  "require-signed"?: string | string[];
   verbose?: boolean;
   web: boolean;
   "web-session-ttl": string;
@@ -203,6 +204,13 @@ async function serve(args: ServeArgs): Promise<void> {
         "signed token requests are verified against it, never against a request's Host header",
     );
   }
+  // signature checks (node's crypto, ssh2) are loaded only when --require-signed turns them on
+  const requireSignedSpecs = args["require-signed"] === undefined ? [] : [args["require-signed"]].flat().map(String);
+  const tagGuard = requireSignedSpecs.length
+    ? await import("../../registry/server/require-signed.js").then((m) => m.requireSigned(requireSignedSpecs.map(m.parseRequireSigned), {
+        onReloadError: (path, e) => process.stderr.write(`mf registry: ${path} not reloaded: ${e.message}; the last good list stays in force\n`),
+      }))
+    : undefined;
   const opened = await openStorage(args);
   const secretFile = args["secret-file"] ?? (opened.root ? join(opened.root, "secret.key") : undefined);
   if (!secretFile) {
@@ -285,6 +293,7 @@ async function serve(args: ServeArgs): Promise<void> {
     allowForeignLayers,
     audit: audit?.sink,
     pullRecordIntervalMs: parseDuration(args["pull-record-interval"]),
+    tagGuard,
     https,
     metrics,
     serveMetrics: metricsAddr === undefined,
@@ -305,7 +314,7 @@ async function serve(args: ServeArgs): Promise<void> {
       throw e;
     });
   process.stdout.write(
-    `mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""})\n` +
+    `mf registry listening on ${address} (${opened.root ? "root " : "storage "}${opened.describe}${access ? `, access ${access.path}` : ""}${requireSignedSpecs.length ? `, signatures required: ${requireSignedSpecs.join(" ")}` : ""})\n` +
       (metrics ? `mf registry: metrics at ${metricsListener?.address ?? address}/metrics\n` : ""),
   );
   for (const line of mirror?.describe() ?? []) process.stdout.write(`mf registry: mirror ${line}\n`);
@@ -421,6 +430,11 @@ const serveCommand: CommandModule<object, ServeArgs> = {
       .option("web-session-ttl", { type: "string", default: "12h", describe: "how long a sign-in to the web page lasts" })
       .option("audit-log", { type: "string", describe: "append every push, delete and denial to this file as JSON lines (who, action, repository, reference, digest, status; never a secret)" })
       .option("pull-record-interval", { type: "string", default: "1h", describe: "record a manifest's last pull at most this often (for gc --retain pulled-within=…); 0: never" })
+      .option("require-signed", {
+        type: "string",
+        array: true,
+        describe: "NAMESPACE=ALLOWED_SIGNERS: a tag in NAMESPACE may only point at a manifest signed (mf sign) by a key in that OpenSSH allowed_signers file; repeatable",
+      })
       .option("allow-foreign-layers", {
         type: "string",
         describe: "accept manifests whose non-distributable (foreign) layers were never pushed, when every one of their urls matches this regular expression (off by default)",

@@ -18,6 +18,7 @@ import { parseDuration } from "../../registry/server/units.js";
 import { RegistryClient } from "../../registry/client/index.js";
 import { pullPushRoutes } from "../../runtime/server/routes/pull-push.js";
 import { onDemandPulls, registryBase } from "../../runtime/server/on-demand.js";
+import { pullPolicy } from "../verify.js";
 import { cliContext } from "../context.js";
 import { cliAuthenticator } from "../credentials.js";
 import { listenMetrics, metricsRegistry, type MetricsListener } from "../metrics.js";
@@ -96,7 +97,8 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
     version: mfVersion(),
     homeDir: o.homeDir,
     threads,
-    registryRoutes: pullPushRoutes(registry),
+    // /api/pull runs under the config file's verify rules, as `mf pull` does
+    registryRoutes: pullPushRoutes(registry, (ref) => pullPolicy(o.config.home, ref, {})),
     // the same client as /api/pull: an on-demand pull and an /api/pull of one model share their downloads
     pullOnDemand: o.onDemand ? onDemandPulls({ registry: o.onDemand.registry, client: registry, timeoutMs: o.onDemand.timeoutMs }) : undefined,
     createRoot: o.config.createRoot,

@@ -5,6 +5,7 @@ import { describeModel, draftDetails, formatParameters, modelfileOf, modelInfo }
 import { formatBytes } from "../progress.js";
 import { displayRef } from "../../core/reference.js";
 import { cliContext, writeJson } from "../context.js";
+import { readSignatureRecords } from "../../registry/client/index.js";
 
 interface Args {
   name: string;
@@ -50,6 +51,8 @@ export const showCommand: CommandModule<object, Args> = {
     if (args.license) return out(d.licenses.join("\n\n"));
     const info = await modelInfo(d);
     const draft = await draftDetails(d);
+    // the signatures a pull verified (mf pull --verify, or a verify rule)
+    const signatures = await readSignatureRecords(store, d.model.digest);
     if (args.json) {
       writeJson({
         name: displayRef(d.model.ref),
@@ -62,6 +65,10 @@ export const showCommand: CommandModule<object, Args> = {
         license: d.licenses,
         model_info: info,
         draft: draft ?? null,
+        signatures: signatures.map((r) => ({
+          principals: r.signer.principals, key: `${r.signer.keyType} ${r.signer.fingerprint}`, repository: r.repository,
+          signed: r.created ?? null, verified: r.verifiedAt, allowed_signers: r.allowedSigners, signature: r.manifest,
+        })),
         modelfile: modelfileOf(d),
       });
       return;
@@ -90,6 +97,12 @@ export const showCommand: CommandModule<object, Args> = {
     if (d.system) s += section("System", [[d.system.split("\n")[0]!.slice(0, 70), ""]]);
     const source = (d.config as { mf_source?: { format: string; digest: string; name: string } } | undefined)?.mf_source;
     if (source) s += section("Converted from", [["format", FORMAT_NAMES[source.format as ImageFormat] ?? source.format], ["digest", source.digest], ["name", source.name]]);
+    if (signatures.length) {
+      s += section("Signatures", signatures.map((r) => [
+        r.signer.principals.join(","),
+        `${r.signer.keyType} ${r.signer.fingerprint}, signed ${r.created ?? "(no time given)"} for ${r.repository}, verified ${r.verifiedAt.replace(/\.\d{3}Z$/, "Z")}`,
+      ] as [string, string]));
+    }
     if (d.licenses.length) s += section("License", d.licenses.map((l) => [l.split("\n")[0]!.slice(0, 70), ""] as [string, string]));
     out(s.trimEnd());
   },

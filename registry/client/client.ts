@@ -5,8 +5,12 @@
 import type { ModelRef } from "../../core/reference.js";
 import type { LocalStore } from "../../core/store.js";
 import { discard, RegistryHttp, type HttpOptions } from "./http.js";
-import { pull, type PullResult, type PullSettings, type TransferOptions } from "./pull.js";
-import { push, type PushResult, type PushSettings } from "./push.js";
+import { pull, type PullOptions, type PullResult, type PullSettings, type TransferOptions } from "./pull.js";
+import { push, type PushOptions, type PushResult, type PushSettings } from "./push.js";
+import { signModel, type SignResult } from "./sign.js";
+import { pushSignature, type PushedSignature } from "./signatures.js";
+import { wireRef } from "./names.js";
+import type { SshKey } from "../protocol/keys.js";
 import { SharedDownloads } from "./shared.js";
 
 export interface RegistryClientOptions extends HttpOptions, PullSettings, PushSettings {}
@@ -22,13 +26,28 @@ export class RegistryClient {
   }
 
   /** Pulls `name` into `store`: resumable, verified, manifest last. */
-  pull(store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PullResult> {
+  pull(store: LocalStore, name: ModelRef | string, opts: PullOptions = {}): Promise<PullResult> {
     return pull({ http: this.http, shared: this.shared, settings: this.opts }, store, name, opts);
   }
 
   /** Pushes the model `name` from `store` to the registry its name points at. */
-  push(store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PushResult> {
-    return push({ http: this.http, settings: this.opts }, store, name, opts);
+  push(store: LocalStore, name: ModelRef | string, opts: PushOptions & { sign?: SshKey } = {}): Promise<PushResult & { signature?: PushedSignature }> {
+    const { sign, ...rest } = opts;
+    if (!sign) return push({ http: this.http, settings: this.opts }, store, name, rest);
+    // by digest, the signature, then the tag: what a registry that requires signatures accepts
+    let signature: PushedSignature | undefined;
+    const w = wireRef(name, opts);
+    return push({ http: this.http, settings: this.opts }, store, name, {
+      ...rest,
+      beforeTag: async (m) => {
+        signature = await pushSignature(this.http, store, w, m, sign, { signal: opts.signal });
+      },
+    }).then((r) => ({ ...r, signature }));
+  }
+
+  /** Signs `name` (as the registry has it, else the local image, pushed by digest and tagged after signing). */
+  sign(store: LocalStore, name: ModelRef | string, key: SshKey, opts: TransferOptions = {}): Promise<SignResult> {
+    return signModel(this.http, store, name, key, opts);
   }
 
   /** `GET /v2/` on the registry at `base` (`http(s)://host[:port]`), answering its challenge as any request does. */

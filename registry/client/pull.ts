@@ -15,12 +15,18 @@ import { header, httpStatusOf, readAll, type RegistryHttp } from "./http.js";
 import { wireRef, type WireRef } from "./names.js";
 import type { SharedDownloads } from "./shared.js";
 import { throttled } from "./progress.js";
+import { verifySignatures, writeSignatureRecords, type SignatureRecord, type VerifyPolicy } from "./signatures.js";
 
 export interface TransferOptions {
   /** plain HTTP */
   insecure?: boolean;
   onProgress?: ProgressSink;
   signal?: AbortSignal;
+}
+
+export interface PullOptions extends TransferOptions {
+  /** refuse the image unless a signature verifies under this policy (checked before any blob is fetched) */
+  verify?: VerifyPolicy;
 }
 
 export interface PullSettings {
@@ -56,6 +62,8 @@ export interface PullResult {
   digest: string;
   /** set when the image was converted: its format and manifest digest there, and what became of its layers */
   converted?: { format: string; sourceDigest: string; summary: string[] };
+  /** the signatures that verified, with `verify` */
+  signatures?: SignatureRecord[];
 }
 
 export function shortHex(digest: string): string {
@@ -92,11 +100,16 @@ export async function fetchManifest(http: RegistryHttp, w: WireRef, reference: s
   return { bytes, manifest: parseManifest(bytes) };
 }
 
-export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PullResult> {
+export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef | string, opts: PullOptions = {}): Promise<PullResult> {
   const w = wireRef(name, opts);
   const emit = opts.onProgress ?? (() => {});
   emit({ status: "pulling manifest" });
   const { bytes, manifest } = await fetchManifest(ctx.http, w, w.tag, opts.signal);
+  let signatures: SignatureRecord[] | undefined;
+  if (opts.verify) {
+    emit({ status: "verifying signature" });
+    signatures = await verifySignatures(ctx.http, w, digestOf(bytes), opts.verify, opts.signal);
+  }
   const source = `${w.ref.host}/${w.name}${w.tag.startsWith("sha256:") ? "@" : ":"}${w.tag}`;
   const plan = ctx.settings.convert?.plan(manifest, source);
   // layers in the order they appear (as Ollama shows them), then the config; each digest once
@@ -137,16 +150,19 @@ export async function pull(ctx: PullContext, store: LocalStore, name: ModelRef |
     emit({ status: `converting ${plan.format} image ${shortHex(sourceDigest)} to an Ollama image` });
     const out = await ctx.settings.convert.convert(store, manifest, { digest: sourceDigest, name: source }, { signal: opts.signal, onProgress: emit });
     emit({ status: "writing manifest" });
+    // what verified is the source image; its record goes with the image the store keeps
+    if (signatures) await writeSignatureRecords(store, digestOf(out.bytes), signatures);
     const written = await store.writeManifest(w.ref, out.bytes);
     // what this pull fetched only to be converted (a tar layer, the source config) is not kept; a blob the
     // store had before is left alone (it may be another build's or pull's, not yet referenced)
     const referenced = await store.referencedBlobs();
     for (const d of fetched) if (!referenced.has(d)) await store.removeBlob(d);
     emit({ status: "success" });
-    return { ref: written.ref, digest: written.digest, converted: { format: plan.format, sourceDigest, summary: out.summary } };
+    return { ref: written.ref, digest: written.digest, converted: { format: plan.format, sourceDigest, summary: out.summary }, ...(signatures ? { signatures } : {}) };
   }
   emit({ status: "writing manifest" });
+  if (signatures) await writeSignatureRecords(store, digestOf(bytes), signatures);
   const written = await store.writeManifest(w.ref, bytes);
   emit({ status: "success" });
-  return { ref: written.ref, digest: written.digest };
+  return { ref: written.ref, digest: written.digest, ...(signatures ? { signatures } : {}) };
 }

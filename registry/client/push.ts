@@ -36,8 +36,16 @@ export interface PushResult {
   uploaded: number;
 }
 
+export interface PushOptions extends TransferOptions {
+  /**
+   * With this, the manifest is put by digest, then this runs (it pushes the signature), then the tag is
+   * put: the order a registry that requires signatures at tag time needs.
+   */
+  beforeTag?: (manifest: { digest: string; mediaType: string; size: number }) => Promise<void>;
+}
+
 /** Pushes the local model `name` to the registry its name points at. */
-export async function push(ctx: PushContext, store: LocalStore, name: ModelRef | string, opts: TransferOptions = {}): Promise<PushResult> {
+export async function push(ctx: PushContext, store: LocalStore, name: ModelRef | string, opts: PushOptions = {}): Promise<PushResult> {
   const w = wireRef(name, opts);
   const emit = opts.onProgress ?? (() => {});
   emit({ status: "retrieving manifest" });
@@ -71,19 +79,27 @@ export async function push(ctx: PushContext, store: LocalStore, name: ModelRef |
     report(d.size, true);
   });
   emit({ status: "pushing manifest" });
-  const res = await ctx.http.send({
-    method: "PUT",
-    url: w.base + manifestPath(w.name, w.tag),
-    headers: { "content-type": model.manifest.mediaType },
-    body: () => model.bytes,
-    signal: opts.signal,
-    ok: (s) => s === 201 || s === 200 || s === 202,
-  });
-  discard(res.body);
-  const got = header(res, "docker-content-digest");
-  if (got && got.startsWith("sha256:") && got !== model.digest) {
-    throw new RegistryError("DIGEST_INVALID", `the registry stored the manifest under ${got}, not ${model.digest}`);
+  const putManifest = async (reference: string) => {
+    const res = await ctx.http.send({
+      method: "PUT",
+      url: w.base + manifestPath(w.name, reference),
+      headers: { "content-type": model.manifest.mediaType },
+      body: () => model.bytes,
+      signal: opts.signal,
+      ok: (s) => s === 201 || s === 200 || s === 202,
+    });
+    discard(res.body);
+    const got = header(res, "docker-content-digest");
+    if (got && got.startsWith("sha256:") && got !== model.digest) {
+      throw new RegistryError("DIGEST_INVALID", `the registry stored the manifest under ${got}, not ${model.digest}`);
+    }
+  };
+  if (opts.beforeTag) {
+    // by digest first, then what must come before the tag (a signature), then the tag
+    await putManifest(model.digest);
+    await opts.beforeTag({ digest: model.digest, mediaType: model.manifest.mediaType, size: model.bytes.length });
   }
+  await putManifest(w.tag);
   emit({ status: "success" });
   return result;
 }

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AuthError, MfError } from "../../core/errors.js";
 import { setRequestSubject, type AuthHook, type RegistryAction } from "./auth.js";
 import type { MirrorHook } from "./mirror-hook.js";
+import type { ParsedDigest } from "../../core/digest.js";
 import type { RepoStore } from "./repo-store.js";
 import { publicBase, type Signer } from "./signing.js";
 import type { UploadSessions } from "./upload-sessions.js";
@@ -17,6 +18,12 @@ export interface RegistrySettings {
   allowForeignLayers?: RegExp;
 }
 
+/**
+ * Called before a manifest PUT sets a tag (by tag or `?tag=`), before anything is stored; throws to refuse
+ * the whole PUT (require-signed.ts).
+ */
+export type TagGuard = (ctx: RegistryContext, request: FastifyRequest, name: string, tag: string, digest: ParsedDigest, bytes: Buffer) => Promise<void>;
+
 export interface RegistryContext {
   store: RepoStore;
   uploads: UploadSessions;
@@ -26,6 +33,7 @@ export interface RegistryContext {
   settings: RegistrySettings;
   /** the pull-through mirror (`--mirror`), when configured */
   mirror?: MirrorHook;
+  tagGuard?: TagGuard;
 }
 
 /**

@@ -101,6 +101,7 @@ export async function putManifest(ctx: RegistryContext, request: FastifyRequest,
       throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${digestString(m)} unknown to ${name}`, { detail: { digest: digestString(m) } });
     }
   }
+  if (ctx.tagGuard) for (const t of [...(ref.kind === "tag" ? [ref.tag] : []), ...extraTags]) await ctx.tagGuard(ctx, request, name, t, d, bytes);
   await ctx.store.putSmallBlob(d, bytes);
   await ctx.store.putRevision(name, d, { mediaType: facts.mediaType, size: bytes.length });
   if (facts.subject) {

@@ -8,7 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { MfError, ociEnvelope, toMfError } from "../../core/errors.js";
 import { registerAudit, type AuditSink } from "./audit.js";
 import { allowAll, type AuthHook } from "./auth.js";
-import { authorize, sendJson, type RegistryContext, type RegistryExtension } from "./context.js";
+import { authorize, sendJson, type RegistryContext, type RegistryExtension, type TagGuard } from "./context.js";
 import { DEFAULT_PULL_RECORD_INTERVAL_MS, PullRecorder, registerPullRecords } from "./pulls.js";
 import type { MirrorHook } from "./mirror-hook.js";
 import { RepoStore } from "./repo-store.js";
@@ -64,6 +64,8 @@ export interface RegistryServerOptions {
   pullRecordIntervalMs?: number;
   /** told of every push, delete and denial (audit.ts); default: none */
   audit?: AuditSink;
+  /** checks each tag a manifest PUT sets, before anything is stored (`--require-signed`: require-signed.ts) */
+  tagGuard?: TagGuard;
   /** TLS: PEM key and certificate */
   https?: { key: string | Buffer; cert: string | Buffer };
   /** Prometheus metrics (metrics.ts, over a prom-client Registry made by the caller); default: none */
@@ -108,6 +110,7 @@ export function createRegistryServer(options: RegistryServerOptions): RegistrySe
       allowForeignLayers: options.allowForeignLayers,
     },
     mirror: options.mirror,
+    ...(options.tagGuard ? { tagGuard: options.tagGuard } : {}),
   };
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
 

@@ -8,9 +8,9 @@
 import type { FastifyInstance } from "fastify";
 import { RuntimeError } from "../../../core/errors.js";
 import type { ProgressEvent } from "../../../core/progress.js";
-import { tryParseRef } from "../../../core/reference.js";
+import { tryParseRef, type ModelRef } from "../../../core/reference.js";
 import type { LocalStore } from "../../../core/store.js";
-import type { RegistryClient } from "../../../registry/client/index.js";
+import type { RegistryClient, VerifyPolicy } from "../../../registry/client/index.js";
 import { clientSignal, streamOrLast } from "../http.js";
 
 interface TransferBody {
@@ -32,8 +32,11 @@ const transferSchema = {
   },
 } as const;
 
-/** The `registryRoutes` hook of createRuntimeServer, backed by `client`. */
-export function pullPushRoutes(client: RegistryClient): (app: FastifyInstance, deps: { store: LocalStore }) => void {
+/**
+ * The `registryRoutes` hook of createRuntimeServer, backed by `client`. `verifyPolicy` names the signature
+ * policy a pull of a name runs under (the config file's verify rules), if any.
+ */
+export function pullPushRoutes(client: RegistryClient, verifyPolicy?: (ref: ModelRef) => VerifyPolicy | undefined): (app: FastifyInstance, deps: { store: LocalStore }) => void {
   return (app, { store }) => {
     for (const op of ["pull", "push"] as const) {
       app.post<{ Body: TransferBody }>(`/api/${op}`, { schema: { body: transferSchema } }, async (req, reply) => {
@@ -45,7 +48,7 @@ export function pullPushRoutes(client: RegistryClient): (app: FastifyInstance, d
         const signal = clientSignal(req, reply);
         const last = await streamOrLast<ProgressEvent>(reply, b.stream !== false, async (emit) => {
           const opts = { insecure: b.insecure === true, signal, onProgress: emit };
-          if (op === "pull") await client.pull(store, ref, opts);
+          if (op === "pull") await client.pull(store, ref, { ...opts, verify: verifyPolicy?.(ref) });
           else await client.push(store, ref, opts);
         });
         return last ?? reply;
