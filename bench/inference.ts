@@ -38,7 +38,7 @@
  *                              [--parts=threads,concurrency,defaults] [--cut-s 20] [--no-llama-cpp]
  * (a flag's value that is not a number goes after `=`: `npm run bench` takes other words for section names)
 
- *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only]
+ *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only] [--draft-predict 4,15]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -73,6 +73,8 @@ const { values } = parseArgs({
     "no-llama-cpp": { type: "boolean", default: false },
     /** only the speculative-decoding measurement (its own models; no llama.cpp, no native build) */
     "draft-only": { type: "boolean", default: false },
+    /** the draft_num_predict values of the speculative-decoding part, each in its own phase */
+    "draft-predict": { type: "string", default: "4,15" },
   },
 });
 const reps = Number(values.reps);
@@ -198,12 +200,17 @@ async function waitHealthy(url: string, child: ChildProcess, what: string): Prom
   throw new Error(`${what} did not come up`);
 }
 
+const draftPredicts = values["draft-predict"].split(",").map(Number);
 if (values["draft-only"]) {
-  const d = await draftMeasurement({ reps, tokens, threads: threadCounts[0]! });
+  // the engine mf serve would run here; never built by this part (see --engine for the full run)
+  const choice = await chooseEngine({ dir: resolveConfig().engineDir, gpu: false });
+  const llama = await loadBinding(choice, { gpu: false, logLevel: LlamaLogLevel.error });
+  const d = await draftMeasurement({ reps, tokens, threads: threadCounts[0]!, predicts: draftPredicts, engineNote: choice.description, llama });
+  await llama.dispose();
   report(
     "inference-draft",
-    `## inference: speculative decoding\n\n${table(["question", "mf", "peer", "ratio", "target"], [d.row])}\n\n${d.section}\n\n` +
-      `Command: \`npm run bench -- inference --draft-only --reps ${reps} --tokens ${tokens} --threads ${threadCounts[0]}\``,
+    `## inference: speculative decoding\n\n${table(["question", "mf", "peer", "ratio", "target"], d.rows)}\n\n${d.section}\n\n` +
+      `Command: \`npm run bench -- inference --draft-only --reps ${reps} --tokens ${tokens} --threads ${threadCounts[0]} --draft-predict ${values["draft-predict"]}\``,
   );
   process.exit(0);
 }
@@ -625,8 +632,10 @@ try {
   }
 
   process.stderr.write(`draft: speculative decoding at ${threadCounts[0]} threads:\n`);
-  const draft = await draftMeasurement({ reps, tokens, threads: threadCounts[0]! });
-  summary.push(draft.row);
+  const draft = await draftMeasurement({
+    reps, tokens, threads: threadCounts[0]!, predicts: draftPredicts, engineDir: engine.kind === "built" ? engineDir : join(CACHE, "no-engine"), engineNote: engine.description, llama,
+  });
+  summary.push(...draft.rows);
   sections.push(draft.section);
 
   report(
@@ -643,7 +652,7 @@ try {
       sections.join("\n\n") +
       `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients} --engine=${values.engine}` +
       `${values.parts === "threads,concurrency,defaults" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
-      `${withLlamaCpp ? "" : " --no-llama-cpp"}\``,
+      `${withLlamaCpp ? "" : " --no-llama-cpp"}${values["draft-predict"] === "4,15" ? "" : ` --draft-predict ${values["draft-predict"]}`}\``,
   );
 } finally {
   await model.dispose();

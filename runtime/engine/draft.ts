@@ -20,10 +20,10 @@
  * frequency penalty on, a checked token could differ from the one sampled without the draft. Such a request
  * drafts nothing: the same output, no speed-up.
  *
- * Threads. node-llama-cpp drafts in the background, while the target decodes: the draft's context gets one
- * thread, so that drafting takes one core beside the target's threads instead of oversubscribing the CPU
- * (llama.cpp's worker threads spin; more threads than free cores collapse, issue 13). A draft is small: one
- * thread keeps it ahead of the target.
+ * Threads. The draft's context gets one thread: a draft is small, and it drafts while the target waits
+ * for it (or, from the first token of a step the target hands out, beside the target's decode), so more
+ * threads would spin beside the target's (llama.cpp's worker threads spin; more threads than free cores
+ * collapse, issue 13).
  *
  * Several slots (MF_NUM_PARALLEL > 1): every slot has its own draft sequence in the one draft context, and
  * its own predictor. A model with a draft does not join the step barrier (step-barrier.ts): the barrier
