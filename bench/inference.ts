@@ -35,7 +35,7 @@
  * is the tokens after the first ÷ the time to the cut; a healthy run never comes near it.
  *
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine=native|prebuilt]
- *                              [--parts=threads,concurrency,defaults] [--cut-s 20] [--no-llama-cpp]
+ *                              [--parts=threads,concurrency,defaults,draft] [--cut-s 20] [--no-llama-cpp]
  * (a flag's value that is not a number goes after `=`: `npm run bench` takes other words for section names)
 
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only] [--draft-predict 4,15]
@@ -66,7 +66,7 @@ const { values } = parseArgs({
     "concurrent-reps": { type: "string", default: "3" },
     engine: { type: "string", default: "native" },
     /** which parts to run: per thread count, concurrent clients, defaults vs explicit counts */
-    parts: { type: "string", default: "threads,concurrency,defaults" },
+    parts: { type: "string", default: "threads,concurrency,defaults,draft" },
     /** a run is cut this long after its first token (twice that after the request when none comes) */
     "cut-s": { type: "string", default: "20" },
     /** leave llama-server and llama-bench out (while they build); the full run never does */
@@ -84,7 +84,7 @@ const clients = Number(values.clients);
 const concurrentReps = Number(values["concurrent-reps"]);
 const CUT_MS = Number(values["cut-s"]) * 1000;
 const parts = new Set(values.parts.split(",").map((x) => x.trim()));
-for (const p of parts) if (!["threads", "concurrency", "defaults"].includes(p)) throw new Error(`--parts takes threads, concurrency and defaults, not ${p}`);
+for (const p of parts) if (!["threads", "concurrency", "defaults", "draft"].includes(p)) throw new Error(`--parts takes threads, concurrency, defaults and draft, not ${p}`);
 const SAMPLING = { seed: 42, temperature: 0.8, topK: 40, topP: 0.9, minP: 0 };
 const NUM_CTX = 2048;
 const STORY =
@@ -631,12 +631,14 @@ try {
     );
   }
 
-  process.stderr.write(`draft: speculative decoding at ${threadCounts[0]} threads:\n`);
-  const draft = await draftMeasurement({
-    reps, tokens, threads: threadCounts[0]!, predicts: draftPredicts, engineDir: engine.kind === "built" ? engineDir : join(CACHE, "no-engine"), engineNote: engine.description, llama,
-  });
-  summary.push(...draft.rows);
-  sections.push(draft.section);
+  if (parts.has("draft")) {
+    process.stderr.write(`draft: speculative decoding at ${threadCounts[0]} threads:\n`);
+    const draft = await draftMeasurement({
+      reps, tokens, threads: threadCounts[0]!, predicts: draftPredicts, engineDir: engine.kind === "built" ? engineDir : join(CACHE, "no-engine"), engineNote: engine.description, llama,
+    });
+    summary.push(...draft.rows);
+    sections.push(draft.section);
+  }
 
   report(
     "inference",
@@ -651,7 +653,7 @@ try {
       "\n\n" +
       sections.join("\n\n") +
       `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients} --engine=${values.engine}` +
-      `${values.parts === "threads,concurrency,defaults" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
+      `${values.parts === "threads,concurrency,defaults,draft" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
       `${withLlamaCpp ? "" : " --no-llama-cpp"}${values["draft-predict"] === "4,15" ? "" : ` --draft-predict ${values["draft-predict"]}`}\``,
   );
 } finally {
