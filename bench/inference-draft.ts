@@ -12,6 +12,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Llama } from "node-llama-cpp";
 import { rmSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { buildImage } from "../builder/build.js";
 import { parseRef } from "../core/reference.js";
@@ -102,6 +103,7 @@ export async function draftMeasurement(o: {
   /** the engine mf serve runs, for the table of decode costs */
   llama: Llama;
 }): Promise<DraftFigures> {
+  const loadAtStart = loadavg().map((x) => x.toFixed(1)).join(" ");
   const target = await cachedFixture(BENCH_BIGRAM_TARGET, CACHE);
   const draft = await cachedFixture(BENCH_BIGRAM_DRAFT, CACHE);
   const storeDir = join(CACHE, "draft-store");
@@ -177,7 +179,7 @@ export async function draftMeasurement(o: {
       `per draft_num_predict value a phase of ${o.reps} runs per side in alternating order, the target alone measured in the same phase; ` +
       `generation tok/s as mf serve reports it (eval_count ÷ eval_duration). Answers token-identical with and without the draft: ${identical ? "yes" : "NO"}. ` +
       `Each target decode checks the whole draft (mf's patch to node-llama-cpp's \`_speculativeEvaluate\`); the draft stops early at a token it is less than 60% sure of, ` +
-      `so "accepted per decode" is below draft_num_predict.\n\n` +
+      `so "accepted per decode" is below draft_num_predict. Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadavg().map((x) => x.toFixed(1)).join(" ")} at the end.\n\n` +
       table(["side", "generation tok/s", "÷ target alone", "drafted tokens accepted / rejected", "accepted per target decode"], rows) +
       `\n\nTarget decode by tokens per decode (node-llama-cpp directly on the same engine, ${o.threads} thread${o.threads > 1 ? "s" : ""}, logits for every token as a step's check has; ` +
       `median of 15 decodes each): a step with draft_num_predict N decodes N + 1 tokens, and gains at most the last column.\n\n` +

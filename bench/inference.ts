@@ -42,7 +42,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LlamaCompletion, LlamaLogLevel, type LlamaContext } from "node-llama-cpp";
@@ -521,6 +521,9 @@ async function concurrent(side: Side, n: number): Promise<{ aggregate: number; t
 
 const sections: string[] = [];
 const summary: string[][] = [];
+/** the machine's load average (1, 5, 15 min) as it was: other processes' work makes every figure noisier */
+const loadAverage = () => loadavg().map((x) => x.toFixed(1)).join(" ");
+const loadAtStart = loadAverage();
 try {
   process.stderr.write(`inference: prompt of ${nPrompt} tokens, ${tokens} generated, ${reps} runs per side\n`);
   const perThreads = new Map<number, Map<string, Figures>>();
@@ -548,7 +551,7 @@ try {
       ratio(x.gen.median, server.gen.median),
       [...x.counts].join("/"),
     ]);
-    rows.push(["llama-bench (engine alone, avg of 3)", "", bench.pp.toFixed(1), bench.tg.toFixed(1), ratio(bench.tg, direct.gen.median), ratio(bench.tg, server.gen.median), String(tokens)]);
+    if (withLlamaCpp) rows.push(["llama-bench (engine alone, avg of 3)", "", bench.pp.toFixed(1), bench.tg.toFixed(1), ratio(bench.tg, direct.gen.median), ratio(bench.tg, server.gen.median), String(tokens)]);
     sections.push(
       `### ${threads} thread${threads > 1 ? "s" : ""}\n\n` +
         table(["side", "TTFT ms", "prompt eval tok/s", "generation tok/s", "gen ÷ direct", "gen ÷ llama-server", "tokens generated"], rows),
@@ -557,7 +560,7 @@ try {
     summary.push(
       [`mf serve gen tok/s ÷ node-llama-cpp direct, ${threads}t`, mf.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(mf.gen.median, direct.gen.median), "≥ 0.97×"],
       [`mf serve TTFT − direct TTFT, ${threads}t`, `${mf.ttft.median.toFixed(0)} ms`, `${direct.ttft.median.toFixed(0)} ms`, `${(mf.ttft.median - direct.ttft.median).toFixed(1)} ms`, "≤ 10 ms"],
-      [`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), "≥ 1.0× (stretch)"],
+      ...(withLlamaCpp ? [[`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), "≥ 1.0× (stretch)"]] : []),
     );
   }
   if (threadCounts.length > 1 && parts.has("threads")) {
@@ -569,7 +572,7 @@ try {
     });
     const la = lb.find((x) => x.threads === a)!.tg;
     const lbb = lb.find((x) => x.threads === b)!.tg;
-    rows.push(["llama-bench", lbb.toFixed(1), la.toFixed(1), ratio(la, lbb)]);
+    if (withLlamaCpp) rows.push(["llama-bench", lbb.toFixed(1), la.toFixed(1), ratio(la, lbb)]);
     sections.push(`### generation tok/s, ${b} vs ${a} threads\n\n` + table(["side", `${b}t`, `${a}t`, `${a}t ÷ ${b}t`], rows));
   }
 
@@ -640,15 +643,19 @@ try {
     sections.push(draft.section);
   }
 
+  // a run of some parts has its own section, beside the full run's (which it would otherwise replace)
+  const partial = [...parts].join(",") !== "threads,concurrency,defaults,draft" || !withLlamaCpp;
+  const sectionName = partial ? `inference-${[...parts].join("-")}${withLlamaCpp ? "" : "-no-llama-cpp"}` : "inference";
   report(
-    "inference",
-    `## inference\n\n` +
+    sectionName,
+    `## inference${partial ? ` (parts: ${[...parts].join(", ")}${withLlamaCpp ? "" : "; llama-server and llama-bench not run"})` : ""}\n\n` +
       `Model: generated BENCH_200M (${BENCH_200M.embeddingLength}-wide, ${BENCH_200M.blockCount} layers, F16), CPU only; prompt ${nPrompt} tokens ` +
       `(a different first word each run, so nothing is served from a prompt cache), ${tokens} tokens generated, seed ${SAMPLING.seed}, ` +
       `temperature ${SAMPLING.temperature}, top_k ${SAMPLING.topK}, top_p ${SAMPLING.topP}, min_p 0, no repeat penalty; ${reps} runs per side ` +
       `in rotating order, medians (min–max). Client-side times: TTFT = request sent → first token; prompt eval = prompt tokens ÷ TTFT; ` +
       `generation = tokens after the first ÷ first-to-last time. llama-server and llama-bench are built from node-llama-cpp's own llama.cpp source. ` +
-      `Engine: ${engineNote}. The model's vocabulary detokenizes only to ASCII (asciiOnly), so llama-server never aborts a stream on text that is not UTF-8.\n\n` +
+      `Engine: ${engineNote}. The model's vocabulary detokenizes only to ASCII (asciiOnly), so llama-server never aborts a stream on text that is not UTF-8. ` +
+      `Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end.\n\n` +
       table(["question", "mf", "peer", "ratio", "target"], summary) +
       "\n\n" +
       sections.join("\n\n") +
