@@ -182,7 +182,8 @@ export async function draftMeasurement(o: {
       `so "accepted per decode" is below draft_num_predict. Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadavg().map((x) => x.toFixed(1)).join(" ")} at the end.\n\n` +
       table(["side", "generation tok/s", "÷ target alone", "drafted tokens accepted / rejected", "accepted per target decode"], rows) +
       `\n\nTarget decode by tokens per decode (node-llama-cpp directly on the same engine, ${o.threads} thread${o.threads > 1 ? "s" : ""}, logits for every token as a step's check has; ` +
-      `median of 15 decodes each): a step with draft_num_predict N decodes N + 1 tokens, and gains at most the last column.\n\n` +
+      `median of 15 decodes each): a step with draft_num_predict N decodes N + 1 tokens; the last column is the decode's own gain per token over 1-token decodes ` +
+      `(the target alone also pays the sampling and serving loop once per token, which a step pays once per decode).\n\n` +
       table(["tokens per decode", "ms per decode", "÷ a 1-token decode", "ms per token", "tokens/s ÷ 1-token decodes'"], costRows);
     return { rows: summary, section };
   } finally {
