@@ -548,13 +548,13 @@ try {
       fmtStat(x.pp),
       fmtStat(x.gen),
       ratio(x.gen.median, direct.gen.median),
-      ratio(x.gen.median, server.gen.median),
+      ...(withLlamaCpp ? [ratio(x.gen.median, server.gen.median)] : []),
       [...x.counts].join("/"),
     ]);
     if (withLlamaCpp) rows.push(["llama-bench (engine alone, avg of 3)", "", bench.pp.toFixed(1), bench.tg.toFixed(1), ratio(bench.tg, direct.gen.median), ratio(bench.tg, server.gen.median), String(tokens)]);
     sections.push(
       `### ${threads} thread${threads > 1 ? "s" : ""}\n\n` +
-        table(["side", "TTFT ms", "prompt eval tok/s", "generation tok/s", "gen ÷ direct", "gen ÷ llama-server", "tokens generated"], rows),
+        table(["side", "TTFT ms", "prompt eval tok/s", "generation tok/s", "gen ÷ direct", ...(withLlamaCpp ? ["gen ÷ llama-server"] : []), "tokens generated"], rows),
     );
     const mf = f.get("mf serve over HTTP")!;
     summary.push(
@@ -659,7 +659,7 @@ try {
       table(["question", "mf", "peer", "ratio", "target"], summary) +
       "\n\n" +
       sections.join("\n\n") +
-      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients} --engine=${values.engine}` +
+      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")}${parts.has("concurrency") ? ` --clients ${clients}` : ""} --engine=${values.engine}` +
       `${values.parts === "threads,concurrency,defaults,draft" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
       `${withLlamaCpp ? "" : " --no-llama-cpp"}${values["draft-predict"] === "4,15" ? "" : ` --draft-predict ${values["draft-predict"]}`}\``,
   );
