@@ -35,14 +35,14 @@
  * is the tokens after the first ÷ the time to the cut; a healthy run never comes near it.
  *
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine=native|prebuilt]
- *                              [--parts=threads,concurrency,defaults] [--cut-s 20] [--no-llama-cpp]
+ *                              [--parts=threads,concurrency,defaults,draft] [--cut-s 20] [--no-llama-cpp]
  * (a flag's value that is not a number goes after `=`: `npm run bench` takes other words for section names)
 
- *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only]
+ *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only] [--draft-predict 4,15]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LlamaCompletion, LlamaLogLevel, type LlamaContext } from "node-llama-cpp";
@@ -66,13 +66,15 @@ const { values } = parseArgs({
     "concurrent-reps": { type: "string", default: "3" },
     engine: { type: "string", default: "native" },
     /** which parts to run: per thread count, concurrent clients, defaults vs explicit counts */
-    parts: { type: "string", default: "threads,concurrency,defaults" },
+    parts: { type: "string", default: "threads,concurrency,defaults,draft" },
     /** a run is cut this long after its first token (twice that after the request when none comes) */
     "cut-s": { type: "string", default: "20" },
     /** leave llama-server and llama-bench out (while they build); the full run never does */
     "no-llama-cpp": { type: "boolean", default: false },
     /** only the speculative-decoding measurement (its own models; no llama.cpp, no native build) */
     "draft-only": { type: "boolean", default: false },
+    /** the draft_num_predict values of the speculative-decoding part, each in its own phase */
+    "draft-predict": { type: "string", default: "4,15" },
   },
 });
 const reps = Number(values.reps);
@@ -82,7 +84,7 @@ const clients = Number(values.clients);
 const concurrentReps = Number(values["concurrent-reps"]);
 const CUT_MS = Number(values["cut-s"]) * 1000;
 const parts = new Set(values.parts.split(",").map((x) => x.trim()));
-for (const p of parts) if (!["threads", "concurrency", "defaults"].includes(p)) throw new Error(`--parts takes threads, concurrency and defaults, not ${p}`);
+for (const p of parts) if (!["threads", "concurrency", "defaults", "draft"].includes(p)) throw new Error(`--parts takes threads, concurrency, defaults and draft, not ${p}`);
 const SAMPLING = { seed: 42, temperature: 0.8, topK: 40, topP: 0.9, minP: 0 };
 const NUM_CTX = 2048;
 const STORY =
@@ -198,12 +200,17 @@ async function waitHealthy(url: string, child: ChildProcess, what: string): Prom
   throw new Error(`${what} did not come up`);
 }
 
+const draftPredicts = values["draft-predict"].split(",").map(Number);
 if (values["draft-only"]) {
-  const d = await draftMeasurement({ reps, tokens, threads: threadCounts[0]! });
+  // the engine mf serve would run here; never built by this part (see --engine for the full run)
+  const choice = await chooseEngine({ dir: resolveConfig().engineDir, gpu: false });
+  const llama = await loadBinding(choice, { gpu: false, logLevel: LlamaLogLevel.error });
+  const d = await draftMeasurement({ reps, tokens, threads: threadCounts[0]!, predicts: draftPredicts, engineNote: choice.description, llama });
+  await llama.dispose();
   report(
     "inference-draft",
-    `## inference: speculative decoding\n\n${table(["question", "mf", "peer", "ratio", "target"], [d.row])}\n\n${d.section}\n\n` +
-      `Command: \`npm run bench -- inference --draft-only --reps ${reps} --tokens ${tokens} --threads ${threadCounts[0]}\``,
+    `## inference: speculative decoding\n\n${table(["question", "mf", "peer", "ratio", "target"], d.rows)}\n\n${d.section}\n\n` +
+      `Command: \`npm run bench -- inference --draft-only --reps ${reps} --tokens ${tokens} --threads ${threadCounts[0]} --draft-predict ${values["draft-predict"]}\``,
   );
   process.exit(0);
 }
@@ -514,6 +521,9 @@ async function concurrent(side: Side, n: number): Promise<{ aggregate: number; t
 
 const sections: string[] = [];
 const summary: string[][] = [];
+/** the machine's load average (1, 5, 15 min) as it was: other processes' work makes every figure noisier */
+const loadAverage = () => loadavg().map((x) => x.toFixed(1)).join(" ");
+const loadAtStart = loadAverage();
 try {
   process.stderr.write(`inference: prompt of ${nPrompt} tokens, ${tokens} generated, ${reps} runs per side\n`);
   const perThreads = new Map<number, Map<string, Figures>>();
@@ -538,19 +548,19 @@ try {
       fmtStat(x.pp),
       fmtStat(x.gen),
       ratio(x.gen.median, direct.gen.median),
-      ratio(x.gen.median, server.gen.median),
+      ...(withLlamaCpp ? [ratio(x.gen.median, server.gen.median)] : []),
       [...x.counts].join("/"),
     ]);
-    rows.push(["llama-bench (engine alone, avg of 3)", "", bench.pp.toFixed(1), bench.tg.toFixed(1), ratio(bench.tg, direct.gen.median), ratio(bench.tg, server.gen.median), String(tokens)]);
+    if (withLlamaCpp) rows.push(["llama-bench (engine alone, avg of 3)", "", bench.pp.toFixed(1), bench.tg.toFixed(1), ratio(bench.tg, direct.gen.median), ratio(bench.tg, server.gen.median), String(tokens)]);
     sections.push(
       `### ${threads} thread${threads > 1 ? "s" : ""}\n\n` +
-        table(["side", "TTFT ms", "prompt eval tok/s", "generation tok/s", "gen ÷ direct", "gen ÷ llama-server", "tokens generated"], rows),
+        table(["side", "TTFT ms", "prompt eval tok/s", "generation tok/s", "gen ÷ direct", ...(withLlamaCpp ? ["gen ÷ llama-server"] : []), "tokens generated"], rows),
     );
     const mf = f.get("mf serve over HTTP")!;
     summary.push(
       [`mf serve gen tok/s ÷ node-llama-cpp direct, ${threads}t`, mf.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(mf.gen.median, direct.gen.median), "≥ 0.97×"],
       [`mf serve TTFT − direct TTFT, ${threads}t`, `${mf.ttft.median.toFixed(0)} ms`, `${direct.ttft.median.toFixed(0)} ms`, `${(mf.ttft.median - direct.ttft.median).toFixed(1)} ms`, "≤ 10 ms"],
-      [`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), "≥ 1.0× (stretch)"],
+      ...(withLlamaCpp ? [[`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), "≥ 1.0× (stretch)"]] : []),
     );
   }
   if (threadCounts.length > 1 && parts.has("threads")) {
@@ -562,7 +572,7 @@ try {
     });
     const la = lb.find((x) => x.threads === a)!.tg;
     const lbb = lb.find((x) => x.threads === b)!.tg;
-    rows.push(["llama-bench", lbb.toFixed(1), la.toFixed(1), ratio(la, lbb)]);
+    if (withLlamaCpp) rows.push(["llama-bench", lbb.toFixed(1), la.toFixed(1), ratio(la, lbb)]);
     sections.push(`### generation tok/s, ${b} vs ${a} threads\n\n` + table(["side", `${b}t`, `${a}t`, `${a}t ÷ ${b}t`], rows));
   }
 
@@ -624,26 +634,34 @@ try {
     );
   }
 
-  process.stderr.write(`draft: speculative decoding at ${threadCounts[0]} threads:\n`);
-  const draft = await draftMeasurement({ reps, tokens, threads: threadCounts[0]! });
-  summary.push(draft.row);
-  sections.push(draft.section);
+  if (parts.has("draft")) {
+    process.stderr.write(`draft: speculative decoding at ${threadCounts[0]} threads:\n`);
+    const draft = await draftMeasurement({
+      reps, tokens, threads: threadCounts[0]!, predicts: draftPredicts, engineDir: engine.kind === "built" ? engineDir : join(CACHE, "no-engine"), engineNote: engine.description, llama,
+    });
+    summary.push(...draft.rows);
+    sections.push(draft.section);
+  }
 
+  // a run of some parts has its own section, beside the full run's (which it would otherwise replace)
+  const partial = [...parts].join(",") !== "threads,concurrency,defaults,draft" || !withLlamaCpp;
+  const sectionName = partial ? `inference-${[...parts].join("-")}${withLlamaCpp ? "" : "-no-llama-cpp"}` : "inference";
   report(
-    "inference",
-    `## inference\n\n` +
+    sectionName,
+    `## inference${partial ? ` (parts: ${[...parts].join(", ")}${withLlamaCpp ? "" : "; llama-server and llama-bench not run"})` : ""}\n\n` +
       `Model: generated BENCH_200M (${BENCH_200M.embeddingLength}-wide, ${BENCH_200M.blockCount} layers, F16), CPU only; prompt ${nPrompt} tokens ` +
       `(a different first word each run, so nothing is served from a prompt cache), ${tokens} tokens generated, seed ${SAMPLING.seed}, ` +
       `temperature ${SAMPLING.temperature}, top_k ${SAMPLING.topK}, top_p ${SAMPLING.topP}, min_p 0, no repeat penalty; ${reps} runs per side ` +
       `in rotating order, medians (min–max). Client-side times: TTFT = request sent → first token; prompt eval = prompt tokens ÷ TTFT; ` +
       `generation = tokens after the first ÷ first-to-last time. llama-server and llama-bench are built from node-llama-cpp's own llama.cpp source. ` +
-      `Engine: ${engineNote}. The model's vocabulary detokenizes only to ASCII (asciiOnly), so llama-server never aborts a stream on text that is not UTF-8.\n\n` +
+      `Engine: ${engineNote}. The model's vocabulary detokenizes only to ASCII (asciiOnly), so llama-server never aborts a stream on text that is not UTF-8. ` +
+      `Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end.\n\n` +
       table(["question", "mf", "peer", "ratio", "target"], summary) +
       "\n\n" +
       sections.join("\n\n") +
-      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")} --clients ${clients} --engine=${values.engine}` +
-      `${values.parts === "threads,concurrency,defaults" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
-      `${withLlamaCpp ? "" : " --no-llama-cpp"}\``,
+      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")}${parts.has("concurrency") ? ` --clients ${clients}` : ""} --engine=${values.engine}` +
+      `${values.parts === "threads,concurrency,defaults,draft" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
+      `${withLlamaCpp ? "" : " --no-llama-cpp"}${values["draft-predict"] === "4,15" ? "" : ` --draft-predict ${values["draft-predict"]}`}\``,
   );
 } finally {
   await model.dispose();

@@ -40,8 +40,8 @@ export interface LoadedInfo {
   /** ms since epoch; Infinity = never */
   expiresAt: number;
   active: number;
-  /** the draft model running beside it (speculative decoding), with the drafted tokens accepted and rejected */
-  draft?: { digest: string; sizeBytes: number; maxTokens: number; accepted: number; rejected: number };
+  /** the draft model running beside it (speculative decoding), with the drafted tokens accepted and rejected and the decodes that checked them */
+  draft?: { digest: string; sizeBytes: number; maxTokens: number; accepted: number; rejected: number; decodes: number };
 }
 
 export interface SchedulerOptions {

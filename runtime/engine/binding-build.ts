@@ -7,7 +7,8 @@
  *
  * The work tree (`<dir>/work`: the source copy and a cmake build tree per variant) is kept, so a rebuild
  * after a patch change compiles only what changed. Each variant is published atomically into
- * `<dir>/<node-llama-cpp version>-<patch hash>/<variant>/` with its `engine.json` (see binding.ts).
+ * `<dir>/<node-llama-cpp version>-<hash of the patch's native sections>/<variant>/` with its `engine.json`
+ * (see binding.ts).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";

@@ -1,7 +1,8 @@
 /**
  * Which native binding the engine runs: node-llama-cpp's prebuilt binary from npm, or the one
  * `mf engine build` compiled on this machine from node-llama-cpp's bundled llama.cpp with mf's patch to
- * its addon (`patches/node-llama-cpp+<version>.patch`: a persistent, polling ggml threadpool per context).
+ * its addon (`patches/node-llama-cpp+<version>.patch`: a persistent, polling ggml threadpool per context;
+ * the same file also fixes node-llama-cpp's JavaScript, which is no part of the build or its key).
  *
  * A build lives outside node_modules, under the engine directory (MF_ENGINE_DIR, default ~/.mf/engine):
  * `<node-llama-cpp version>-<patch hash>/<variant>/` holds `llama-addon.node`, its libraries and
@@ -25,7 +26,7 @@ export type EngineVariant = "cpu" | "cuda" | "vulkan" | "metal";
 /** `engine.json` of a built variant. */
 export interface EngineBuildInfo {
   nodeLlamaCpp: string;
-  /** first 12 hex digits of the patch's SHA-256 */
+  /** `nativePatchHash` of the patch: first 12 hex digits of the SHA-256 of its native sections */
   patch: string;
   variant: EngineVariant;
   llamaCpp: { repo: string; release: string };
@@ -74,15 +75,30 @@ export function mfRoot(): string | undefined {
   }
 }
 
-/** The key a build must carry: the installed node-llama-cpp's version and the hash of mf's patch to it. */
+/** Where node-llama-cpp keeps the sources its addon is compiled from (its own addon and llama.cpp). */
+const NATIVE_SOURCES = "node_modules/node-llama-cpp/llama/";
+
+/**
+ * The hash a build is keyed on: the first 12 hex digits of the SHA-256 of the patch's sections (one per
+ * file, `diff --git` to the next, in their order) that change files under node-llama-cpp's `llama/`, the
+ * sources the addon is compiled from. A change to node-llama-cpp's JavaScript (`dist/`) is not in the
+ * binary, so it keeps the key, and the engine already built stays in use. A patch of native sections
+ * only hashes as the whole file does.
+ */
+export function nativePatchHash(patch: string): string {
+  const sections = patch.split(/^(?=diff --git )/m).filter((s) => s.startsWith("diff --git "));
+  const native = sections.filter((s) => /^\+\+\+ b\/(.*)$/m.exec(s)?.[1]?.startsWith(NATIVE_SOURCES));
+  return createHash("sha256").update(native.join("")).digest("hex").slice(0, 12);
+}
+
+/** The key a build must carry: the installed node-llama-cpp's version and the hash of mf's patch to its native sources. */
 export function engineKey(): EngineKey | undefined {
   const root = mfRoot();
   if (!root) return undefined;
   const version = (JSON.parse(readFileSync(join(nodeLlamaCppDir(), "package.json"), "utf8")) as { version: string }).version;
   const patchFile = join(root, "patches", `node-llama-cpp+${version}.patch`);
   if (!existsSync(patchFile)) return undefined;
-  const patch = createHash("sha256").update(readFileSync(patchFile)).digest("hex").slice(0, 12);
-  return { nodeLlamaCpp: version, patch, patchFile, root };
+  return { nodeLlamaCpp: version, patch: nativePatchHash(readFileSync(patchFile, "utf8")), patchFile, root };
 }
 
 export function keyDirName(key: Pick<EngineKey, "nodeLlamaCpp" | "patch">): string {

@@ -6,29 +6,30 @@
  * the drafted tokens in the same decode as its own next token: at temperature 0 the output is the one the
  * target alone gives, only sooner.
  *
- * One drafted token per target decode. node-llama-cpp 3.21.1 validates only the first prediction of a
- * decode: in `_speculativeEvaluate` (dist/evaluator/LlamaContext/LlamaContext.js, near line 1731) the token
- * a later prediction is compared with comes from `validatedTokens`, an array nothing ever adds to, so every
- * prediction after the first is counted as refuted and erased from the context again. Offering all N would
- * cost the target N-1 wasted positions per decode and stop the draft each time; so the predictor below hands
- * the target one drafted token per decode while the draft keeps up to N tokens ready, and a decode yields up
- * to two tokens. (The fix is one line in node-llama-cpp; with it, `predictTokens` could return them all.)
+ * All of a step's drafted tokens are checked in one target decode. node-llama-cpp 3.21.1 as published
+ * checks only the first: in `_speculativeEvaluate` (dist/evaluator/LlamaContext/LlamaContext.js) a later
+ * drafted token is compared with the token sampled after the one before it, read from `validatedTokens`,
+ * an array nothing ever added to, so every drafted token after the first was counted as refuted and
+ * erased again, and a decode yielded at most two tokens. mf's patch to node-llama-cpp
+ * (`patches/node-llama-cpp+<version>.patch`, applied by `npm ci`; JavaScript only, so it does not change
+ * the engine `mf engine build` makes) records each validated token there: a decode that checks N agreeing
+ * drafted tokens yields N + 1.
  *
  * Repeat penalties. node-llama-cpp samples a drafted position with the penalty list as it stood before the
  * decode (our `punishTokens` cannot see the tokens drafted in the same batch), so with a repeat, presence or
  * frequency penalty on, a checked token could differ from the one sampled without the draft. Such a request
  * drafts nothing: the same output, no speed-up.
  *
- * Threads. node-llama-cpp drafts in the background, while the target decodes: the draft's context gets one
- * thread, so that drafting takes one core beside the target's threads instead of oversubscribing the CPU
- * (llama.cpp's worker threads spin; more threads than free cores collapse, issue 13). A draft is small: one
- * thread keeps it ahead of the target.
+ * Threads. The draft's context gets one thread: a draft is small, and it drafts while the target waits
+ * for it (or, from the first token of a step the target hands out, beside the target's decode), so more
+ * threads would spin beside the target's (llama.cpp's worker threads spin; more threads than free cores
+ * collapse, issue 13).
  *
  * Several slots (MF_NUM_PARALLEL > 1): every slot has its own draft sequence in the one draft context, and
  * its own predictor. A model with a draft does not join the step barrier (step-barrier.ts): the barrier
- * holds each slot to one token per step, while a slot with a checked draft token yields two tokens from one
- * decode; held in step, the drafted tokens would be spent waiting for the other slots' decodes. Its slots'
- * decodes are batched by node-llama-cpp as they come, each carrying its drafted token.
+ * holds each slot to one token per step, while a slot with checked draft tokens yields several tokens from
+ * one decode; held in step, the drafted tokens would be spent waiting for the other slots' decodes. Its
+ * slots' decodes are batched by node-llama-cpp as they come, each carrying its drafted tokens.
  */
 import {
   DraftSequenceTokenPredictor,
@@ -49,12 +50,11 @@ function penalized(s: SamplingOptions): boolean {
   return !!r && r.lastN !== 0 && (r.penalty !== 1 || r.presencePenalty !== 0 || r.frequencyPenalty !== 0);
 }
 
-/**
- * One slot's predictor: node-llama-cpp's DraftSequenceTokenPredictor, offering its predictions one per
- * target decode (see the top), and switched off for a request it cannot serve exactly.
- */
+/** One slot's predictor: node-llama-cpp's DraftSequenceTokenPredictor, switched off for a request it cannot serve exactly. */
 export class SlotPredictor extends TokenPredictor {
   private on = true;
+  /** target decodes that carried drafted tokens (node-llama-cpp asks for predictions once per decode) */
+  decodes = 0;
 
   constructor(private readonly inner: DraftSequenceTokenPredictor) {
     super();
@@ -77,9 +77,12 @@ export class SlotPredictor extends TokenPredictor {
 
   predictTokens(): Token[] | Promise<Token[]> {
     if (!this.on) return [];
-    const first = (t: Token[]) => t.slice(0, 1);
+    const count = (t: Token[]) => {
+      if (t.length) this.decodes++;
+      return t;
+    };
     const p = this.inner.predictTokens();
-    return p instanceof Promise ? p.then(first) : first(p);
+    return p instanceof Promise ? p.then(count) : count(p);
   }
 
   override stop(untilPredictionsExhausted?: boolean): void | Promise<void> {
@@ -130,9 +133,11 @@ export class DraftRuntime implements EngineDraft {
       const maxTokens = Math.min(MAX_DRAFT_TOKENS, Math.max(1, Math.floor(draft.maxTokens)));
       const sequences: LlamaContextSequence[] = [];
       for (let i = 0; i < spec.slots; i++) {
-        // minTokens 1: a decode waits for the draft's next token (cheap next to the target's decode) instead
-        // of going without; node-llama-cpp's default minimum confidence (0.6) stops drafting on unsure tokens
-        const inner = new DraftSequenceTokenPredictor(context.getSequence(), { maxTokens, minTokens: 1 });
+        // minTokens = maxTokens: a target decode waits for the whole draft (draft_num_predict tokens, each a
+        // decode of the small model) and checks it at once, as llama-server drafts; offered as they came, a
+        // decode would often start with the one token drafted since the last. Drafting stops early at a
+        // token below node-llama-cpp's minimum confidence (0.6), and the decode then checks what there is.
+        const inner = new DraftSequenceTokenPredictor(context.getSequence(), { maxTokens, minTokens: maxTokens });
         sequences.push(target.getSequence({ tokenPredictor: new SlotPredictor(inner) }));
       }
       // node-llama-cpp's vocabulary check (it runs it again at the start of each drafting evaluation)
@@ -145,15 +150,17 @@ export class DraftRuntime implements EngineDraft {
     }
   }
 
-  counts(): { accepted: number; rejected: number } {
+  counts(): { accepted: number; rejected: number; decodes: number } {
     let accepted = 0;
     let rejected = 0;
+    let decodes = 0;
     for (const s of this.sequences) {
       if (s.disposed) continue;
       accepted += s.tokenPredictions.validated;
       rejected += s.tokenPredictions.refuted;
+      decodes += (s.tokenPredictor as SlotPredictor).decodes;
     }
-    return { accepted, rejected };
+    return { accepted, rejected, decodes };
   }
 
   /** Before an evaluation on `seq`: whether it drafts (see SlotPredictor.configure). */

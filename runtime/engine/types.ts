@@ -124,8 +124,8 @@ export interface EngineDraft {
   readonly sizeBytes: number;
   /** tokens it drafts ahead (draft_num_predict) */
   readonly maxTokens: number;
-  /** drafted tokens the model accepted and rejected so far */
-  counts(): { accepted: number; rejected: number };
+  /** drafted tokens the model accepted and rejected so far, and the target decodes that checked them */
+  counts(): { accepted: number; rejected: number; decodes: number };
 }
 
 export interface Engine {

@@ -10,11 +10,19 @@ import { TemplateLimitError, isTemplateError } from "../../grammar/template/erro
 /** the wall clock in nanoseconds is the monotonic clock plus this offset, fixed once */
 const EPOCH_OFFSET_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 
+/** the last whole second `createdAt` formatted, and its text (a streamed answer stamps every token) */
+let stampSecond = -1n;
+let stampText = "";
+
 /** `2024-05-01T12:00:00.123456789Z` (what Go's time.Time marshals to), never going back between calls. */
 export function createdAt(): string {
   const ns = process.hrtime.bigint() + EPOCH_OFFSET_NS;
-  const seconds = new Date(Number(ns / 1_000_000_000n) * 1000).toISOString().slice(0, 19);
-  return `${seconds}.${String(ns % 1_000_000_000n).padStart(9, "0")}Z`;
+  const second = ns / 1_000_000_000n;
+  if (second !== stampSecond) {
+    stampSecond = second;
+    stampText = new Date(Number(second) * 1000).toISOString().slice(0, 19);
+  }
+  return `${stampText}.${String(ns % 1_000_000_000n).padStart(9, "0")}Z`;
 }
 
 /** Any thrown value as the MfError the API answers with. */
@@ -85,34 +93,89 @@ export function clientSignal(req: FastifyRequest, reply: FastifyReply): AbortSig
   return ac.signal;
 }
 
+/** What StreamBody writes to: a ServerResponse. */
+export interface BodySink {
+  readonly destroyed: boolean;
+  write(text: string): unknown;
+  end(text?: string): unknown;
+}
+
 /**
- * An NDJSON answer written straight to the socket. Nothing is sent until the first `write`, so an error
- * before it still gets its status; after it, `fail` writes a last `{"error"}` line.
+ * The body of a streamed answer, written after the turn of the event loop that produced it
+ * (`setImmediate`), and what one turn produced in one write. A token's text is produced where the
+ * generation loop receives the token, just before it asks the engine for the next one; node-llama-cpp
+ * queues that decode in the same turn (with one generating sequence: several wait for its own
+ * `setImmediate`, after this one), so the socket write, a system call that on loopback also runs the
+ * client's side of TCP, is made while the next token decodes instead of before its decode starts.
+ * `end` writes what is pending first.
+ */
+export class StreamBody {
+  private pending: string[] = [];
+  private scheduled: NodeJS.Immediate | undefined;
+  private ended = false;
+
+  constructor(private readonly sink: BodySink) {}
+
+  write(text: string): void {
+    if (this.ended) return;
+    this.pending.push(text);
+    this.scheduled ??= setImmediate(() => {
+      this.scheduled = undefined;
+      this.flush();
+    });
+  }
+
+  /** Writes what is pending now. */
+  flush(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    if (this.pending.length === 0) return;
+    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
+    this.pending = [];
+    if (!this.sink.destroyed) this.sink.write(text);
+  }
+
+  /** Writes what is pending, then `last` (when given), and ends the body. */
+  end(last?: string): void {
+    if (this.ended) return;
+    this.flush();
+    this.ended = true;
+    if (this.sink.destroyed) return;
+    if (last === undefined) this.sink.end();
+    else this.sink.end(last);
+  }
+}
+
+/**
+ * An NDJSON answer written to the socket (through StreamBody). Nothing is sent until the first `write`,
+ * so an error before it still gets its status; after it, `fail` writes a last `{"error"}` line.
  */
 export class NdjsonStream {
   started = false;
+  private body: StreamBody | undefined;
 
   constructor(private readonly reply: FastifyReply) {}
 
   write(obj: unknown): void {
-    if (!this.started) {
+    if (!this.body) {
       this.started = true;
       this.reply.hijack();
       const headers = { ...this.reply.getHeaders(), "content-type": "application/x-ndjson" };
       this.reply.raw.writeHead(200, headers as Record<string, string>);
+      this.body = new StreamBody(this.reply.raw);
     }
-    if (!this.reply.raw.destroyed) this.reply.raw.write(JSON.stringify(obj) + "\n");
+    this.body.write(JSON.stringify(obj) + "\n");
   }
 
   end(): void {
-    if (this.started) this.reply.raw.end();
+    this.body?.end();
   }
 
   /** After the first line: the error as a last line (and in the log). Before: rethrown for the error handler. */
   fail(err: unknown): void {
-    if (!this.started) throw err;
+    if (!this.body) throw err;
     logFailure(this.reply.log, err);
-    if (!this.reply.raw.destroyed) this.reply.raw.end(JSON.stringify(apiEnvelope(apiError(err))) + "\n");
+    this.body.end(JSON.stringify(apiEnvelope(apiError(err))) + "\n");
   }
 }
 

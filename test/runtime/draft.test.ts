@@ -53,6 +53,7 @@ interface PsDraft {
   draft_num_predict: number;
   accepted_tokens: number;
   rejected_tokens: number;
+  decodes: number;
 }
 interface PsModel {
   name: string;
@@ -85,6 +86,22 @@ describe("speculative decoding with the image's DRAFT", { concurrency: false }, 
     assert.ok(d.size > 0 && d.size < loaded.get("fast:latest")!.size);
     assert.ok(d.accepted_tokens >= PROMPTS.length * 8, `the target took the draft's tokens: ${JSON.stringify(d)}`);
     assert.equal(loaded.get("target:latest")?.draft, undefined, "no draft where the image has none");
+  });
+
+  test("one target decode checks all of a step's drafted tokens: an answer takes far fewer target decodes than tokens", async () => {
+    // node-llama-cpp 3.21.1 as published checked only a decode's first drafted token (at most two tokens
+    // per decode, so at least N/2 decodes for N tokens); mf's patch checks them all
+    const before = (await ps()).get("fast:latest")!.draft!;
+    const a = await generate("fast", PROMPTS[1]!);
+    const after = (await ps()).get("fast:latest")!.draft!;
+    const decodes = after.decodes - before.decodes;
+    const accepted = after.accepted_tokens - before.accepted_tokens;
+    const figures = JSON.stringify({ tokens: a.eval_count, decodes, accepted, rejected: after.rejected_tokens - before.rejected_tokens });
+    assert.equal(a.eval_count, GREEDY.num_predict);
+    assert.ok(decodes > 0, figures);
+    // a decode checks up to 4 (draft_num_predict); the draft stops early at a token it is unsure of
+    assert.ok(accepted >= 2 * decodes, `at least two drafted tokens taken per decode: ${figures}`);
+    assert.ok(decodes * 3 <= a.eval_count, `48 tokens from at most 16 target decodes: ${figures}`);
   });
 
   test("two requests at once (two slots, each with its own draft sequence) answer as each does alone", async () => {

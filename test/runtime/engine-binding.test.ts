@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { arch, platform } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { type EngineBuildInfo, chooseEngine, cpuIdentity, engineKey, wantedVariant } from "../../runtime/engine/binding.js";
+import { type EngineBuildInfo, chooseEngine, cpuIdentity, engineKey, nativePatchHash, wantedVariant } from "../../runtime/engine/binding.js";
 import { filesLackingPatch } from "../../runtime/engine/binding-build.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import { MF_BIN, mf, ROOT } from "../helpers/mf.js";
@@ -39,13 +39,30 @@ function writeBuild(dir: string, over: Partial<EngineBuildInfo> = {}): string {
   return variantDir;
 }
 
-test("the key is the installed node-llama-cpp's version and the hash of the committed patch", () => {
+test("the key is the installed node-llama-cpp's version and the hash of the committed patch's native part", () => {
   const key = engineKey();
   assert.ok(key, "patches/node-llama-cpp+<version>.patch is found");
   const pinned = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> }).dependencies["node-llama-cpp"];
   assert.equal(key.nodeLlamaCpp, pinned);
   assert.equal(key.patchFile, join(ROOT, "patches", `node-llama-cpp+${pinned}.patch`));
-  assert.equal(key.patch, createHash("sha256").update(readFileSync(key.patchFile)).digest("hex").slice(0, 12));
+  assert.equal(key.patch, nativePatchHash(readFileSync(key.patchFile, "utf8")));
+});
+
+test("the key hashes the patch's native sections only: a change to node-llama-cpp's JavaScript keeps the engine built", () => {
+  const section = (path: string, line: string) => `diff --git a/${path} b/${path}\nindex 1..2 100644\n--- a/${path}\n+++ b/${path}\n@@ -1,1 +1,2 @@\n one\n+${line}\n`;
+  const native = section("node_modules/node-llama-cpp/llama/addon/AddonContext.cpp", "// pool");
+  const js = section("node_modules/node-llama-cpp/dist/evaluator/LlamaContext/LlamaContext.js", "fix();");
+  const sha = (t: string) => createHash("sha256").update(t).digest("hex").slice(0, 12);
+  // a patch of native sections alone hashes as its whole file (the key engines were built under before)
+  assert.equal(nativePatchHash(native), sha(native));
+  assert.equal(nativePatchHash(js + native), sha(native));
+  assert.equal(nativePatchHash(js.replace("fix();", "fix(2);") + native), nativePatchHash(js + native));
+  assert.notEqual(nativePatchHash(js + native.replace("// pool", "// pools")), nativePatchHash(js + native));
+  // the committed patch has both kinds, and its key is that of its native part
+  const committed = readFileSync(engineKey()!.patchFile, "utf8");
+  assert.match(committed, /^\+\+\+ b\/node_modules\/node-llama-cpp\/dist\//m);
+  const nativeOnly = committed.split(/^(?=diff --git )/m).filter((s) => /^\+\+\+ b\/node_modules\/node-llama-cpp\/llama\//m.test(s)).join("");
+  assert.equal(engineKey()!.patch, sha(nativeOnly));
 });
 
 test("node-llama-cpp in node_modules carries the committed patch (npm ci applies it); a file without it is named", async () => {

@@ -84,7 +84,7 @@ export function modelRoutes(app: FastifyInstance, deps: RuntimeDeps): void {
       // mf's addition: the draft model decoding beside it (speculative decoding): its draft_num_predict and
       // how many drafted tokens the model accepted and rejected since it was loaded
       ...(l.draft
-        ? { draft: { digest: hex(l.draft.digest), size: l.draft.sizeBytes, draft_num_predict: l.draft.maxTokens, accepted_tokens: l.draft.accepted, rejected_tokens: l.draft.rejected } }
+        ? { draft: { digest: hex(l.draft.digest), size: l.draft.sizeBytes, draft_num_predict: l.draft.maxTokens, accepted_tokens: l.draft.accepted, rejected_tokens: l.draft.rejected, decodes: l.draft.decodes } }
         : {}),
       // mf's own field: the CPU threads the model runs with
       threads: l.threads,
