@@ -9,7 +9,7 @@
  *
  * Called by inference.ts (its full run, and `--draft-only` for this part alone).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import type { Llama } from "node-llama-cpp";
 import { rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -19,7 +19,7 @@ import { parseRef } from "../core/reference.js";
 import { LocalStore } from "../core/store.js";
 import { BENCH_BIGRAM_DRAFT, BENCH_BIGRAM_TARGET, cachedFixture } from "../fixtures/gguf/index.js";
 import { DEFAULT_DRAFT_TOKENS } from "../runtime/engine/types.js";
-import { CACHE, ROOT, fmtStat, ratio, stat, table } from "./lib.js";
+import { CACHE, fmtStat, ratio, startMfServe, stat, table } from "./lib.js";
 
 export interface DraftFigures {
   /** rows of the summary table (one per draft_num_predict): question, mf, peer, ratio, target */
@@ -40,22 +40,10 @@ interface PsDraft {
   draft_num_predict: number;
 }
 
-async function serve(store: string, threads: number, engineDir: string | undefined): Promise<{ base: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "serve", "--host", "127.0.0.1:0", "--no-gpu", "--threads", String(threads)], {
-    env: { ...process.env, ...(engineDir ? { MF_ENGINE_DIR: engineDir } : {}), MF_MODELS: store, MF_NUM_PARALLEL: "1", MF_KEEP_ALIVE: "-1", MF_MAX_LOADED_MODELS: "2" },
-    stdio: ["ignore", "pipe", "inherit"],
+function serve(store: string, threads: number, engineDir: string | undefined): Promise<{ base: string; child: ChildProcess }> {
+  return startMfServe(["--threads", String(threads)], {
+    ...process.env, ...(engineDir ? { MF_ENGINE_DIR: engineDir } : {}), MF_MODELS: store, MF_NUM_PARALLEL: "1", MF_KEEP_ALIVE: "-1", MF_MAX_LOADED_MODELS: "2",
   });
-  const base = await new Promise<string>((res, rej) => {
-    let out = "";
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) res(m[1]!);
-    });
-    child.once("exit", (c) => rej(new Error(`mf serve exited ${c}`)));
-  });
-  child.stdout!.resume();
-  return { base, child };
 }
 
 /**

@@ -53,7 +53,7 @@ import { LocalStore } from "../core/store.js";
 import { BENCH_200M, cachedFixture } from "../fixtures/gguf/index.js";
 import { chooseEngine, loadBinding } from "../runtime/engine/binding.js";
 import { freePort } from "../test/registry/peers.js";
-import { CACHE, ROOT, fmtStat, ratio, report, stat, table, type Stat } from "./lib.js";
+import { CACHE, ROOT, fmtStat, ratio, report, startMfServe, stat, table, type Stat } from "./lib.js";
 import { draftMeasurement } from "./inference-draft.js";
 
 const { values } = parseArgs({
@@ -303,20 +303,7 @@ async function directSide(threads: number | undefined): Promise<Side> {
 async function mfSide(threads: number | undefined, parallel: number): Promise<Side> {
   const env: NodeJS.ProcessEnv = { ...process.env, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1", MF_ENGINE_DIR: engine.kind === "built" ? engineDir : join(CACHE, "no-engine") };
   delete env.MF_THREADS;
-  const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "serve", "--host", "127.0.0.1:0", "--no-gpu", ...(threads === undefined ? [] : ["--threads", String(threads)])], {
-    env,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const base = await new Promise<string>((res, rej) => {
-    let out = "";
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) res(m[1]!);
-    });
-    child.once("exit", (c) => rej(new Error(`mf serve exited ${c}`)));
-  });
-  child.stdout!.resume();
+  const { base, child } = await startMfServe(threads === undefined ? [] : ["--threads", String(threads)], env);
   return {
     name: parallel > 1 ? `mf serve (MF_NUM_PARALLEL=${parallel})` : "mf serve over HTTP",
     async one(prompt) {

@@ -1,5 +1,5 @@
 /** Shared bits of the benchmarks: timing commands, medians with spread, Markdown tables, results files. */
-import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join, resolve } from "node:path";
@@ -82,4 +82,23 @@ export function machine(): string {
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown CPU";
   return `Machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} at start; node ${process.version}. ` +
     "Every figure is the median of several runs (min–max), measured side by side with its peer in the same run.";
+}
+
+/** Starts the built `mf serve` on 127.0.0.1:0 with `args` and `env`; resolves with its base URL once it listens. */
+export async function startMfServe(args: string[], env: NodeJS.ProcessEnv): Promise<{ base: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "serve", "--host", "127.0.0.1:0", "--no-gpu", ...args], {
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const base = await new Promise<string>((res, rej) => {
+    let out = "";
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) res(m[1]!);
+    });
+    child.once("exit", (c) => rej(new Error(`mf serve exited ${c}`)));
+  });
+  child.stdout!.resume();
+  return { base, child };
 }
