@@ -6,8 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, basename } from "node:path";
 import { BuildError } from "../core/errors.js";
-import { MediaType } from "../core/mediatypes.js";
-import { type Descriptor, type Manifest, serializeManifest } from "../core/manifest.js";
+import { type Descriptor, type Manifest, ollamaManifest, serializeManifest } from "../core/manifest.js";
 import type { LocalStore } from "../core/store.js";
 import type { ModelRef } from "../core/reference.js";
 import { type ProgressSink, noProgress } from "../core/progress.js";
@@ -93,12 +92,7 @@ export async function buildImage(ast: ModelfileAst, opts: BuildOptions, source?:
     const configBytes = Buffer.from(JSON.stringify(plan.config));
     const cfg = await opts.store.writeBlob(configBytes);
     if (cfg.created) created.push(cfg.digest);
-    const manifest: Manifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.dockerManifest,
-      config: { mediaType: MediaType.dockerConfig, digest: cfg.digest, size: cfg.size },
-      layers,
-    };
+    const manifest = ollamaManifest(cfg, layers);
     const bytes = serializeManifest(manifest);
     progress({ status: "writing manifest" });
     const refs: ModelRef[] = [];

@@ -90,3 +90,13 @@ export function serializeManifest(m: Manifest): Buffer {
     layers: m.layers.map(desc),
   }));
 }
+
+/** An Ollama image's manifest: a Docker v2 manifest over its config blob and layers (what `mf build` and a converting pull write). */
+export function ollamaManifest(config: { digest: string; size: number }, layers: Descriptor[]): Manifest {
+  return {
+    schemaVersion: 2,
+    mediaType: MediaType.dockerManifest,
+    config: { mediaType: MediaType.dockerConfig, digest: config.digest, size: config.size },
+    layers,
+  };
+}

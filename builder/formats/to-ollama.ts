@@ -12,7 +12,7 @@ import { createGunzip, createZstdDecompress } from "node:zlib";
 import { pipeline } from "node:stream/promises";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { BuildError, MfError } from "../../core/errors.js";
-import { type Descriptor, type Manifest, type ModelConfig, serializeManifest } from "../../core/manifest.js";
+import { type Descriptor, type Manifest, type ModelConfig, ollamaManifest, serializeManifest } from "../../core/manifest.js";
 import { MediaType } from "../../core/mediatypes.js";
 import type { ProgressSink } from "../../core/progress.js";
 import type { LocalStore } from "../../core/store.js";
@@ -203,12 +203,7 @@ export async function convertToOllama(
     };
     const cfg = await store.writeBlob(JSON.stringify(config));
     if (cfg.created) created.push(cfg.digest);
-    const manifest: Manifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.dockerManifest,
-      config: { mediaType: MediaType.dockerConfig, digest: cfg.digest, size: cfg.size },
-      layers,
-    };
+    const manifest = ollamaManifest(cfg, layers);
     return { manifest, bytes: serializeManifest(manifest), config, summary };
   } catch (e) {
     const referenced = await store.referencedBlobs().catch(() => new Set<string>());
