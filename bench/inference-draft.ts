@@ -1,6 +1,6 @@
 /**
- * inference, draft: speculative decoding. The generated BENCH_BIGRAM_TARGET (~120 MB Q8_0) built into one
- * store without a draft and with its agreeing draft (BENCH_BIGRAM_DRAFT, ~1.5 MB: the same bigram
+ * inference, draft: speculative decoding. The generated BENCH_BIGRAM_TARGET (~230 MB F16) built into one
+ * store without a draft and with its agreeing draft (BENCH_BIGRAM_DRAFT, ~3 MB F16: the same bigram
  * function, so every drafted token is right) at each draft_num_predict measured, served by one `mf serve`
  * (the built binary, its own process, on the engine `engineDir` holds when given), CPU only. The same raw
  * prompts at temperature 0 to each in rotating order; generation tok/s is what mf serve reports
