@@ -89,7 +89,7 @@ export async function runGeneration(
           lp.sink({ ...tokenText(p.token), logprob: p.logprob, top_logprobs: p.top.map((x) => ({ ...tokenText(x.token), logprob: x.logprob })) }),
       }
     : undefined;
-  const gen = model.evaluate(req.prompt, { sampling: req.sampling, grammar: req.grammar, probabilities });
+  const gen = model.evaluate(req.prompt, { sampling: req.sampling, grammar: req.grammar, probabilities, maxTokens: limit });
   let stopped = false;
   try {
     while (!stopped) {

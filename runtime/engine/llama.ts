@@ -172,6 +172,12 @@ class LlamaEngine implements Engine {
     if (llama.maxThreads !== cap) llama.maxThreads = cap;
   }
 
+  /** Whether a CPU is left free beside `m`'s decode threads (measured: other processes' load counts). */
+  private spareCpu(m: LlamaEngineModel): boolean {
+    const decoding = Math.min(m.threads, this.ready?.maxThreads ?? m.threads);
+    return this.cpus.free > decoding;
+  }
+
   private measure(elapsedMs: number): void {
     const others = this.meter?.othersBusy();
     if (others === undefined) return;
@@ -210,7 +216,7 @@ class LlamaEngine implements Engine {
       const m: LlamaEngineModel = new LlamaEngineModel(llama, model, context, spec, this.opts, threading, (f) => this.fullThreads(f), () => {
         this.models.delete(m);
         this.applyCap();
-      }, draft);
+      }, () => this.spareCpu(m), draft);
       this.models.add(m);
       this.applyCap();
       return m;
@@ -279,6 +285,8 @@ class LlamaEngineModel implements EngineModel {
     threading: ModelThreads,
     private readonly fullThreads: <T>(create: () => Promise<T>) => Promise<T>,
     private readonly onDispose: () => void,
+    /** whether a CPU is free beside the decode's threads, for the consumer's work: then tokens are decoded one ahead */
+    private readonly readAhead: () => boolean,
     readonly draft?: DraftRuntime,
   ) {
     this.slots = spec.slots;
@@ -398,15 +406,38 @@ class LlamaEngineModel implements EngineModel {
       const gen: AsyncGenerator<Token, void, void> = probs
         ? withProbabilities(seq.evaluateWithMetadata(prompt.slice(common) as Token[], { confidence: true, probabilities: probs.top > 0 }, options), probs)
         : seq.evaluate(prompt.slice(common) as Token[], options);
+      // Read-ahead: with a CPU to spare beside the decode's threads, the next token is asked for as soon as
+      // one arrives, so that its decode runs while the consumer (detokenizing, the HTTP write) handles this
+      // one. Never past the consumer's limit; never with probabilities, which must reach their sink in
+      // step with the tokens.
+      const ahead = this.readAhead() && !probs;
+      const limit = opts.maxTokens !== undefined && opts.maxTokens > 0 ? opts.maxTokens : Infinity;
+      let produced = 0;
       try {
-        for await (const token of gen) {
+        let next: Promise<IteratorResult<Token, void>> | undefined = gen.next();
+        while (next) {
+          const r = await next;
+          next = undefined;
+          if (r.done) break;
+          const token = r.value;
           history.push(token);
+          produced++;
           barrier?.received(slot);
-          yield token;
-          await barrier?.arrive(slot);
+          if (ahead && produced < limit) {
+            await barrier?.arrive(slot);
+            next = gen.next();
+            yield token;
+          } else {
+            yield token;
+            await barrier?.arrive(slot);
+            next = gen.next();
+          }
         }
       } catch (e) {
         throw this.disposed ? unloadedError() : e;
+      } finally {
+        // a token decoded ahead that nobody took: the decode ends before the slot is free again
+        await gen.return();
       }
       if (this.disposed) throw unloadedError();
     } finally {

@@ -75,6 +75,11 @@ export interface EvaluateOptions {
    * top-k, top-p and min-p left, not the model's raw one.
    */
   probabilities?: { top: number; sink: (p: TokenProbability) => void };
+  /**
+   * The most tokens the caller will take (its `num_predict`, or the room left in the context): an engine
+   * that decodes ahead of its consumer never decodes past it.
+   */
+  maxTokens?: number;
 }
 
 export interface EngineModel {
