@@ -407,25 +407,25 @@ class LlamaEngineModel implements EngineModel {
         ? withProbabilities(seq.evaluateWithMetadata(prompt.slice(common) as Token[], { confidence: true, probabilities: probs.top > 0 }, options), probs)
         : seq.evaluate(prompt.slice(common) as Token[], options);
       // Read-ahead: with a CPU to spare beside the decode's threads, the next token is asked for as soon as
-      // one arrives, so that its decode runs while the consumer (detokenizing, the HTTP write) handles this
-      // one. Never past the consumer's limit; never with probabilities, which must reach their sink in
-      // step with the tokens.
+      // one arrives (once the step barrier lets this slot go), so that its decode runs while the consumer
+      // (detokenizing, the HTTP write) handles this one. Never past the consumer's limit; never with
+      // probabilities, which must reach their sink in step with the tokens.
       const ahead = this.readAhead() && !probs;
       const limit = opts.maxTokens !== undefined && opts.maxTokens > 0 ? opts.maxTokens : Infinity;
       let produced = 0;
+      let stopping = false;
+      let next: Promise<IteratorResult<Token, void> | undefined> = gen.next();
       try {
-        let next: Promise<IteratorResult<Token, void>> | undefined = gen.next();
-        while (next) {
+        for (;;) {
           const r = await next;
-          next = undefined;
-          if (r.done) break;
+          if (!r || r.done) break;
           const token = r.value;
           history.push(token);
           produced++;
           barrier?.received(slot);
           if (ahead && produced < limit) {
-            await barrier?.arrive(slot);
-            next = gen.next();
+            next = barrier ? barrier.arrive(slot).then(() => (stopping ? undefined : gen.next())) : gen.next();
+            next.catch(() => undefined); // awaited by the loop or below: never an unhandled rejection
             yield token;
           } else {
             yield token;
@@ -436,7 +436,10 @@ class LlamaEngineModel implements EngineModel {
       } catch (e) {
         throw this.disposed ? unloadedError() : e;
       } finally {
-        // a token decoded ahead that nobody took: the decode ends before the slot is free again
+        // a token asked for ahead that nobody takes: its decode ends before the slot is free again
+        stopping = true;
+        this.barrier.leave(slot);
+        await next.catch(() => undefined);
         await gen.return();
       }
       if (this.disposed) throw unloadedError();

@@ -9,8 +9,9 @@
  * - the default count: the physical cores among those CPUs (SMT siblings share one core's arithmetic
  *   units, and llama.cpp's own count of "math" cores, without efficiency cores, when it is lower), at
  *   most `usable`.
- * - while it runs, `freeCpus` lowers the threads of default-count models to the CPUs other processes
- *   leave free, so that a shared machine degrades to fewer threads instead of collapsing.
+ * - while it runs, `nextFreeCpus` lowers the threads of default-count models to the CPUs other processes
+ *   leave free (once their load has lasted two readings), so that a shared machine degrades to fewer
+ *   threads instead of collapsing.
  */
 
 export interface CpuFacts {
@@ -82,33 +83,46 @@ export const BUSY_ABOVE = 0.3;
 export const FREE_BELOW = 0.15;
 /**
  * How long others' load must stay low before the count rises again. Too many threads for the free cores
- * costs tens of times the speed, too few about a third at worst: the count drops at the first busy
- * reading and rises only after this much calm, so bursts of other work a second apart never catch a
- * decode with more threads than free cores.
+ * costs tens of times the speed, too few about a third at worst: the count rises only after this much
+ * calm, so bursts of other work a second apart never catch a decode with more threads than free cores.
  */
 export const RISE_AFTER_MS = 1000;
+/**
+ * How long others' load must stay high before the count drops: two readings. A single busy reading is
+ * most often the tail of something that already ended (another server's workers polling for a moment
+ * after their last decode, a client parsing a burst of tokens); dropping on it cost a default-count model
+ * a second at the lower count for nothing (measured in the bench's defaults part: 0.77× of 2 threads on
+ * an idle machine). A competitor that stays is caught 200 ms later than on its first reading.
+ */
+export const DROP_AFTER_MS = 400;
 
 export interface FreeCpus {
   /** the CPUs left free for our threads, 1 to `usable` */
   free: number;
   /** how long others' load has allowed more than `free` */
   calmMs: number;
+  /** how long others' load has left fewer than `free` */
+  busyMs?: number;
 }
 
 /**
  * The next count of CPUs left free for our threads, from the last one and a reading: other processes
- * kept `othersBusy` CPUs busy (our own threads excluded) over the last `elapsedMs`. It drops as soon as
- * others take more than BUSY_ABOVE of a CPU; it rises once they have taken less than FREE_BELOW for
- * RISE_AFTER_MS.
+ * kept `othersBusy` CPUs busy (our own threads excluded) over the last `elapsedMs`. It drops once others
+ * have taken more than BUSY_ABOVE of a CPU for DROP_AFTER_MS; it rises once they have taken less than
+ * FREE_BELOW for RISE_AFTER_MS.
  */
 export function nextFreeCpus(prev: FreeCpus, usable: number, othersBusy: number, elapsedMs: number): FreeCpus {
   const busy = Math.max(0, Number.isFinite(othersBusy) ? othersBusy : 0);
   const clamp = (n: number) => Math.max(1, Math.min(usable, n));
   const free = clamp(prev.free);
+  const elapsed = Math.max(0, elapsedMs);
   const keep = clamp(Math.floor(usable - busy + BUSY_ABOVE));
-  if (keep < free) return { free: keep, calmMs: 0 };
+  if (keep < free) {
+    const busyMs = (prev.busyMs ?? 0) + elapsed;
+    return busyMs >= DROP_AFTER_MS ? { free: keep, calmMs: 0, busyMs: 0 } : { free, calmMs: 0, busyMs };
+  }
   const rise = clamp(Math.floor(usable - busy + FREE_BELOW));
-  if (rise <= free) return { free, calmMs: 0 };
-  const calmMs = prev.calmMs + Math.max(0, elapsedMs);
-  return calmMs >= RISE_AFTER_MS ? { free: rise, calmMs: 0 } : { free, calmMs };
+  if (rise <= free) return { free, calmMs: 0, busyMs: 0 };
+  const calmMs = prev.calmMs + elapsed;
+  return calmMs >= RISE_AFTER_MS ? { free: rise, calmMs: 0, busyMs: 0 } : { free, calmMs, busyMs: 0 };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CpuLoadMeter, parseCpuList, readCpuFacts } from "../../runtime/engine/cpu.js";
-import { type CpuFacts, RISE_AFTER_MS, clampThreads, nextFreeCpus, planThreads } from "../../runtime/engine/threads.js";
+import { type CpuFacts, DROP_AFTER_MS, RISE_AFTER_MS, clampThreads, nextFreeCpus, planThreads } from "../../runtime/engine/threads.js";
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 /** CPUs 0..n-1 where CPU i and i + n/2 are SMT siblings of one core (Linux's usual numbering) */
@@ -70,37 +70,42 @@ describe("nextFreeCpus: the count under other processes' load", () => {
     assert.deepEqual(run(16, [0.05, 0.1]), [16, 16]);
   });
 
-  test("one CPU-bound competitor on 2 cores: 1 thread at the first reading, whether we spin 2 threads or 1", () => {
+  test("one CPU-bound competitor on 2 cores: 1 thread once its load has lasted DROP_AFTER_MS, whether we spin 2 threads or 1", () => {
+    assert.equal(DROP_AFTER_MS, 400);
     // with 2 spinning threads of ours and the competitor on 2 cores, the competitor gets about 2/3 of a CPU
-    assert.deepEqual(run(2, [0.67]), [1]);
-    assert.deepEqual(run(2, [1.0, 1.0, 1.0]), [1, 1, 1]);
+    assert.deepEqual(run(2, [0.67, 0.67]), [2, 1]);
+    assert.deepEqual(run(2, [1.0, 1.0, 1.0, 1.0]), [2, 1, 1, 1]);
+  });
+
+  test("a single busy reading (the tail of work that already ended) leaves the count", () => {
+    assert.deepEqual(run(2, [0.9, 0, 0, 0.8, 0.1, 0, 1, 0]), [2, 2, 2, 2, 2, 2, 2, 2]);
   });
 
   test("back to 2 threads only after RISE_AFTER_MS of calm", () => {
     const calm = Array(RISE_AFTER_MS / 200).fill(0.02);
-    assert.deepEqual(run(2, [1, ...calm]), [1, ...calm.map((_, i) => (i === calm.length - 1 ? 2 : 1))]);
+    assert.deepEqual(run(2, [1, 1, ...calm]), [2, 1, ...calm.map((_, i) => (i === calm.length - 1 ? 2 : 1))]);
   });
 
-  test("bursts of other work under a second apart keep it at 1 thread", () => {
+  test("once down, bursts of other work under a second apart keep it at 1 thread", () => {
     const bursty = [1, 0, 0, 0, 1, 0, 0, 0, 0.9, 0, 0, 0, 0.5, 0, 0];
-    assert.deepEqual(run(2, bursty), bursty.map(() => 1));
+    assert.deepEqual(run(2, bursty, 1), bursty.map(() => 1));
   });
 
   test("a band between FREE_BELOW and BUSY_ABOVE keeps the count where it was (no flapping)", () => {
     assert.deepEqual(run(2, [0.2, 0.2, 0.2, 0.2, 0.2, 0.2]), [2, 2, 2, 2, 2, 2]);
     assert.deepEqual(run(2, [0.2, 0.2, 0.2, 0.2, 0.2, 0.2], 1), [1, 1, 1, 1, 1, 1]);
-    assert.deepEqual(run(2, [0.35]), [1]);
+    assert.deepEqual(run(2, [0.35, 0.35]), [2, 1]);
   });
 
   test("never below 1 nor above the usable CPUs", () => {
-    assert.deepEqual(run(2, [7.5]), [1]);
+    assert.deepEqual(run(2, [7.5, 7.5]), [2, 1]);
     assert.deepEqual(run(4, [0], 9), [4]);
     assert.deepEqual(run(4, [Number.NaN]), [4]);
   });
 
   test("on 16 CPUs with 5 busy elsewhere, 11 are left; at 2 busy, 14 after the calm", () => {
-    assert.deepEqual(run(16, [5]), [11]);
-    assert.equal(run(16, [5, ...Array(RISE_AFTER_MS / 200).fill(2)]).at(-1), 14);
+    assert.deepEqual(run(16, [5, 5]), [16, 11]);
+    assert.equal(run(16, [5, 5, ...Array(RISE_AFTER_MS / 200).fill(2)]).at(-1), 14);
   });
 });
 
