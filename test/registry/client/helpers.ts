@@ -1,5 +1,6 @@
 /** Shared pieces of the registry client tests: models built from generated GGUFs, registries, stores. */
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildFromModelfile } from "../../../builder/build.js";
@@ -66,6 +67,18 @@ export async function showOf(store: LocalStore, name: string): Promise<unknown> 
   return { digest: d.model.digest, details: d.details, params: d.params, template: d.template, system: d.system, licenses: d.licenses.length, modelfile: modelfileOf(d).replace(/^FROM .*$/m, "FROM x").replace(/^# .*$/gm, "") };
 }
 
+/** stores made by `newStore`, removed when the test file's process exits (each test file runs in its own) */
+const stores: string[] = [];
+let removeAtExit = false;
+
 export async function newStore(prefix = "mf-client-store-"): Promise<LocalStore> {
-  return new LocalStore(await tempDir(prefix));
+  const dir = await tempDir(prefix);
+  stores.push(dir);
+  if (!removeAtExit) {
+    removeAtExit = true;
+    process.once("exit", () => {
+      for (const d of stores) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return new LocalStore(dir);
 }
