@@ -437,6 +437,7 @@ class LlamaEngineModel implements EngineModel {
         throw this.disposed ? unloadedError() : e;
       } finally {
         // a token asked for ahead that nobody takes: its decode ends before the slot is free again
+        // (leaving the barrier first releases an arrival still waiting on it)
         stopping = true;
         this.barrier.leave(slot);
         await next.catch(() => undefined);
@@ -444,7 +445,6 @@ class LlamaEngineModel implements EngineModel {
       }
       if (this.disposed) throw unloadedError();
     } finally {
-      this.barrier.leave(slot);
       slot.busy = false;
     }
   }

@@ -142,7 +142,6 @@ export function rmGcScrubSuite(name: string, start: () => Promise<ServedRegistry
       const repo = `${ns()}/many`;
       const a = await pushImage(r.base, repo, "a000");
       const b = await pushImage(r.base, repo, "b000");
-      const names: string[] = ["a000", "b000"];
       // 150 tags: more than one page of the 100 that `mf registry rm` asks for at a time (put 8 at a time)
       const puts: { m: typeof a; tag: string }[] = [];
       for (let i = 1; i < 75; i++) for (const [m, prefix] of [[a, "a"], [b, "b"]] as const) puts.push({ m, tag: `${prefix}${String(i).padStart(3, "0")}` });
@@ -150,7 +149,6 @@ export function rmGcScrubSuite(name: string, start: () => Promise<ServedRegistry
         const batch = puts.slice(i, i + 8);
         const codes = await Promise.all(batch.map(({ m, tag }) => status(`${r.base}/v2/${repo}/manifests/${tag}`, { method: "PUT", body: m.bytes, headers: { "content-type": m.mediaType } })));
         assert.deepEqual(codes, batch.map(() => 201));
-        names.push(...batch.map((p) => p.tag));
       }
       const keep = `${ns()}/kept`;
       const kept = await pushImage(r.base, keep, "v1");
