@@ -15,16 +15,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BIGRAM_TARGET, cachedFixture } from "../../fixtures/gguf/index.js";
-import { resolveConfig } from "../../core/config.js";
-import { chooseEngine, type EngineChoice } from "../../runtime/engine/binding.js";
-import { runGeneration } from "../../runtime/engine/generation.js";
+import { type LogprobEntry, runGeneration } from "../../runtime/engine/generation.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
-import type { LogprobEntry } from "../../runtime/engine/generation.js";
 import type { Engine, EngineModel, EvaluateOptions, SamplingOptions } from "../../runtime/engine/types.js";
 import { ROOT } from "../helpers/mf.js";
-import { tinyGguf } from "./harness.js";
+import { cpuEngine, tinyGguf } from "./harness.js";
 
-const choice: EngineChoice = await chooseEngine({ dir: resolveConfig().engineDir, gpu: false });
+const choice = await cpuEngine();
 
 const greedy: SamplingOptions = { temperature: 0, topK: 40, topP: 1, minP: 0, seed: 0 };
 const sampled = (seed: number): SamplingOptions => ({ temperature: 1.1, topK: 40, topP: 0.95, minP: 0, seed });

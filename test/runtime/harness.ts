@@ -9,9 +9,11 @@ import { join } from "node:path";
 import type { FastifyServerOptions } from "fastify";
 import type { BudgetLimits } from "../../grammar/template/index.js";
 import { buildFromModelfile } from "../../builder/build.js";
+import { resolveConfig } from "../../core/config.js";
 import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
 import { TINY, cachedFixture } from "../../fixtures/gguf/index.js";
+import { chooseEngine, type EngineChoice } from "../../runtime/engine/binding.js";
 import type { Engine } from "../../runtime/engine/types.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import { type Lease, Scheduler, type SchedulerOptions } from "../../runtime/scheduler.js";
@@ -43,6 +45,11 @@ export interface Harness {
   /** takes a slot of a model exactly as a request without options would */
   hold(model: string): Promise<Lease>;
   close(): Promise<void>;
+}
+
+/** The engine `mf engine build` made for this machine (MF_ENGINE_DIR, or ~/.mf/engine), CPU variant, when there is one. */
+export function cpuEngine(): Promise<EngineChoice> {
+  return chooseEngine({ dir: resolveConfig().engineDir, gpu: false });
 }
 
 export async function tinyGguf(): Promise<string> {

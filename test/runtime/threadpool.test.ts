@@ -21,10 +21,10 @@ import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
 import { MF_BIN, ROOT } from "../helpers/mf.js";
 import { withTmp } from "../helpers/tmp.js";
-import { chooseEngine, type EngineChoice } from "../../runtime/engine/binding.js";
+import type { EngineChoice } from "../../runtime/engine/binding.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import type { Engine, EngineModel } from "../../runtime/engine/types.js";
-import { CHAT_MODELFILE, tinyGguf } from "./harness.js";
+import { CHAT_MODELFILE, cpuEngine, tinyGguf } from "./harness.js";
 
 const THREADS = 2;
 const DECODES = 100;
@@ -74,7 +74,7 @@ async function decode(m: EngineModel, n: number): Promise<void> {
 }
 
 const engineDir = resolveConfig().engineDir;
-const choice: EngineChoice | undefined = existsSync("/proc/self/task") ? await chooseEngine({ dir: engineDir, gpu: false }) : undefined;
+const choice: EngineChoice | undefined = existsSync("/proc/self/task") ? await cpuEngine() : undefined;
 
 describe("the built engine's persistent threadpool", { concurrency: false }, () => {
   if (choice?.kind !== "built") {
