@@ -382,7 +382,12 @@ class LlamaEngineModel implements EngineModel {
       const rp = s.repeat;
       const penalize = rp && rp.lastN !== 0 && (rp.penalty !== 1 || rp.presencePenalty !== 0 || rp.frequencyPenalty !== 0);
       const lastN = rp && rp.lastN < 0 ? this.contextSize : (rp?.lastN ?? 0);
+      const limit = opts.maxTokens !== undefined && opts.maxTokens > 0 ? opts.maxTokens : Infinity;
+      let produced = 0;
       const options = {
+        // mf's patch: while the consumer handles token N, the context decodes it for token N + 1,
+        // asked at each sampling whether that token will be asked for (never past the limit)
+        decodeAhead: () => produced + 1 < limit,
         temperature: s.temperature,
         topK: s.topK,
         topP: s.topP,
@@ -411,8 +416,6 @@ class LlamaEngineModel implements EngineModel {
       // (detokenizing, the HTTP write) handles this one. Never past the consumer's limit; never with
       // probabilities, which must reach their sink in step with the tokens.
       const ahead = this.readAhead() && !probs;
-      const limit = opts.maxTokens !== undefined && opts.maxTokens > 0 ? opts.maxTokens : Infinity;
-      let produced = 0;
       let stopping = false;
       let next: Promise<IteratorResult<Token, void> | undefined> = gen.next();
       try {

@@ -8,6 +8,10 @@
  * peaked next token depends only on the last one: its answers do not move with the batch's make-up (which
  * varies with timing, and changes a random model's near-ties), so each slot must answer as it does alone.
  *
+ * Decoding ahead (the patch's AddonDecodeAhead): while JavaScript handles a sampled token, the context's
+ * thread decodes it for the next one; the answers must not change, whether the next batch claims it or a
+ * stop leaves it to be removed.
+ *
  * Runs only on a built engine (MF_ENGINE_DIR, or ~/.mf/engine; `.ci/run` builds one); otherwise it says
  * that it could not run.
  */
@@ -87,18 +91,26 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     for (const e of engines) await e.dispose();
   });
 
-  /** a model whose contexts run their jobs on their own thread ("on"), or on libuv's pool ("off") */
-  async function load(mode: "on" | "off", slots: number, path = modelPath): Promise<EngineModel> {
+  /**
+   * A model whose contexts run their jobs on their own thread ("on"), on it without decoding ahead
+   * ("no-ahead"), or on libuv's pool ("off").
+   */
+  async function load(mode: "on" | "no-ahead" | "off", slots: number, path = modelPath): Promise<EngineModel> {
     if (mode === "off") process.env.NODE_LLAMA_CPP_CONTEXT_THREAD = "off";
-    else delete process.env.NODE_LLAMA_CPP_CONTEXT_THREAD;
+    if (mode === "no-ahead") process.env.NODE_LLAMA_CPP_DECODE_AHEAD = "off";
     try {
       const engine = createLlamaEngine({ engine: choice, threads: 2 });
       engines.push(engine);
       return await engine.load({ modelPath: path, adapters: [], contextSize: 256, slots, threads: 2 });
     } finally {
       delete process.env.NODE_LLAMA_CPP_CONTEXT_THREAD;
+      delete process.env.NODE_LLAMA_CPP_DECODE_AHEAD;
     }
   }
+
+  /** the patch's count of decodes run ahead on the model's context: run, claimed by the batch that came, removed */
+  const aheadStats = (m: EngineModel): { ran: number; claimed: number; removed: number } =>
+    (m as unknown as { context: { _ctx: { getDecodeAheadStats(): { ran: number; claimed: number; removed: number } } } }).context._ctx.getDecodeAheadStats();
 
   it("one slot: greedy, seeded, repeat penalty, a grammar and probabilities answer as on libuv's pool", async () => {
     const on = await load("on", 1);
@@ -133,5 +145,37 @@ describe("the context's own thread: decodes and samplings in order, each samplin
       assert.deepEqual(await Promise.all(cases.map((c) => answer(on, c))), alone, `round ${round}: at once, as alone`);
     }
     assert.deepEqual(await Promise.all(cases.map((c) => answer(off, c))), alone, "on libuv's pool, at once");
+  });
+
+  it("decoding each sampled token ahead: every one is claimed by the next batch, none past the limit, and one left by a stop is removed before the slot is used again", async () => {
+    const on = await load("on", 1);
+    const plain = await load("no-ahead", 1);
+    // to the limit: each token but the last was decoded while its text was handled, and used
+    const c = CASES[1]!;
+    const one = await answer(on, c);
+    assert.deepEqual(one, await answer(plain, c), "the same answer");
+    const first = aheadStats(on);
+    assert.deepEqual(first, { ran: c.maxTokens - 1, claimed: c.maxTokens - 1, removed: 0 }, "every token but the last decoded ahead, and each claimed");
+    assert.deepEqual(aheadStats(plain), { ran: 0, claimed: 0, removed: 0 }, "NODE_LLAMA_CPP_DECODE_AHEAD=off decodes nothing ahead");
+
+    // stopped by a stop sequence: the token after it was decoded ahead and nobody asks for it
+    const full = await answer(plain, { ...c, maxTokens: 40 });
+    const stopAt = full.text.slice(12, 16);
+    const stopped = async (m: EngineModel) => {
+      let text = "";
+      const r = await runGeneration(m, { prompt: m.tokenize(c.prompt), maxTokens: 40, stop: [stopAt], sampling: c.sampling }, (t) => (text += t));
+      return { text, tokens: r.tokens, doneReason: r.doneReason, stopSequence: r.stopSequence };
+    };
+    const a = await stopped(on);
+    assert.deepEqual(a, await stopped(plain), "the same answer, cut at the stop sequence");
+    assert.equal(a.stopSequence, stopAt);
+    const afterStop = aheadStats(on);
+    assert.equal(afterStop.ran - afterStop.claimed, 1, "one token decoded ahead, past the stop, not claimed");
+    assert.equal(afterStop.removed, 0, "and still in the slot's cache until the slot is used again");
+
+    // the next prompt shares the stopped answer's prefix: the slot's cache is reused, without that token
+    const next: Case = { name: "prefix reused", prompt: c.prompt + a.text, maxTokens: 24, sampling: greedy };
+    assert.deepEqual(await answer(on, next), await answer(plain, next), "a prompt reusing the cache answers as without decoding ahead");
+    assert.equal(aheadStats(on).removed, 1, "the token decoded past the stop was removed first");
   });
 });
