@@ -34,14 +34,19 @@
  * threads on 2 cores ran at under 1 tok/s) is cut --cut-s seconds after its first token, and its rate
  * is the tokens after the first ÷ the time to the cut; a healthy run never comes near it.
  *
+ * "cpu" (only when asked for): where a generated token's CPU time goes, for mf serve and llama-server at each
+ * thread count: the decode's threads, the server's other threads (mf serve's JavaScript thread apart), and
+ * the client reading the stream, from /proc; on a machine with no CPU to spare, all that is not the
+ * decode's is taken from it.
+ *
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine=native|prebuilt]
- *                              [--parts=threads,concurrency,defaults,draft] [--cut-s 20] [--no-llama-cpp]
+ *                              [--parts=threads,concurrency,defaults,draft,cpu] [--cut-s 20] [--no-llama-cpp]
  * (a flag's value that is not a number goes after `=`: `npm run bench` takes other words for section names)
 
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only] [--draft-predict 4,15]
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -84,7 +89,7 @@ const clients = Number(values.clients);
 const concurrentReps = Number(values["concurrent-reps"]);
 const CUT_MS = Number(values["cut-s"]) * 1000;
 const parts = new Set(values.parts.split(",").map((x) => x.trim()));
-for (const p of parts) if (!["threads", "concurrency", "defaults", "draft"].includes(p)) throw new Error(`--parts takes threads, concurrency, defaults and draft, not ${p}`);
+for (const p of parts) if (!["threads", "concurrency", "defaults", "draft", "cpu"].includes(p)) throw new Error(`--parts takes threads, concurrency, defaults, draft and cpu, not ${p}`);
 const SAMPLING = { seed: 42, temperature: 0.8, topK: 40, topP: 0.9, minP: 0 };
 const NUM_CTX = 2048;
 const STORY =
@@ -106,6 +111,8 @@ interface Side {
   name: string;
   one(prompt: string): Promise<One>;
   close(): Promise<void>;
+  /** the server's process, when it has its own */
+  pid?: number;
 }
 
 const hr = () => process.hrtime.bigint();
@@ -306,6 +313,7 @@ async function mfSide(threads: number | undefined, parallel: number): Promise<Si
   const { base, child } = await startMfServe(threads === undefined ? [] : ["--threads", String(threads)], env);
   return {
     name: parallel > 1 ? `mf serve (MF_NUM_PARALLEL=${parallel})` : "mf serve over HTTP",
+    pid: child.pid,
     async one(prompt) {
       const c = cutter();
       const t0 = hr();
@@ -362,6 +370,7 @@ async function llamaServerSide(threads: number | undefined, parallel: number): P
   }
   return {
     name: parallel > 1 ? `llama-server -np ${parallel}` : "llama-server /completion",
+    pid: child.pid,
     async one(prompt) {
       const c = cutter();
       const t0 = hr();
@@ -457,6 +466,51 @@ async function competitor(): Promise<() => Promise<void>> {
     c.kill("SIGKILL");
     await waitExit(c);
   };
+}
+
+/** CPU time (ms) of each thread of a process, from /proc (Linux): utime + stime, by thread id */
+function threadCpu(pid: number): Map<number, number> {
+  const tick = 1000 / 100; // USER_HZ
+  const out = new Map<number, number>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(t), (Number(f[11]) + Number(f[12])) * tick);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
+}
+
+/**
+ * Where a generated token's CPU time goes, server and client (this process, whose other parts are idle
+ * meanwhile): the decode's threads (the `threads` busiest of the server's), the server's other threads
+ * (for mf serve, its JavaScript thread first), and the client reading the stream. On a machine with no
+ * CPU to spare, every millisecond beside the decode's threads is taken from them.
+ */
+async function cpuPerToken(side: Side, threads: number, runs: number): Promise<string[]> {
+  await side.one(promptOf(promptNo++)); // loaded and warm
+  const pid = side.pid!;
+  const before = threadCpu(pid);
+  const client = process.cpuUsage();
+  const t0 = hr();
+  let n = 0;
+  for (let i = 0; i < runs; i++) n += (await side.one(promptOf(promptNo++))).n;
+  const wall = ms(t0, hr());
+  const used = process.cpuUsage(client);
+  const delta = [...threadCpu(pid)].map(([tid, cpu]) => ({ tid, cpu: cpu - (before.get(tid) ?? 0) })).sort((a, b) => b.cpu - a.cpu);
+  const decode = delta.slice(0, threads);
+  const others = delta.slice(threads);
+  const main = others.find((x) => x.tid === pid);
+  const per = (x: number) => (x / n).toFixed(2);
+  return [
+    side.name, String(threads), per(wall), per(decode.reduce((a, x) => a + x.cpu, 0)),
+    main ? per(main.cpu) : "",
+    per(others.reduce((a, x) => a + x.cpu, 0)),
+    per((used.user + used.system) / 1000),
+  ];
 }
 
 const TOOLS = ["mf serve", "node-llama-cpp direct", "llama-server"] as const;
@@ -621,6 +675,27 @@ try {
     );
   }
 
+  if (parts.has("cpu")) {
+    process.stderr.write("cpu: CPU time per generated token, by thread\n");
+    const rows: string[][] = [];
+    for (const threads of threadCounts) {
+      for (const make of [() => mfSide(threads, 1), ...(withLlamaCpp ? [() => llamaServerSide(threads, 1)] : [])]) {
+        const side = await make();
+        try {
+          rows.push(await cpuPerToken(side, threads, reps));
+        } finally {
+          await side.close();
+        }
+      }
+    }
+    sections.push(
+      `### CPU time per generated token (ms, the prompt's share included), ${reps} runs of ${tokens} tokens one after the other, after a warm-up, read from /proc: ` +
+        `the decode's threads (the server's busiest, as many as it decodes with), the server's JavaScript thread (mf serve), all of the server's threads but the decode's, ` +
+        `and the client reading the stream (this process); wall: the runs' time per generated token\n\n` +
+        table(["server", "threads", "wall", "decode's threads", "JavaScript thread", "server's other threads", "client"], rows),
+    );
+  }
+
   if (parts.has("draft")) {
     process.stderr.write(`draft: speculative decoding at ${threadCounts[0]} threads:\n`);
     const draft = await draftMeasurement({
@@ -643,8 +718,7 @@ try {
       `generation = tokens after the first ÷ first-to-last time. llama-server and llama-bench are built from node-llama-cpp's own llama.cpp source. ` +
       `Engine: ${engineNote}. The model's vocabulary detokenizes only to ASCII (asciiOnly), so llama-server never aborts a stream on text that is not UTF-8. ` +
       `Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end.\n\n` +
-      table(["question", "mf", "peer", "ratio", "target"], summary) +
-      "\n\n" +
+      (summary.length ? table(["question", "mf", "peer", "ratio", "target"], summary) + "\n\n" : "") +
       sections.join("\n\n") +
       `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")}${parts.has("concurrency") ? ` --clients ${clients}` : ""} --engine=${values.engine}` +
       `${values.parts === "threads,concurrency,defaults,draft" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
