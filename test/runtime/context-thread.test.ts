@@ -127,7 +127,7 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     assert.deepEqual(await answer(on, CASES[1]!), await answer(off, CASES[1]!), "a reused prefix cache");
   });
 
-  it("four slots generating at once, each sampling queued behind the decode of their shared batch, answer each as alone and as on libuv's pool", async () => {
+  it("four slots generating at once, each sampling queued behind the decode of their shared batch, and their next batch decoded ahead, answer each as alone and as on libuv's pool", async () => {
     const on = await load("on", 4, bigramPath);
     const off = await load("off", 4, bigramPath);
     // different last tokens: each slot follows its own chain, so a sampling that read another slot's logits shows
@@ -141,9 +141,13 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     for (const c of cases) alone.push(await answer(on, c));
     const chains = new Set(alone.map((a) => a.text));
     assert.equal(chains.size, cases.length, `the slots' answers differ from one another: ${[...chains].join(" | ")}`);
+    const before = aheadStats(on);
     for (let round = 0; round < 3; round++) {
       assert.deepEqual(await Promise.all(cases.map((c) => answer(on, c))), alone, `round ${round}: at once, as alone`);
     }
+    // the slots' batches were decoded ahead too, one token a slot, and used: answers as alone all the same
+    const together = aheadStats(on);
+    assert.ok(together.claimed - before.claimed >= 10, `batches of several slots decoded ahead and claimed: ${JSON.stringify({ before, together })}`);
     assert.deepEqual(await Promise.all(cases.map((c) => answer(off, c))), alone, "on libuv's pool, at once");
   });
 
