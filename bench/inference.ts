@@ -57,6 +57,7 @@ import { parseRef } from "../core/reference.js";
 import { LocalStore } from "../core/store.js";
 import { BENCH_200M, cachedFixture } from "../fixtures/gguf/index.js";
 import { chooseEngine, loadBinding } from "../runtime/engine/binding.js";
+import { statTicks } from "../runtime/engine/cpu.js";
 import { freePort } from "../test/registry/peers.js";
 import { CACHE, ROOT, fmtStat, ratio, report, startMfServe, stat, table, type Stat } from "./lib.js";
 import { draftMeasurement } from "./inference-draft.js";
@@ -468,15 +469,13 @@ async function competitor(): Promise<() => Promise<void>> {
   };
 }
 
-/** CPU time (ms) of each thread of a process, from /proc (Linux): utime + stime, by thread id */
+/** CPU time (ms) of each thread of a process, from /proc (Linux), by thread id */
 function threadCpu(pid: number): Map<number, number> {
-  const tick = 1000 / 100; // USER_HZ
+  const msPerTick = 1000 / 100; // USER_HZ
   const out = new Map<number, number>();
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(Number(t), (Number(f[11]) + Number(f[12])) * tick);
+      out.set(Number(t), (statTicks(readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8")) ?? 0) * msPerTick);
     } catch {
       /* the thread ended */
     }

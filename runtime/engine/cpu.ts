@@ -153,8 +153,11 @@ function cpuTicks(stat: string, ids: ReadonlySet<number> | undefined): { busy: n
   return n ? { busy, total, n } : undefined;
 }
 
-/** This process's user + system ticks (all its threads) from /proc/self/stat. */
-function selfTicks(stat: string): number | undefined {
+/**
+ * User + system ticks (USER_HZ) from a proc(5) stat line: /proc/self/stat (all of this process's threads)
+ * or /proc/<pid>/task/<tid>/stat (one thread).
+ */
+export function statTicks(stat: string): number | undefined {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // fields 14 and 15 (utime, stime) of proc(5), counted from the state (field 3) after the command name
   const t = Number(f[11]) + Number(f[12]);
@@ -180,7 +183,7 @@ export class CpuLoadMeter {
     const all = this.read("/proc/stat");
     const own = this.read("/proc/self/stat");
     const t = all === undefined ? undefined : cpuTicks(all, this.ids);
-    const self = own === undefined ? undefined : selfTicks(own);
+    const self = own === undefined ? undefined : statTicks(own);
     if (!t || self === undefined) return undefined;
     const prev = this.last;
     this.last = { ...t, self };
