@@ -28,7 +28,17 @@ import { DraftRuntime } from "./draft.js";
 import { type EngineChoice, loadBinding } from "./binding.js";
 import { CpuLoadMeter, readCpuFacts } from "./cpu.js";
 import { StepBarrier } from "./step-barrier.js";
-import { type CpuFacts, type FreeCpus, type ThreadPlan, clampThreads, nextFreeCpus, planThreads } from "./threads.js";
+import {
+  CALIBRATE_ROUNDS,
+  CALIBRATE_UNDER_MS,
+  type CpuFacts,
+  type FreeCpus,
+  type ThreadPlan,
+  calibratedThreads,
+  clampThreads,
+  nextFreeCpus,
+  planThreads,
+} from "./threads.js";
 import { type Engine, type EngineModel, type EvaluateOptions, type GrammarSpec, type LoadSpec, unloadedError } from "./types.js";
 
 export type EngineLogLevel = "error" | "warn" | "info" | "debug";
@@ -46,6 +56,11 @@ export interface LlamaEngineOptions {
   notice?: (level: EngineLogLevel, message: string) => void;
   /** the machine's CPU facts (default: read from /proc and /sys) */
   cpu?: CpuFacts;
+  /**
+   * false: a default count is never measured at load (threads.ts, CALIBRATE_UNDER_MS), as on a stand-in
+   * machine (`cpu`), whose counts the real CPUs cannot measure; default true
+   */
+  measureThreads?: boolean;
   /** how often the CPUs' load is measured, in ms (default 200; 0: never, default-count models keep their count) */
   loadIntervalMs?: number;
 }
@@ -82,6 +97,8 @@ class LlamaEngine implements Engine {
   private cpus: FreeCpus;
   /** contexts being created: node-llama-cpp clamps a context's threads to `maxThreads` when it creates it */
   private creating = 0;
+  /** default counts measured at load on an engine without a persistent pool, by GGUF path: a reload keeps it */
+  private readonly measured = new Map<string, number>();
   private meter: CpuLoadMeter | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -194,11 +211,12 @@ class LlamaEngine implements Engine {
     const llama = await this.binding();
     this.ready = llama;
     const threading = this.threadsFor(llama, spec);
-    const threads = threading.threads;
     this.errors = [];
     let model: LlamaModel | undefined;
     try {
       model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal });
+      if (threading.asked === undefined) threading.threads = await this.calibrate(model, spec.modelPath, threading.threads, signal);
+      const threads = threading.threads;
       let created: LlamaContext | undefined;
       const loaded = model;
       const context = await this.fullThreads(() =>
@@ -225,6 +243,54 @@ class LlamaEngine implements Engine {
       if (signal?.aborted || e instanceof RuntimeError) throw e;
       throw new RuntimeError("MODEL_LOAD_FAILED", `failed to load model ${spec.modelPath}: ${this.reason(e)}`, { cause: e });
     }
+  }
+
+  /**
+   * The default count of a model on an engine without a persistent threadpool, measured (threads.ts,
+   * CALIBRATE_UNDER_MS): a one-token decode at the policy's count and at 1 thread, in turns, each on a
+   * small context of its own, disposed after. Every other engine, and a model on a GPU, keeps the count.
+   */
+  private async calibrate(model: LlamaModel, path: string, threads: number, signal?: AbortSignal): Promise<number> {
+    if (threads <= 1 || this.opts.engine?.kind === "built" || this.opts.measureThreads === false || model.gpuLayers > 0) return threads;
+    const known = this.measured.get(path);
+    if (known !== undefined) return known;
+    const chosen = await this.fullThreads(async () => {
+      const contexts = new Map<number, LlamaContext>();
+      try {
+        for (const n of [threads, 1]) contexts.set(n, await model.createContext({ contextSize: Math.min(256, Math.max(model.trainContextSize, 1)), sequences: 1, threads: n }));
+        const token = (model.tokens.bos ?? model.tokenize("a")[0] ?? 0) as Token;
+        const once = async (n: number): Promise<number> => {
+          signal?.throwIfAborted();
+          const seq = contexts.get(n)!.getSequence();
+          try {
+            const t0 = performance.now();
+            await seq.evaluateWithoutGeneratingNewTokens([token]);
+            return performance.now() - t0;
+          } finally {
+            seq.dispose();
+          }
+        };
+        await once(threads); // pages the weights in
+        const first = await once(threads);
+        const times = new Map<number, number[]>([[threads, [first]]]);
+        if (first < CALIBRATE_UNDER_MS) {
+          times.set(1, []);
+          await once(1);
+          for (let r = 0; r < CALIBRATE_ROUNDS; r++) for (const n of r % 2 ? [threads, 1] : [1, threads]) times.get(n)!.push(await once(n));
+        }
+        const c = calibratedThreads(times);
+        const ms = [...c.medians].map(([n, t]) => `${n} thread${n === 1 ? "" : "s"} ${t.toFixed(1)} ms`).join(", ");
+        this.opts.notice?.(
+          "info",
+          `threads: ${c.threads} for ${path} by default, measured: ${ms} a token (this engine starts a decode's threads anew each time; \`mf engine build\` gives it a persistent pool)`,
+        );
+        return c.threads;
+      } finally {
+        for (const c of contexts.values()) await c.dispose();
+      }
+    });
+    this.measured.set(path, chosen);
+    return chosen;
   }
 
   /** llama.cpp's own words for the failure, else node-llama-cpp's. */

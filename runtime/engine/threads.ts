@@ -67,6 +67,35 @@ export function planThreads(f: CpuFacts): ThreadPlan {
   return { usable, physical, threads, why: parts.join(", ") };
 }
 
+/**
+ * An engine without a persistent threadpool (node-llama-cpp's prebuilt binary) starts and joins its
+ * worker threads inside every decode. Where that is dear (a paravirtualised machine, where each new
+ * thread's page faults exit to the hypervisor), the default count's extra threads cost more than they
+ * give: on such a 2-core machine, 2 threads decoded the bench's 200M model at 0.45× of 1 thread and a
+ * 25M model at 0.12×; on another they gave 1.2×. So the default count of a model on that engine is
+ * measured once, at load: a one-token decode at the policy's count and at 1 thread, in turns.
+ *
+ * A first decode this slow at the policy's count means the threads' start is noise beside it (12 ms a
+ * decode at worst, measured): the policy's count stands then, without decodes at 1 thread (a large
+ * model would spend seconds on them).
+ */
+export const CALIBRATE_UNDER_MS = 100;
+/** rounds of the measurement: one decode at each count a round, in alternating order */
+export const CALIBRATE_ROUNDS = 3;
+
+/** The count that decoded faster in the calibration: medians of the one-token decode times (ms) per count. */
+export function calibratedThreads(times: ReadonlyMap<number, readonly number[]>): { threads: number; medians: Map<number, number> } {
+  const medians = new Map<number, number>();
+  for (const [n, xs] of times) {
+    if (!xs.length) continue;
+    const s = [...xs].sort((a, b) => a - b);
+    medians.set(n, s[s.length >> 1]!);
+  }
+  // the more threads win a tie: they are what the policy chose
+  const best = [...medians].sort((a, b) => a[1] - b[1] || b[0] - a[0])[0];
+  return { threads: best?.[0] ?? 1, medians };
+}
+
 /** A thread count someone asked for, clamped to the usable CPUs; `clamped` says whether it was lowered. */
 export function clampThreads(asked: number, plan: Pick<ThreadPlan, "usable">): { threads: number; clamped: boolean } {
   const n = Math.max(1, Math.floor(asked));

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CpuLoadMeter, parseCpuList, readCpuFacts } from "../../runtime/engine/cpu.js";
-import { type CpuFacts, DROP_AFTER_MS, RISE_AFTER_MS, clampThreads, nextFreeCpus, planThreads } from "../../runtime/engine/threads.js";
+import { type CpuFacts, DROP_AFTER_MS, RISE_AFTER_MS, calibratedThreads, clampThreads, nextFreeCpus, planThreads } from "../../runtime/engine/threads.js";
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 /** CPUs 0..n-1 where CPU i and i + n/2 are SMT siblings of one core (Linux's usual numbering) */
@@ -56,6 +56,18 @@ test("clampThreads: counts above the usable CPUs are lowered and say so; others 
   assert.deepEqual(clampThreads(2, { usable: 2 }), { threads: 2, clamped: false });
   assert.deepEqual(clampThreads(1, { usable: 8 }), { threads: 1, clamped: false });
   assert.deepEqual(clampThreads(2.7, { usable: 8 }), { threads: 2, clamped: false });
+});
+
+test("calibratedThreads: the count whose median one-token decode was faster; a tie keeps the more threads", () => {
+  // a paravirtualised 2-core machine with the prebuilt binary: each decode's thread start dominates
+  const pvm = calibratedThreads(new Map([[2, [14.1, 13.2, 16.8, 12.9]], [1, [1.6, 1.7, 5.9]]]));
+  assert.equal(pvm.threads, 1);
+  assert.deepEqual([...pvm.medians], [[2, 14.1], [1, 1.7]]);
+  // one slow outlier at 2 threads does not move the median
+  assert.equal(calibratedThreads(new Map([[2, [6.0, 40.0, 6.2, 5.9]], [1, [10.5, 10.1, 10.3]]])).threads, 2);
+  assert.equal(calibratedThreads(new Map([[4, [3, 3, 3]], [1, [3, 3, 3]]])).threads, 4);
+  // only the policy's count was measured (a slow first decode): it stands
+  assert.deepEqual(calibratedThreads(new Map([[2, [180]]])), { threads: 2, medians: new Map([[2, 180]]) });
 });
 
 describe("nextFreeCpus: the count under other processes' load", () => {
