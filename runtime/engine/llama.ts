@@ -30,6 +30,7 @@ import { CpuLoadMeter, readCpuFacts } from "./cpu.js";
 import { StepBarrier } from "./step-barrier.js";
 import {
   CALIBRATE_ROUNDS,
+  CALIBRATE_TOKENS,
   CALIBRATE_UNDER_MS,
   type CpuFacts,
   type FreeCpus,
@@ -247,8 +248,8 @@ class LlamaEngine implements Engine {
 
   /**
    * The default count of a model on an engine without a persistent threadpool, measured (threads.ts,
-   * CALIBRATE_UNDER_MS): a one-token decode at the policy's count and at 1 thread, in turns, each on a
-   * small context of its own, disposed after. Every other engine, and a model on a GPU, keeps the count.
+   * CALIBRATE_UNDER_MS): short greedy generations at the policy's count and at 1 thread, in turns, each
+   * on a small context of its own, disposed after. Every other engine, and a model on a GPU, keeps the count.
    */
   private async calibrate(model: LlamaModel, path: string, threads: number, signal?: AbortSignal): Promise<number> {
     if (threads <= 1 || this.opts.engine?.kind === "built" || this.opts.measureThreads === false || model.gpuLayers > 0) return threads;
@@ -259,24 +260,31 @@ class LlamaEngine implements Engine {
       try {
         for (const n of [threads, 1]) contexts.set(n, await model.createContext({ contextSize: Math.min(256, Math.max(model.trainContextSize, 1)), sequences: 1, threads: n }));
         const token = (model.tokens.bos ?? model.tokenize("a")[0] ?? 0) as Token;
-        const once = async (n: number): Promise<number> => {
-          signal?.throwIfAborted();
+        /** the times (ms) between the tokens of a short greedy generation at `n` threads, from one token */
+        const generate = async (n: number, tokens: number): Promise<number[]> => {
           const seq = contexts.get(n)!.getSequence();
+          const gaps: number[] = [];
           try {
-            const t0 = performance.now();
-            await seq.evaluateWithoutGeneratingNewTokens([token]);
-            return performance.now() - t0;
+            let last = 0;
+            for await (const _ of seq.evaluate([token], { temperature: 0 })) {
+              signal?.throwIfAborted();
+              const now = performance.now();
+              if (last) gaps.push(now - last);
+              last = now;
+              if (gaps.length >= tokens) break;
+            }
           } finally {
             seq.dispose();
           }
+          return gaps;
         };
-        await once(threads); // pages the weights in
-        const first = await once(threads);
-        const times = new Map<number, number[]>([[threads, [first]]]);
-        if (first < CALIBRATE_UNDER_MS) {
+        // pages the weights in; a decode this slow is measured no further
+        const first = await generate(threads, 1);
+        const times = new Map<number, number[]>([[threads, first]]);
+        if ((first[0] ?? Infinity) < CALIBRATE_UNDER_MS) {
           times.set(1, []);
-          await once(1);
-          for (let r = 0; r < CALIBRATE_ROUNDS; r++) for (const n of r % 2 ? [threads, 1] : [1, threads]) times.get(n)!.push(await once(n));
+          await generate(1, 1);
+          for (let r = 0; r < CALIBRATE_ROUNDS; r++) for (const n of r % 2 ? [threads, 1] : [1, threads]) times.get(n)!.push(...(await generate(n, CALIBRATE_TOKENS)));
         }
         const c = calibratedThreads(times);
         const ms = [...c.medians].map(([n, t]) => `${n} thread${n === 1 ? "" : "s"} ${t.toFixed(1)} ms`).join(", ");

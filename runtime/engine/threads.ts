@@ -71,19 +71,23 @@ export function planThreads(f: CpuFacts): ThreadPlan {
  * An engine without a persistent threadpool (node-llama-cpp's prebuilt binary) starts and joins its
  * worker threads inside every decode. Where that is dear (a paravirtualised machine, where each new
  * thread's page faults exit to the hypervisor), the default count's extra threads cost more than they
- * give: on such a 2-core machine, 2 threads decoded the bench's 200M model at 0.45× of 1 thread and a
- * 25M model at 0.12×; on another they gave 1.2×. So the default count of a model on that engine is
- * measured once, at load: a one-token decode at the policy's count and at 1 thread, in turns.
+ * give: on such a 2-core machine, 2 threads generated with the bench's 200M model at 0.45× of 1 thread
+ * and with a 25M model at 0.12×; on another they gave 1.2×. So the default count of a model on that
+ * engine is measured once, at load: short greedy generations at the policy's count and at 1 thread, in
+ * turns, comparing the time between tokens. Decodes alone, one after the other, do not show it: there
+ * 2 threads often matched 1 on the same machine where generating with them was twice as slow.
  *
- * A first decode this slow at the policy's count means the threads' start is noise beside it (12 ms a
- * decode at worst, measured): the policy's count stands then, without decodes at 1 thread (a large
- * model would spend seconds on them).
+ * A first token this slow at the policy's count means the threads' start is noise beside a decode (12 ms
+ * a decode at worst, measured): the policy's count stands then, without generating at 1 thread (a large
+ * model would spend seconds on it).
  */
 export const CALIBRATE_UNDER_MS = 100;
-/** rounds of the measurement: one decode at each count a round, in alternating order */
-export const CALIBRATE_ROUNDS = 3;
+/** rounds of the measurement: one generation at each count a round, in alternating order */
+export const CALIBRATE_ROUNDS = 2;
+/** the gaps between tokens that each generation of the measurement times */
+export const CALIBRATE_TOKENS = 5;
 
-/** The count that decoded faster in the calibration: medians of the one-token decode times (ms) per count. */
+/** The count that generated faster in the calibration: medians of the times between tokens (ms) per count. */
 export function calibratedThreads(times: ReadonlyMap<number, readonly number[]>): { threads: number; medians: Map<number, number> } {
   const medians = new Map<number, number>();
   for (const [n, xs] of times) {
