@@ -99,6 +99,15 @@ export async function startMfServe(args: string[], env: NodeJS.ProcessEnv): Prom
     });
     child.once("exit", (c) => rej(new Error(`mf serve exited ${c}`)));
   });
-  child.stdout!.resume();
+  // what mf says about its threads (the default count it measured on the prebuilt binary) goes to the bench's log
+  let rest = "";
+  child.stdout!.on("data", (d) => {
+    const lines = (rest + d).split("\n");
+    rest = lines.pop()!;
+    for (const l of lines) {
+      const m = /"msg":"(threads: \d+ for [^"]*)"/.exec(l);
+      if (m) process.stderr.write(`  mf serve ${args.join(" ") || "(defaults)"}: ${m[1]}\n`);
+    }
+  });
   return { base, child };
 }

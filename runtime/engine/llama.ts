@@ -29,6 +29,7 @@ import { type EngineChoice, loadBinding } from "./binding.js";
 import { CpuLoadMeter, readCpuFacts } from "./cpu.js";
 import { StepBarrier } from "./step-barrier.js";
 import {
+  CALIBRATE_CONTEXT,
   CALIBRATE_ROUNDS,
   CALIBRATE_TOKENS,
   CALIBRATE_UNDER_MS,
@@ -216,7 +217,7 @@ class LlamaEngine implements Engine {
     let model: LlamaModel | undefined;
     try {
       model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal });
-      if (threading.asked === undefined) threading.threads = await this.calibrate(model, spec.modelPath, threading.threads, signal);
+      if (threading.asked === undefined) threading.threads = await this.calibrate(model, spec, threading.threads, signal);
       const threads = threading.threads;
       let created: LlamaContext | undefined;
       const loaded = model;
@@ -249,16 +250,19 @@ class LlamaEngine implements Engine {
   /**
    * The default count of a model on an engine without a persistent threadpool, measured (threads.ts,
    * CALIBRATE_UNDER_MS): short greedy generations at the policy's count and at 1 thread, in turns, each
-   * on a small context of its own, disposed after. Every other engine, and a model on a GPU, keeps the count.
+   * on a context of its own (the model's size, up to CALIBRATE_CONTEXT), disposed after. Every other engine, and a model on a GPU, keeps the count.
    */
-  private async calibrate(model: LlamaModel, path: string, threads: number, signal?: AbortSignal): Promise<number> {
+  private async calibrate(model: LlamaModel, spec: LoadSpec, threads: number, signal?: AbortSignal): Promise<number> {
+    const path = spec.modelPath;
     if (threads <= 1 || this.opts.engine?.kind === "built" || this.opts.measureThreads === false || model.gpuLayers > 0) return threads;
     const known = this.measured.get(path);
     if (known !== undefined) return known;
     const chosen = await this.fullThreads(async () => {
       const contexts = new Map<number, LlamaContext>();
       try {
-        for (const n of [threads, 1]) contexts.set(n, await model.createContext({ contextSize: Math.min(256, Math.max(model.trainContextSize, 1)), sequences: 1, threads: n }));
+        // in a context of the model's own size (up to CALIBRATE_CONTEXT), as its answers will be
+        const contextSize = Math.min(spec.contextSize, Math.max(model.trainContextSize, 1), CALIBRATE_CONTEXT) || CALIBRATE_CONTEXT;
+        for (const n of [threads, 1]) contexts.set(n, await model.createContext({ contextSize, sequences: 1, threads: n }));
         const token = (model.tokens.bos ?? model.tokenize("a")[0] ?? 0) as Token;
         /** the times (ms) between the tokens of a short greedy generation at `n` threads, from one token */
         const generate = async (n: number, tokens: number): Promise<number[]> => {
@@ -278,10 +282,11 @@ class LlamaEngine implements Engine {
           }
           return gaps;
         };
-        // pages the weights in; a decode this slow is measured no further
-        const first = await generate(threads, 1);
+        // pages the weights in; decodes this slow are measured no further (the faster of two: one slow
+        // decode may be the machine's moment)
+        const first = await generate(threads, 2);
         const times = new Map<number, number[]>([[threads, first]]);
-        if ((first[0] ?? Infinity) < CALIBRATE_UNDER_MS) {
+        if (Math.min(...first) < CALIBRATE_UNDER_MS) {
           times.set(1, []);
           await generate(1, 1);
           for (let r = 0; r < CALIBRATE_ROUNDS; r++) for (const n of r % 2 ? [threads, 1] : [1, threads]) times.get(n)!.push(...(await generate(n, CALIBRATE_TOKENS)));

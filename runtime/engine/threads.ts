@@ -82,6 +82,8 @@ export function planThreads(f: CpuFacts): ThreadPlan {
  * model would spend seconds on it).
  */
 export const CALIBRATE_UNDER_MS = 100;
+/** the largest context the measurement generates in (the model's own when smaller) */
+export const CALIBRATE_CONTEXT = 2048;
 /** rounds of the measurement: one generation at each count a round, in alternating order */
 export const CALIBRATE_ROUNDS = 2;
 /** the gaps between tokens that each generation of the measurement times */
