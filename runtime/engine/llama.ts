@@ -250,7 +250,8 @@ class LlamaEngine implements Engine {
   /**
    * The default count of a model on an engine without a persistent threadpool, measured (threads.ts,
    * CALIBRATE_UNDER_MS): short greedy generations at the policy's count and at 1 thread, in turns, each
-   * on a context of its own (the model's size, up to CALIBRATE_CONTEXT), disposed after. Every other engine, and a model on a GPU, keeps the count.
+   * on a context of its own (the model's size, up to CALIBRATE_CONTEXT), disposed after. Every other
+   * engine, and a model on a GPU, keeps the count.
    */
   private async calibrate(model: LlamaModel, spec: LoadSpec, threads: number, signal?: AbortSignal): Promise<number> {
     const path = spec.modelPath;
