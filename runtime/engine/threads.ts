@@ -77,9 +77,9 @@ export function planThreads(f: CpuFacts): ThreadPlan {
  * turns, comparing the time between tokens. Decodes alone, one after the other, do not show it: there
  * 2 threads often matched 1 on the same machine where generating with them was twice as slow.
  *
- * A first token this slow at the policy's count means the threads' start is noise beside a decode (12 ms
- * a decode at worst, measured): the policy's count stands then, without generating at 1 thread (a large
- * model would spend seconds on it).
+ * Two first tokens each this slow at the policy's count mean the threads' start is noise beside a decode
+ * (12 ms a decode at worst, measured): the policy's count stands then, without generating at 1 thread (a
+ * large model would spend seconds on it).
  */
 export const CALIBRATE_UNDER_MS = 100;
 /** the largest context the measurement generates in (the model's own when smaller) */

@@ -165,7 +165,7 @@ describe("the real mf serve and mf ps on this machine", () => {
 
   /**
    * The count a default-count model got: the policy's, unless the engine starts a decode's threads anew
-   * each time (node-llama-cpp's prebuilt binary), where mf measured a token's decode at the policy's count
+   * each time (node-llama-cpp's prebuilt binary), where mf timed short generations at the policy's count
    * and at 1 thread at load, kept the faster, and logged both.
    */
   async function defaultOf(s: ServingMf): Promise<number> {
@@ -180,7 +180,7 @@ describe("the real mf serve and mf ps on this machine", () => {
     assert.ok(line, out);
     const figures = [...line[2]!.matchAll(/(\d+) threads? ([\d.]+) ms/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
     if (figures.length === 1) {
-      // a decode this slow leaves the threads' start as noise: the policy stands, unmeasured at 1 thread
+      // tokens this slow leave the threads' start as noise: the policy stands, unmeasured at 1 thread
       assert.deepEqual(figures.map(([n]) => n), [policy]);
       assert.ok(figures[0]![1] >= 100, line[0]);
     } else {
