@@ -8,6 +8,9 @@
  * the thread policy's (`threads.ts`). node-llama-cpp's thread splitter (`maxThreads`) caps the threads
  * all contexts decode with together: at the usable CPUs, and at the CPUs that other processes leave
  * free (measured every `loadIntervalMs`), but never below the count a loaded model was explicitly given.
+ * On an engine without a persistent threadpool, the cap also carries a default-count model's trial
+ * (threads.ts, ThreadTrial): blocks at 1 thread and at the policy's count over its first answers, then
+ * the count that generated faster.
  */
 import {
   type ChatHistoryItem,
@@ -28,19 +31,7 @@ import { DraftRuntime } from "./draft.js";
 import { type EngineChoice, loadBinding } from "./binding.js";
 import { CpuLoadMeter, readCpuFacts } from "./cpu.js";
 import { StepBarrier } from "./step-barrier.js";
-import {
-  CALIBRATE_CONTEXT,
-  CALIBRATE_ROUNDS,
-  CALIBRATE_TOKENS,
-  CALIBRATE_UNDER_MS,
-  type CpuFacts,
-  type FreeCpus,
-  type ThreadPlan,
-  calibratedThreads,
-  clampThreads,
-  nextFreeCpus,
-  planThreads,
-} from "./threads.js";
+import { type CpuFacts, type FreeCpus, type ThreadPlan, ThreadTrial, clampThreads, medians, nextFreeCpus, planThreads } from "./threads.js";
 import { type Engine, type EngineModel, type EvaluateOptions, type GrammarSpec, type LoadSpec, unloadedError } from "./types.js";
 
 export type EngineLogLevel = "error" | "warn" | "info" | "debug";
@@ -59,8 +50,8 @@ export interface LlamaEngineOptions {
   /** the machine's CPU facts (default: read from /proc and /sys) */
   cpu?: CpuFacts;
   /**
-   * false: a default count is never measured at load (threads.ts, CALIBRATE_UNDER_MS), as on a stand-in
-   * machine (`cpu`), whose counts the real CPUs cannot measure; default true
+   * false: a default count is never measured over a model's first answers (threads.ts, ThreadTrial), as
+   * on a stand-in machine (`cpu`), whose counts the real CPUs cannot measure; default true
    */
   measureThreads?: boolean;
   /** how often the CPUs' load is measured, in ms (default 200; 0: never, default-count models keep their count) */
@@ -99,7 +90,7 @@ class LlamaEngine implements Engine {
   private cpus: FreeCpus;
   /** contexts being created: node-llama-cpp clamps a context's threads to `maxThreads` when it creates it */
   private creating = 0;
-  /** default counts measured at load on an engine without a persistent pool, by GGUF path: a reload keeps it */
+  /** default counts measured over the first answers on an engine without a persistent pool, by GGUF path: a reload keeps it */
   private readonly measured = new Map<string, number>();
   private meter: CpuLoadMeter | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -177,7 +168,7 @@ class LlamaEngine implements Engine {
   /**
    * node-llama-cpp's `maxThreads` (the threads all contexts may decode with at once): the usable CPUs
    * while a context is created; else the CPUs other processes leave free, but never below the count a
-   * loaded model was explicitly given.
+   * loaded model was explicitly given; never above what every default-count model decodes with now.
    */
   private applyCap(): void {
     const llama = this.ready;
@@ -186,14 +177,17 @@ class LlamaEngine implements Engine {
     let cap = plan.usable;
     if (this.creating === 0) {
       const explicit = Math.max(0, ...[...this.models].map((m) => (m.threadsAsked !== undefined ? m.threads : 0)));
-      cap = Math.max(1, Math.min(plan.usable, Math.max(this.cpus.free, explicit)));
+      // a default-count model's own count: lower than the policy's while measured at 1 thread, or once 1 won
+      const wanted = Math.max(0, ...[...this.models].map((m) => (m.threadsAsked === undefined ? m.decoding : 0)));
+      const defaults = wanted > 0 ? Math.min(this.cpus.free, wanted) : this.cpus.free;
+      cap = Math.max(1, Math.min(plan.usable, Math.max(defaults, explicit)));
     }
     if (llama.maxThreads !== cap) llama.maxThreads = cap;
   }
 
   /** Whether a CPU is left free beside `m`'s decode threads (measured: other processes' load counts). */
   private spareCpu(m: LlamaEngineModel): boolean {
-    const decoding = Math.min(m.threads, this.ready?.maxThreads ?? m.threads);
+    const decoding = Math.min(m.decoding, this.ready?.maxThreads ?? m.decoding);
     return this.cpus.free > decoding;
   }
 
@@ -217,7 +211,7 @@ class LlamaEngine implements Engine {
     let model: LlamaModel | undefined;
     try {
       model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal });
-      if (threading.asked === undefined) threading.threads = await this.calibrate(model, spec, threading.threads, signal);
+      const trial = threading.asked === undefined ? this.trialFor(model, spec, threading) : undefined;
       const threads = threading.threads;
       let created: LlamaContext | undefined;
       const loaded = model;
@@ -237,6 +231,11 @@ class LlamaEngine implements Engine {
         this.models.delete(m);
         this.applyCap();
       }, () => this.spareCpu(m), draft);
+      if (trial && !draft) {
+        // a draft's tokens come several a decode: its model keeps the policy's count
+        m.trial = { trial, clean: () => this.trialClean(trial), changed: () => this.trialChanged(trial, spec.modelPath) };
+        this.opts.notice?.("info", `threads: measuring ${trial.threads} threads against 1 over the first answers of ${spec.modelPath}`);
+      }
       this.models.add(m);
       this.applyCap();
       return m;
@@ -248,63 +247,36 @@ class LlamaEngine implements Engine {
   }
 
   /**
-   * The default count of a model on an engine without a persistent threadpool, measured (threads.ts,
-   * CALIBRATE_UNDER_MS): short greedy generations at the policy's count and at 1 thread, in turns, each
-   * on a context of its own (the model's size, up to CALIBRATE_CONTEXT), disposed after. Every other
-   * engine, and a model on a GPU, keeps the count.
+   * The measurement of a default count over the model's first answers (threads.ts, ThreadTrial), on an
+   * engine without a persistent threadpool; a count measured before for this GGUF is taken as it is. Every
+   * other engine, one thread, and a model on a GPU keep the policy's count.
    */
-  private async calibrate(model: LlamaModel, spec: LoadSpec, threads: number, signal?: AbortSignal): Promise<number> {
-    const path = spec.modelPath;
-    if (threads <= 1 || this.opts.engine?.kind === "built" || this.opts.measureThreads === false || model.gpuLayers > 0) return threads;
-    const known = this.measured.get(path);
-    if (known !== undefined) return known;
-    const chosen = await this.fullThreads(async () => {
-      const contexts = new Map<number, LlamaContext>();
-      try {
-        // in a context of the model's own size (up to CALIBRATE_CONTEXT), as its answers will be
-        const contextSize = Math.min(spec.contextSize, Math.max(model.trainContextSize, 1), CALIBRATE_CONTEXT) || CALIBRATE_CONTEXT;
-        for (const n of [threads, 1]) contexts.set(n, await model.createContext({ contextSize, sequences: 1, threads: n }));
-        const token = (model.tokens.bos ?? model.tokenize("a")[0] ?? 0) as Token;
-        /** the times (ms) between the tokens of a short greedy generation at `n` threads, from one token */
-        const generate = async (n: number, tokens: number): Promise<number[]> => {
-          const seq = contexts.get(n)!.getSequence();
-          const gaps: number[] = [];
-          try {
-            let last = 0;
-            for await (const _ of seq.evaluate([token], { temperature: 0 })) {
-              signal?.throwIfAborted();
-              const now = performance.now();
-              if (last) gaps.push(now - last);
-              last = now;
-              if (gaps.length >= tokens) break;
-            }
-          } finally {
-            seq.dispose();
-          }
-          return gaps;
-        };
-        // pages the weights in; decodes this slow are measured no further (the faster of two: one slow
-        // decode may be the machine's moment)
-        const first = await generate(threads, 2);
-        const times = new Map<number, number[]>([[threads, first]]);
-        if (Math.min(...first) < CALIBRATE_UNDER_MS) {
-          times.set(1, []);
-          await generate(1, 1);
-          for (let r = 0; r < CALIBRATE_ROUNDS; r++) for (const n of r % 2 ? [threads, 1] : [1, threads]) times.get(n)!.push(...(await generate(n, CALIBRATE_TOKENS)));
-        }
-        const c = calibratedThreads(times);
-        const ms = [...c.medians].map(([n, t]) => `${n} thread${n === 1 ? "" : "s"} ${t.toFixed(1)} ms`).join(", ");
-        this.opts.notice?.(
-          "info",
-          `threads: ${c.threads} for ${path} by default, measured: ${ms} a token (this engine starts a decode's threads anew each time; \`mf engine build\` gives it a persistent pool)`,
-        );
-        return c.threads;
-      } finally {
-        for (const c of contexts.values()) await c.dispose();
-      }
-    });
-    this.measured.set(path, chosen);
-    return chosen;
+  private trialFor(model: LlamaModel, spec: LoadSpec, threading: ModelThreads): ThreadTrial | undefined {
+    if (threading.threads <= 1 || this.opts.engine?.kind === "built" || this.opts.measureThreads === false || model.gpuLayers > 0) return undefined;
+    const known = this.measured.get(spec.modelPath);
+    if (known !== undefined) {
+      threading.threads = known;
+      return undefined;
+    }
+    return new ThreadTrial(threading.threads);
+  }
+
+  /** Whether a time between two tokens measures the trial's count: one answer decoding, at that count, with the CPUs free. */
+  private trialClean(trial: ThreadTrial): boolean {
+    let generating = 0;
+    for (const m of this.models) generating += m.generating;
+    return generating === 1 && this.creating === 0 && this.cpus.free >= trial.threads && this.ready?.maxThreads === trial.current;
+  }
+
+  private trialChanged(trial: ThreadTrial, path: string): void {
+    this.applyCap();
+    if (trial.chosen === undefined) return;
+    this.measured.set(path, trial.chosen);
+    const ms = [...medians(trial.times)].map(([n, t]) => `${n} thread${n === 1 ? "" : "s"} ${t.toFixed(1)} ms`).join(", ");
+    this.opts.notice?.(
+      "info",
+      `threads: ${trial.chosen} for ${path} by default, measured over its first answers: ${ms} a token (this engine starts a decode's threads anew each time; \`mf engine build\` gives it a persistent pool)`,
+    );
   }
 
   /** llama.cpp's own words for the failure, else node-llama-cpp's. */
@@ -336,10 +308,23 @@ interface ModelThreads {
   asked?: number;
 }
 
+/** A default count measured over a model's first answers, and the engine's side of it. */
+interface TrialHooks {
+  trial: ThreadTrial;
+  /** whether the time since the last token measures the trial's current count */
+  clean(): boolean;
+  /** the count to decode with changed (a block ended, or the trial decided) */
+  changed(): void;
+}
+
 class LlamaEngineModel implements EngineModel {
   readonly slots: number;
-  readonly threads: number;
+  private readonly given: number;
   readonly threadsAsked: number | undefined;
+  /** the measurement of its default count, while one runs (engine without a persistent pool) */
+  trial: TrialHooks | undefined;
+  /** answers generating now */
+  generating = 0;
   readonly contextSize: number;
   readonly sizeBytes: number;
   readonly vramBytes: number;
@@ -370,7 +355,7 @@ class LlamaEngineModel implements EngineModel {
     readonly draft?: DraftRuntime,
   ) {
     this.slots = spec.slots;
-    this.threads = threading.threads;
+    this.given = threading.threads;
     this.threadsAsked = threading.asked;
     this.contextSize = context.contextSize;
     this.sizeBytes = model.size + context.stateSize + (draft?.sizeBytes ?? 0);
@@ -381,6 +366,16 @@ class LlamaEngineModel implements EngineModel {
     const tpl = spec.chatTemplate ?? meta.tokenizer?.chat_template;
     this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
     for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: draft?.sequences[i] ?? context.getSequence(), busy: false });
+  }
+
+  /** its count: the policy's while it is measured, then the one that generated faster */
+  get threads(): number {
+    return this.trial?.trial.chosen ?? this.given;
+  }
+
+  /** the count its decodes run with now (1 during a block of the trial at 1 thread) */
+  get decoding(): number {
+    return this.trial?.trial.current ?? this.given;
   }
 
   applyChatTemplate(messages: readonly { role: string; content: string }[]): string | undefined {
@@ -494,10 +489,12 @@ class LlamaEngineModel implements EngineModel {
       // Read-ahead: with a CPU to spare beside the decode's threads, the next token is asked for as soon as
       // one arrives (once the step barrier lets this slot go), so that its decode runs while the consumer
       // (detokenizing, the HTTP write) handles this one. Never past the consumer's limit; never with
-      // probabilities, which must reach their sink in step with the tokens.
-      const ahead = this.readAhead() && !probs;
+      // probabilities, which must reach their sink in step with the tokens. Whether a CPU is spare is asked
+      // at every token: a change under load, or a block of a thread-count trial, moves it.
       let stopping = false;
       let next: Promise<IteratorResult<Token, void> | undefined> = gen.next();
+      let last = 0;
+      this.generating++;
       try {
         for (;;) {
           const r = await next;
@@ -506,7 +503,14 @@ class LlamaEngineModel implements EngineModel {
           history.push(token);
           produced++;
           barrier?.received(slot);
-          if (ahead && produced < limit) {
+          const hooks = this.trial;
+          if (hooks && hooks.trial.chosen === undefined) {
+            const now = performance.now();
+            const clean = hooks.clean();
+            if (clean && last > 0 && hooks.trial.record(now - last)) hooks.changed();
+            last = clean ? now : 0;
+          }
+          if (produced < limit && !probs && this.readAhead()) {
             next = barrier ? barrier.arrive(slot).then(() => (stopping ? undefined : gen.next())) : gen.next();
             next.catch(() => undefined); // awaited by the loop or below: never an unhandled rejection
             yield token;
@@ -519,6 +523,7 @@ class LlamaEngineModel implements EngineModel {
       } catch (e) {
         throw this.disposed ? unloadedError() : e;
       } finally {
+        this.generating--;
         // a token asked for ahead that nobody takes: its decode ends before the slot is free again
         // (leaving the barrier first releases an arrival still waiting on it)
         stopping = true;

@@ -72,34 +72,75 @@ export function planThreads(f: CpuFacts): ThreadPlan {
  * worker threads inside every decode. Where that is dear (a paravirtualised machine, where each new
  * thread's page faults exit to the hypervisor), the default count's extra threads cost more than they
  * give: on such a 2-core machine, 2 threads generated with the bench's 200M model at 0.45× of 1 thread
- * and with a 25M model at 0.12×; on another they gave 1.2×. So the default count of a model on that
- * engine is measured once, at load: short greedy generations at the policy's count and at 1 thread, in
- * turns, comparing the time between tokens. Decodes alone, one after the other, do not show it: there
- * 2 threads often matched 1 on the same machine where generating with them was twice as slow.
- *
- * Two first tokens each this slow at the policy's count mean the threads' start is noise beside a decode
- * (12 ms a decode at worst, measured): the policy's count stands then, without generating at 1 thread (a
- * large model would spend seconds on it).
+ * and with a 25M model at 0.12×; on another they gave 1.2×. So on that engine the default count of a
+ * model is measured over its first answers, as they are served (the HTTP client, the writes of every
+ * token and the read-ahead beside the decode all count): blocks of TRIAL_BLOCK tokens at 1 thread and at
+ * the policy's count, in the order 1, N, N, 1, 1, N, comparing the median times between tokens.
+ * Generations at load, away from the serving loop, did not show it: on the bench model they chose
+ * 2 threads at 9–13 ms a token, while answering at 2 threads then ran at 20 ms a token against 15 at 1.
  */
-export const CALIBRATE_UNDER_MS = 100;
-/** the largest context the measurement generates in (the model's own when smaller) */
-export const CALIBRATE_CONTEXT = 2048;
-/** rounds of the measurement: one generation at each count a round, in alternating order */
-export const CALIBRATE_ROUNDS = 2;
-/** the gaps between tokens that each generation of the measurement times */
-export const CALIBRATE_TOKENS = 5;
+export const TRIAL_BLOCK = 8;
+/** the first gaps of a block, not counted: the token decoded ahead of a switch ran at the other count */
+export const TRIAL_SETTLE = 2;
+/** the blocks of a whole trial (half at each count) */
+export const TRIAL_BLOCKS = 6;
+/** medians this far apart after the first block at each count decide at once */
+export const TRIAL_CLEAR = 1.5;
+/** 1 thread replaces the policy's count only when its median is this much faster (the more threads also halve a prompt's time) */
+export const TRIAL_MARGIN = 1.05;
 
-/** The count that generated faster in the calibration: medians of the times between tokens (ms) per count. */
-export function calibratedThreads(times: ReadonlyMap<number, readonly number[]>): { threads: number; medians: Map<number, number> } {
-  const medians = new Map<number, number>();
+/** The median of each count's times (ms). */
+export function medians(times: ReadonlyMap<number, readonly number[]>): Map<number, number> {
+  const out = new Map<number, number>();
   for (const [n, xs] of times) {
     if (!xs.length) continue;
     const s = [...xs].sort((a, b) => a - b);
-    medians.set(n, s[s.length >> 1]!);
+    out.set(n, s[s.length >> 1]!);
   }
-  // the more threads win a tie: they are what the policy chose
-  const best = [...medians].sort((a, b) => a[1] - b[1] || b[0] - a[0])[0];
-  return { threads: best?.[0] ?? 1, medians };
+  return out;
+}
+
+/**
+ * The measurement of a default count `threads` against 1 thread over a model's first answers. The engine
+ * decodes at `current`; `record` takes each time between two tokens of an answer decoded alone at that
+ * count, and says when `current` changed. `chosen` is set once the trial has decided.
+ */
+export class ThreadTrial {
+  private block = 0;
+  private inBlock = 0;
+  readonly times: Map<number, number[]>;
+  chosen: number | undefined;
+
+  constructor(readonly threads: number) {
+    this.times = new Map([
+      [threads, []],
+      [1, []],
+    ]);
+  }
+
+  /** the count the model decodes with now: 1, N, N, 1, 1, N by block, then the chosen one */
+  get current(): number {
+    return this.chosen ?? ((this.block + 1) & 2 ? this.threads : 1);
+  }
+
+  /** One time between two tokens (ms) decoded at `current`; true when `current` changes with it. */
+  record(ms: number): boolean {
+    if (this.chosen !== undefined) return false;
+    if (this.inBlock++ >= TRIAL_SETTLE) this.times.get(this.current)!.push(ms);
+    if (this.inBlock < TRIAL_BLOCK) return false;
+    const was = this.current;
+    this.inBlock = 0;
+    this.block++;
+    if (this.block === 2 || this.block >= TRIAL_BLOCKS) {
+      const m = medians(this.times);
+      const many = m.get(this.threads)!;
+      const one = m.get(1)!;
+      if (this.block >= TRIAL_BLOCKS || Math.max(many, one) >= TRIAL_CLEAR * Math.min(many, one)) {
+        this.chosen = one * TRIAL_MARGIN < many ? 1 : this.threads;
+      }
+    }
+    return this.current !== was;
+  }
 }
 
 /** A thread count someone asked for, clamped to the usable CPUs; `clamped` says whether it was lowered. */

@@ -16,7 +16,7 @@ import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
 import { readCpuFacts } from "../../runtime/engine/cpu.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
-import { type CpuFacts, planThreads } from "../../runtime/engine/threads.js";
+import { type CpuFacts, TRIAL_BLOCK, TRIAL_BLOCKS, TRIAL_MARGIN, planThreads } from "../../runtime/engine/threads.js";
 import { Scheduler } from "../../runtime/scheduler.js";
 import { createRuntimeServer } from "../../runtime/server/app.js";
 import { type ServingMf, mf, serveMf } from "../helpers/mf.js";
@@ -118,6 +118,56 @@ describe("in process, on a stand-in machine of 8 CPUs (4 cores with 2 threads ea
   });
 });
 
+describe("in process, node-llama-cpp's prebuilt binary (a fresh clone) on a stand-in machine of 2 cores", () => {
+  // the policy gives 2 threads wherever this runs; the load meter is off (its readings would follow the
+  // other test files running beside this one), so every time between tokens counts for the trial
+  const two: CpuFacts = { online: 2, allowed: [0, 1], cores: new Map([[0, "core0"], [1, "core1"]]), mathCores: 2 };
+
+  test("the first answers measure the default count against 1 thread, keep the faster, and say so; a reload keeps it", async (t) => {
+    const logs: string[] = [];
+    const engine = createLlamaEngine({ cpu: two, loadIntervalMs: 0, notice: (_l, m) => logs.push(m) });
+    const scheduler = new Scheduler({ engine, maxLoaded: 1, numParallel: 1, maxQueue: 8, defaultKeepAliveMs: 300_000, log: (m) => logs.push(m) });
+    const app = createRuntimeServer({ store, engine, scheduler, config: { host: "127.0.0.1:0", origins: [] }, homeDir: dir });
+    const base = await app.listen({ host: "127.0.0.1", port: 0 });
+    const measured = /^threads: (\d) for (\S+) by default, measured over its first answers: (.*) a token \(this engine starts a decode's threads anew each time; `mf engine build` gives it a persistent pool\)$/;
+    try {
+      // loaded at the policy's count, measured from the first answer on
+      assert.equal(await threadsOf(base, "plain"), 2);
+      assert.ok(logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 2 threads, the default\)$/.test(l)), logs.join("\n"));
+      assert.equal(logs.filter((l) => /^threads: measuring 2 threads against 1 over the first answers of \S+\/sha256-[0-9a-f]{64}$/.test(l)).length, 1, logs.join("\n"));
+      // answers until the trial has decided: at most TRIAL_BLOCKS blocks of TRIAL_BLOCK tokens
+      let tokens = 0;
+      for (let i = 0; i < 20 && !logs.some((l) => measured.test(l)); i++) {
+        const r = await post(base, "/api/generate", { model: "plain", prompt: `Story ${i}. Once upon a time`, raw: true, stream: false, options: { num_predict: 64, temperature: 0 } });
+        assert.equal(r.status, 200, r.text);
+        tokens += (r.json as { eval_count: number }).eval_count;
+      }
+      const line = logs.map((l) => measured.exec(l)).find((m) => m);
+      assert.ok(line, logs.join("\n"));
+      t.diagnostic(`${line[0]} (after ${tokens} tokens)`);
+      assert.match(line[2]!, new RegExp(`^${join(dir, "models", "blobs")}/sha256-[0-9a-f]{64}$`), line[0]);
+      assert.ok(tokens <= TRIAL_BLOCKS * TRIAL_BLOCK + 64, `decided within its blocks (${tokens} tokens)`);
+      const figures = new Map([...line[3]!.matchAll(/(\d+) threads? ([\d.]+) ms/g)].map((m) => [Number(m[1]), Number(m[2])]));
+      assert.deepEqual([...figures.keys()].sort(), [1, 2], line[0]);
+      // 1 thread wins only when it is TRIAL_MARGIN faster: the more threads also halve a prompt's time
+      const chosen = Number(line[1]);
+      assert.equal(chosen, figures.get(1)! * TRIAL_MARGIN < figures.get(2)! ? 1 : 2, line[0]);
+      // /api/ps shows it from then on
+      assert.equal((await ps(base)).find((m) => m.name === "plain:latest")?.threads, chosen);
+      // unloaded and loaded again: loaded at the measured count, not measured again
+      assert.equal((await post(base, "/api/generate", { model: "plain", keep_alive: 0 })).status, 200);
+      for (let i = 0; i < 100 && (await ps(base)).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await threadsOf(base, "plain"), chosen);
+      const loads = logs.map((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, (\d) threads?, the default\)$/.exec(l)?.[1]).filter((n) => n);
+      assert.deepEqual(loads.map(Number), [2, chosen]);
+      assert.equal(logs.filter((l) => l.startsWith("threads: measuring")).length, 1, logs.join("\n"));
+    } finally {
+      await app.close();
+      await engine.dispose();
+    }
+  });
+});
+
 describe("the real mf serve and mf ps on this machine", () => {
   /** this machine's policy, as mf serve computes it (with llama.cpp's count of math cores) */
   let usable: number;
@@ -163,32 +213,29 @@ describe("the real mf serve and mf ps on this machine", () => {
     return s.output();
   }
 
-  /**
-   * The count a default-count model got: the policy's, unless the engine starts a decode's threads anew
-   * each time (node-llama-cpp's prebuilt binary), where mf timed short generations at the policy's count
-   * and at 1 thread at load, kept the faster, and logged both.
-   */
-  async function defaultOf(s: ServingMf): Promise<number> {
+  /** The engine `s` runs: the one mf engine build made (a persistent pool), or node-llama-cpp's prebuilt binary. */
+  async function engineOf(s: ServingMf): Promise<"built" | "prebuilt"> {
     const out = await logged(s, /"msg":"loaded plain:latest in /);
     const engine = /"engine":"(built|prebuilt)"/.exec(out)?.[1];
-    assert.ok(engine, out);
-    const line = new RegExp(`"msg":"threads: (\\d+) for ${join(dir, "models", "blobs")}/sha256-[0-9a-f]{64} by default, measured: ([^"]*) a token \\(this engine starts a decode's threads anew each time; \`mf engine build\` gives it a persistent pool\\)"`).exec(out);
-    if (engine === "built" || policy === 1) {
-      assert.equal(line, null, "a persistent pool (or one thread) needs no measurement");
-      return policy;
-    }
-    assert.ok(line, out);
-    const figures = [...line[2]!.matchAll(/(\d+) threads? ([\d.]+) ms/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
-    if (figures.length === 1) {
-      // tokens this slow leave the threads' start as noise: the policy stands, unmeasured at 1 thread
-      assert.deepEqual(figures.map(([n]) => n), [policy]);
-      assert.ok(figures[0]![1] >= 100, line[0]);
-    } else {
-      assert.deepEqual(figures.map(([n]) => n).sort(), [1, policy].sort());
-      const fastest = [...figures].sort((a, b) => a[1] - b[1] || b[0] - a[0])[0]![0];
-      assert.equal(Number(line[1]), fastest, `the faster count was kept: ${line[0]}`);
-    }
-    return Number(line[1]);
+    assert.ok(engine === "built" || engine === "prebuilt", out);
+    return engine;
+  }
+
+  const blob = () => `${join(dir, "models", "blobs")}/sha256-[0-9a-f]{64}`;
+  const measuring = () => new RegExp(`"msg":"threads: measuring ${policy} threads against 1 over the first answers of ${blob()}"`);
+  const measured = () =>
+    new RegExp(`"msg":"threads: (\\d+) for ${blob()} by default, measured over its first answers: ([^"]*) a token \\(this engine starts a decode's threads anew each time; \`mf engine build\` gives it a persistent pool\\)"`);
+
+  /**
+   * The count a default-count model got at load: the policy's. On an engine that starts a decode's threads
+   * anew each time (node-llama-cpp's prebuilt binary), mf then measures it against 1 thread over the
+   * model's first answers, and says so.
+   */
+  async function defaultOf(s: ServingMf): Promise<number> {
+    const engine = await engineOf(s);
+    if (engine === "built" || policy === 1) assert.doesNotMatch(s.output(), measuring(), "a persistent pool (or one thread) needs no measurement");
+    else assert.match(await logged(s, measuring()), measuring());
+    return policy;
   }
 
   test("--threads beats MF_THREADS; a request's num_thread beats --threads; mf ps --json shows each", async () => {

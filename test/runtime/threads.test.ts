@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CpuLoadMeter, parseCpuList, readCpuFacts } from "../../runtime/engine/cpu.js";
-import { type CpuFacts, DROP_AFTER_MS, RISE_AFTER_MS, calibratedThreads, clampThreads, nextFreeCpus, planThreads } from "../../runtime/engine/threads.js";
+import { type CpuFacts, DROP_AFTER_MS, RISE_AFTER_MS, TRIAL_BLOCK, TRIAL_BLOCKS, TRIAL_SETTLE, ThreadTrial, clampThreads, nextFreeCpus, planThreads } from "../../runtime/engine/threads.js";
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 /** CPUs 0..n-1 where CPU i and i + n/2 are SMT siblings of one core (Linux's usual numbering) */
@@ -58,16 +58,61 @@ test("clampThreads: counts above the usable CPUs are lowered and say so; others 
   assert.deepEqual(clampThreads(2.7, { usable: 8 }), { threads: 2, clamped: false });
 });
 
-test("calibratedThreads: the count whose median one-token decode was faster; a tie keeps the more threads", () => {
+/** Feeds a trial the gaps `gap(count, i)` until it decides (or `max` gaps); the count of every gap, in order. */
+function runTrial(trial: ThreadTrial, gap: (threads: number, i: number) => number, max = 1000): number[] {
+  const counts: number[] = [];
+  for (let i = 0; i < max && trial.chosen === undefined; i++) {
+    const before = trial.current;
+    counts.push(before);
+    const changed = trial.record(gap(before, i));
+    assert.equal(changed, trial.current !== before, "record() says when the count changed");
+  }
+  return counts;
+}
+
+/** the blocks of a run, as one count each */
+const blocks = (counts: number[]) => counts.filter((_, i) => i % TRIAL_BLOCK === 0);
+
+test("ThreadTrial: a clear loser is known after one block at each count (1 first)", () => {
   // a paravirtualised 2-core machine with the prebuilt binary: each decode's thread start dominates
-  const pvm = calibratedThreads(new Map([[2, [14.1, 13.2, 16.8, 12.9]], [1, [1.6, 1.7, 5.9]]]));
-  assert.equal(pvm.threads, 1);
-  assert.deepEqual([...pvm.medians], [[2, 14.1], [1, 1.7]]);
-  // one slow outlier at 2 threads does not move the median
-  assert.equal(calibratedThreads(new Map([[2, [6.0, 40.0, 6.2, 5.9]], [1, [10.5, 10.1, 10.3]]])).threads, 2);
-  assert.equal(calibratedThreads(new Map([[4, [3, 3, 3]], [1, [3, 3, 3]]])).threads, 4);
-  // only the policy's count was measured (a slow first decode): it stands
-  assert.deepEqual(calibratedThreads(new Map([[2, [180]]])), { threads: 2, medians: new Map([[2, 180]]) });
+  const pvm = new ThreadTrial(2);
+  const counts = runTrial(pvm, (n) => (n === 2 ? 15 : 2));
+  assert.deepEqual(blocks(counts), [1, 2]);
+  assert.equal(counts.length, 2 * TRIAL_BLOCK);
+  assert.equal(pvm.chosen, 1);
+  assert.equal(pvm.current, 1);
+  // and the other way round: the more threads, clearly faster
+  const fast = new ThreadTrial(4);
+  runTrial(fast, (n) => (n === 4 ? 3 : 10));
+  assert.equal(fast.chosen, 4);
+  // once decided it takes no more and changes nothing
+  assert.equal(fast.record(1000), false);
+  assert.equal(fast.current, 4);
+});
+
+test("ThreadTrial: close counts run every block, 1, N, N, 1, 1, N; 1 thread must be TRIAL_MARGIN faster to win", () => {
+  const slower = new ThreadTrial(2);
+  const counts = runTrial(slower, (n) => (n === 2 ? 11 : 10));
+  assert.deepEqual(blocks(counts), [1, 2, 2, 1, 1, 2]);
+  assert.equal(counts.length, TRIAL_BLOCKS * TRIAL_BLOCK);
+  assert.equal(slower.chosen, 1);
+  // within the margin the policy's count stands (it also halves a prompt's time)
+  const tie = new ThreadTrial(2);
+  runTrial(tie, (n) => (n === 2 ? 10.3 : 10));
+  assert.equal(tie.chosen, 2);
+  // the counted gaps: a block's first TRIAL_SETTLE ran partly at the other count
+  const per = (TRIAL_BLOCKS / 2) * (TRIAL_BLOCK - TRIAL_SETTLE);
+  assert.deepEqual([...tie.times].map(([n, xs]) => [n, xs.length]), [[2, per], [1, per]]);
+});
+
+test("ThreadTrial: the medians ignore a block's settling gaps and single slow moments", () => {
+  const t = new ThreadTrial(2);
+  runTrial(t, (n, i) => {
+    if (i % TRIAL_BLOCK < TRIAL_SETTLE) return n === 2 ? 1 : 500; // settling: not counted
+    if (i % 5 === 0) return 400; // the machine's moments, at either count
+    return n === 2 ? 20 : 14;
+  });
+  assert.equal(t.chosen, 1);
 });
 
 describe("nextFreeCpus: the count under other processes' load", () => {
