@@ -211,7 +211,8 @@ class LlamaEngine implements Engine {
     let model: LlamaModel | undefined;
     try {
       model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal });
-      const trial = threading.asked === undefined ? this.trialFor(model, spec, threading) : undefined;
+      if (threading.asked === undefined) threading.threads = this.measured.get(spec.modelPath) ?? threading.threads;
+      const trial = threading.asked === undefined ? this.trialFor(model, spec.modelPath, threading.threads) : undefined;
       const threads = threading.threads;
       let created: LlamaContext | undefined;
       const loaded = model;
@@ -248,17 +249,12 @@ class LlamaEngine implements Engine {
 
   /**
    * The measurement of a default count over the model's first answers (threads.ts, ThreadTrial), on an
-   * engine without a persistent threadpool; a count measured before for this GGUF is taken as it is. Every
-   * other engine, one thread, and a model on a GPU keep the policy's count.
+   * engine without a persistent threadpool, unless it was measured before for this GGUF (`measured`, taken
+   * at load). Every other engine, one thread, and a model on a GPU keep the policy's count.
    */
-  private trialFor(model: LlamaModel, spec: LoadSpec, threading: ModelThreads): ThreadTrial | undefined {
-    if (threading.threads <= 1 || this.opts.engine?.kind === "built" || this.opts.measureThreads === false || model.gpuLayers > 0) return undefined;
-    const known = this.measured.get(spec.modelPath);
-    if (known !== undefined) {
-      threading.threads = known;
-      return undefined;
-    }
-    return new ThreadTrial(threading.threads);
+  private trialFor(model: LlamaModel, path: string, threads: number): ThreadTrial | undefined {
+    if (threads <= 1 || this.opts.engine?.kind === "built" || this.opts.measureThreads === false || model.gpuLayers > 0) return undefined;
+    return this.measured.has(path) ? undefined : new ThreadTrial(threads);
   }
 
   /** Whether a time between two tokens measures the trial's count: one answer decoding, at that count, with the CPUs free. */

@@ -15,7 +15,7 @@ import { buildFromModelfile } from "../../builder/build.js";
 import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
 import { readCpuFacts } from "../../runtime/engine/cpu.js";
-import { createLlamaEngine } from "../../runtime/engine/llama.js";
+import { type LlamaEngineOptions, createLlamaEngine } from "../../runtime/engine/llama.js";
 import { type CpuFacts, TRIAL_BLOCK, TRIAL_BLOCKS, TRIAL_MARGIN, planThreads } from "../../runtime/engine/threads.js";
 import { Scheduler } from "../../runtime/scheduler.js";
 import { createRuntimeServer } from "../../runtime/server/app.js";
@@ -62,24 +62,30 @@ async function threadsOf(base: string, model: string, options: Record<string, un
   return m.threads;
 }
 
+/**
+ * The real engine and HTTP server in this process, on `opts.cpu`, without the load meter; the engine's
+ * and the scheduler's words go to `logs`.
+ */
+async function inProcess(opts: Pick<LlamaEngineOptions, "threads" | "cpu" | "measureThreads">) {
+  const logs: string[] = [];
+  const engine = createLlamaEngine({ ...opts, loadIntervalMs: 0, notice: (_l, m) => logs.push(m) });
+  const scheduler = new Scheduler({ engine, maxLoaded: 1, numParallel: 1, maxQueue: 8, defaultKeepAliveMs: 300_000, log: (m) => logs.push(m) });
+  const app = createRuntimeServer({ store, engine, scheduler, config: { host: "127.0.0.1:0", origins: [] }, homeDir: dir, threads: opts.threads });
+  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+  return {
+    base,
+    logs,
+    close: async () => {
+      await app.close();
+      await engine.dispose();
+    },
+  };
+}
+
 describe("in process, on a stand-in machine of 8 CPUs (4 cores with 2 threads each)", () => {
   const smt8: CpuFacts = { online: 8, allowed: [0, 1, 2, 3, 4, 5, 6, 7], cores: new Map([0, 1, 2, 3, 4, 5, 6, 7].map((i) => [i, `core${i % 4}`])), mathCores: 4 };
 
-  async function server(threads: number | undefined) {
-    const logs: string[] = [];
-    const engine = createLlamaEngine({ threads, cpu: smt8, measureThreads: false, loadIntervalMs: 0, notice: (_l, m) => logs.push(m) });
-    const scheduler = new Scheduler({ engine, maxLoaded: 1, numParallel: 1, maxQueue: 8, defaultKeepAliveMs: 300_000, log: (m) => logs.push(m) });
-    const app = createRuntimeServer({ store, engine, scheduler, config: { host: "127.0.0.1:0", origins: [] }, homeDir: dir, threads });
-    const base = await app.listen({ host: "127.0.0.1", port: 0 });
-    return {
-      base,
-      logs,
-      close: async () => {
-        await app.close();
-        await engine.dispose();
-      },
-    };
-  }
+  const server = (threads: number | undefined) => inProcess({ threads, cpu: smt8, measureThreads: false });
 
   test("no setting anywhere: the policy's physical cores (4), said once in the log", async () => {
     const s = await server(undefined);
@@ -124,11 +130,7 @@ describe("in process, node-llama-cpp's prebuilt binary (a fresh clone) on a stan
   const two: CpuFacts = { online: 2, allowed: [0, 1], cores: new Map([[0, "core0"], [1, "core1"]]), mathCores: 2 };
 
   test("the first answers measure the default count against 1 thread, keep the faster, and say so; a reload keeps it", async (t) => {
-    const logs: string[] = [];
-    const engine = createLlamaEngine({ cpu: two, loadIntervalMs: 0, notice: (_l, m) => logs.push(m) });
-    const scheduler = new Scheduler({ engine, maxLoaded: 1, numParallel: 1, maxQueue: 8, defaultKeepAliveMs: 300_000, log: (m) => logs.push(m) });
-    const app = createRuntimeServer({ store, engine, scheduler, config: { host: "127.0.0.1:0", origins: [] }, homeDir: dir });
-    const base = await app.listen({ host: "127.0.0.1", port: 0 });
+    const { base, logs, close } = await inProcess({ cpu: two });
     const measured = /^threads: (\d) for (\S+) by default, measured over its first answers: (.*) a token \(this engine starts a decode's threads anew each time; `mf engine build` gives it a persistent pool\)$/;
     try {
       // loaded at the policy's count, measured from the first answer on
@@ -162,8 +164,7 @@ describe("in process, node-llama-cpp's prebuilt binary (a fresh clone) on a stan
       assert.deepEqual(loads.map(Number), [2, chosen]);
       assert.equal(logs.filter((l) => l.startsWith("threads: measuring")).length, 1, logs.join("\n"));
     } finally {
-      await app.close();
-      await engine.dispose();
+      await close();
     }
   });
 });
