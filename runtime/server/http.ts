@@ -4,6 +4,8 @@
  * and an AbortSignal that fires when the client goes away.
  */
 import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { MfError, RuntimeError, apiEnvelope, isMfError, toMfError } from "../../core/errors.js";
 import { TemplateLimitError, isTemplateError } from "../../grammar/template/errors.js";
 
@@ -100,6 +102,41 @@ export interface BodySink {
   end(text?: string): unknown;
 }
 
+/** The parts of node's ServerResponse that `chunkSocket` reads: its own fields, checked before use. */
+interface ResponseState {
+  socket?: (Socket & { _httpMessage?: unknown }) | null;
+  chunkedEncoding?: unknown;
+  _headerSent?: unknown;
+  _hasBody?: unknown;
+  outputData?: unknown;
+  writableCorked?: number;
+}
+
+/**
+ * The socket a chunk of `sink`'s body may be written to directly, framed here (`SIZE\r\nTEXT\r\n`):
+ * node's `write` on a chunked response makes four writes to the socket (size, CRLF, text, CRLF), corks it
+ * and uncorks it on the next tick, which is most of its cost per token. Only when nothing of this
+ * response waits in node's own buffer, its head has gone out, and the socket is this response's (not a
+ * pipelined request's before it); otherwise undefined, and `sink.write` does it. `end` still goes through
+ * node, which writes the last chunk and keeps the connection's bookkeeping.
+ */
+function chunkSocket(sink: BodySink): Socket | undefined {
+  if (!(sink instanceof ServerResponse)) return undefined;
+  const res = sink as unknown as ResponseState;
+  const socket = res.socket;
+  const ours =
+    socket != null &&
+    socket._httpMessage === sink &&
+    res.chunkedEncoding === true &&
+    res._headerSent === true &&
+    res._hasBody === true &&
+    Array.isArray(res.outputData) &&
+    res.outputData.length === 0 &&
+    res.writableCorked === 0 &&
+    !socket.destroyed;
+  return ours ? socket : undefined;
+}
+
 /**
  * The body of a streamed answer, written after the turn of the event loop that produced it
  * (`setImmediate`), and what one turn produced in one write. A token's text is produced where the
@@ -132,7 +169,10 @@ export class StreamBody {
     if (this.pending.length === 0) return;
     const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join("");
     this.pending = [];
-    if (!this.sink.destroyed) this.sink.write(text);
+    if (this.sink.destroyed) return;
+    const socket = chunkSocket(this.sink);
+    if (socket) socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+    else this.sink.write(text);
   }
 
   /** Writes what is pending, then `last` (when given), and ends the body. */
