@@ -18,6 +18,8 @@
  *   either the PUT sees the removal and fails cleanly, or the GC sees the touch and puts it back;
  * - a push whose manifest PUT takes longer than the grace period is not protected: `--grace 0s` is for a
  *   registry nobody pushes to while it runs.
+ * Repositories are decided several at a time, and blobs swept several prefix folders at a time: on S3
+ * every step is a round trip. Within a repository, and within a blob, the steps keep the order above.
  * Upload sessions live outside blobs/ and are never swept here (only expired ones, when `uploadExpiryMs`
  * is given).
  *
@@ -31,6 +33,7 @@
  * with it.
  */
 import { parseDigest, type ParsedDigest } from "../../core/digest.js";
+import { forEachLimit } from "../../core/limit.js";
 import { manifestFacts } from "./manifest-refs.js";
 import { deletesTags, keptTags, subjectOfTag, type RetentionPolicy } from "./retention.js";
 import { RepoStore, type BlobInfo } from "./repo-store.js";
@@ -39,6 +42,11 @@ import * as L from "./storage/layout.js";
 import { readPullTime } from "./pulls.js";
 import { UploadSessions } from "./upload-sessions.js";
 import { digestString } from "./validate.js";
+
+/** repositories whose manifests (then links) are decided at once; each one's own steps stay in order */
+const REPO_CONCURRENCY = 8;
+/** blob prefix folders swept at once */
+const PREFIX_CONCURRENCY = 16;
 
 /** A driver's temporary file is written and renamed within one request: one untouched this long is a crash's leftover. */
 const TEMPORARY_MAX_AGE_MS = 3600_000;
@@ -132,11 +140,12 @@ class Collector {
 
   async run(): Promise<GcReport> {
     const repositories = await this.store.repositoryDirs();
-    for (const repo of repositories) await this.manifests(repo);
+    // repositories are independent of one another until the sweep, which waits for all of them
+    await forEachLimit(repositories, REPO_CONCURRENCY, (repo) => this.manifests(repo));
     this.report.markedBlobs = this.marked.size;
     await this.blobs();
     if (!this.options.dryRun) {
-      for (const repo of repositories) await this.links(repo);
+      await forEachLimit(repositories, REPO_CONCURRENCY, (repo) => this.links(repo));
       if (this.storage.sweepTemporary) this.report.leftoversRemoved += await this.storage.sweepTemporary(this.markStart - TEMPORARY_MAX_AGE_MS);
     }
     if (this.options.uploadExpiryMs !== undefined && !this.options.dryRun) {
@@ -347,7 +356,8 @@ class Collector {
   /** Sweeps the blobs no kept manifest references, older than the grace period. */
   private async blobs(): Promise<void> {
     for (const alg of await this.storage.list(L.BLOBS_ROOT)) {
-      for (const hh of await this.storage.list(`${L.BLOBS_ROOT}/${alg}`)) {
+      // each of the up to 256 prefix folders is a listing (a round trip on S3): several at a time
+      await forEachLimit(await this.storage.list(`${L.BLOBS_ROOT}/${alg}`), PREFIX_CONCURRENCY, async (hh) => {
         for (const hex of await this.storage.list(`${L.BLOBS_ROOT}/${alg}/${hh}`)) {
           const d = parseDigest(`${alg}:${hex}`);
           if (!d || this.marked.has(digestString(d))) continue;
@@ -362,7 +372,7 @@ class Collector {
           this.report.sweptBytes += info.size;
           if (!this.options.dryRun) await this.storage.delete(`${L.BLOBS_ROOT}/${alg}/${hh}/${hex}`);
         }
-      }
+      });
     }
   }
 

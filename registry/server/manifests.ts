@@ -2,10 +2,14 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { createHasher, type ParsedDigest } from "../../core/digest.js";
 import { RegistryError } from "../../core/errors.js";
+import { forEachLimit } from "../../core/limit.js";
 import { requestSubject } from "./auth.js";
 import { absoluteUrl, authorize, queryOf, requireDelete, type RegistryContext } from "./context.js";
 import { manifestFacts, type ForeignLayer } from "./manifest-refs.js";
 import { assertTag, parseManifestRef, digestString, type ManifestRef } from "./validate.js";
+
+/** storage calls a DELETE by digest makes at once over the repository's tags */
+const TAG_CONCURRENCY = 16;
 
 /** How many `?tag=` a manifest PUT may carry (the spec asks registries to take at least 10). */
 const MAX_QUERY_TAGS = 100;
@@ -137,10 +141,12 @@ export async function deleteManifest(ctx: RegistryContext, request: FastifyReque
   } else {
     const d = await resolveRef(ctx, name, ref);
     const text = digestString(d);
-    for (const tag of await ctx.store.tags(name)) {
+    // every tag naming it goes too: a storage round trip or more each, so several at a time (on S3, one
+    // after the other made a DELETE of a manifest with 75 tags take 20 s)
+    await forEachLimit(await ctx.store.tags(name), TAG_CONCURRENCY, async (tag) => {
       const target = await ctx.store.tagTarget(name, tag);
       if (target && digestString(target) === text) await ctx.store.deleteTag(name, tag);
-    }
+    });
     const bytes = await ctx.store.manifestBytes(d, ctx.settings.manifestMaxBytes + 1);
     if (bytes) {
       try {

@@ -7,6 +7,7 @@
  */
 import { createHasher, parseDigest, type ParsedDigest } from "../../core/digest.js";
 import { isMfError } from "../../core/errors.js";
+import { forEachLimit } from "../../core/limit.js";
 import { manifestFacts } from "./manifest-refs.js";
 import { RepoStore } from "./repo-store.js";
 import type { StorageDriver } from "./storage/driver.js";
@@ -80,20 +81,15 @@ export async function scrub(options: ScrubOptions): Promise<ScrubReport> {
       }
     }
   }
-  let next = 0;
-  const worker = async () => {
-    while (next < digests.length) {
-      const d = digests[next++]!;
-      const hashed = await hashBlob(store, d);
-      if (!hashed) continue;
-      report.blobs++;
-      report.bytes += hashed.size;
-      if (hashed.hex !== d.hex) {
-        corrupt.set(digestString(d), { kind: "corrupt-blob", digest: digestString(d), size: hashed.size, actual: `${d.algorithm}:${hashed.hex}`, usedBy: [] });
-      }
+  await forEachLimit(digests, options.concurrency ?? 4, async (d) => {
+    const hashed = await hashBlob(store, d);
+    if (!hashed) return;
+    report.blobs++;
+    report.bytes += hashed.size;
+    if (hashed.hex !== d.hex) {
+      corrupt.set(digestString(d), { kind: "corrupt-blob", digest: digestString(d), size: hashed.size, actual: `${d.algorithm}:${hashed.hex}`, usedBy: [] });
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+  });
 
   // 2. every manifest and tag of every repository
   for (const repo of await store.repositoryDirs()) {
