@@ -719,7 +719,7 @@ try {
       `Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end.\n\n` +
       (summary.length ? table(["question", "mf", "peer", "ratio", "target"], summary) + "\n\n" : "") +
       sections.join("\n\n") +
-      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")}${parts.has("concurrency") ? ` --clients ${clients}` : ""} --engine=${values.engine}` +
+      `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")}${parts.has("concurrency") ? ` --clients ${clients}${concurrentReps === 3 ? "" : ` --concurrent-reps ${concurrentReps}`}` : ""} --engine=${values.engine}` +
       `${values.parts === "threads,concurrency,defaults,draft" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +
       `${withLlamaCpp ? "" : " --no-llama-cpp"}${values["draft-predict"] === "4,15" ? "" : ` --draft-predict ${values["draft-predict"]}`}\``,
   );
