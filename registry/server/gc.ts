@@ -18,8 +18,12 @@
  *   either the PUT sees the removal and fails cleanly, or the GC sees the touch and puts it back;
  * - a push whose manifest PUT takes longer than the grace period is not protected: `--grace 0s` is for a
  *   registry nobody pushes to while it runs.
- * Repositories are decided several at a time, and blobs swept several prefix folders at a time: on S3
- * every step is a round trip. Within a repository, and within a blob, the steps keep the order above.
+ * Repositories are decided several at a time, and the blob prefix folders listed several at a time: on S3
+ * every step is a round trip. Within a repository the phases keep the order above; inside a phase, the
+ * revisions checked and the tags read or removed are independent and go several at a time, each with its
+ * own steps in order. Untagged manifests are removed one after another (a removal that fails keeps what
+ * it leads to, which a later one must see), and so are a repository's links: a push that reuses several
+ * old blobs while gc removes one link then finds the others looked at after its touch, and kept.
  * Upload sessions live outside blobs/ and are never swept here (only expired ones, when `uploadExpiryMs`
  * is given).
  *
@@ -45,8 +49,10 @@ import { digestString } from "./validate.js";
 
 /** repositories whose manifests (then links) are decided at once; each one's own steps stay in order */
 const REPO_CONCURRENCY = 8;
-/** blob prefix folders swept at once */
+/** blob prefix folders listed at once */
 const PREFIX_CONCURRENCY = 16;
+/** within a repository: revisions checked, tags read or removed at once (each one's own steps in order) */
+const ITEM_CONCURRENCY = 16;
 
 /** A driver's temporary file is written and renamed within one request: one untouched this long is a crash's leftover. */
 const TEMPORARY_MAX_AGE_MS = 3600_000;
@@ -222,15 +228,19 @@ class Collector {
     for (const d of await this.store.revisions(repo)) revisions.set(digestString(d), d);
     const pulled = await this.pulledRecently(repo);
     const roots: string[] = [];
-    for (const [text, d] of revisions) if (pulled.has(text) || (await this.check(repo, d)).young) roots.push(text);
+    await forEachLimit(revisions, ITEM_CONCURRENCY, async ([text, d]) => {
+      if (pulled.has(text) || (await this.check(repo, d)).young) roots.push(text);
+    });
     // tags after revisions: see the header
     const policy = this.options.retention;
-    const tags: TagSeen[] = [];
-    for (const tag of await this.store.tags(repo)) {
+    const names = await this.store.tags(repo);
+    const tags: TagSeen[] = new Array<TagSeen>(names.length);
+    await forEachLimit(names.keys(), ITEM_CONCURRENCY, async (i) => {
+      const tag = names[i]!;
       const target = await this.store.tagTarget(repo, tag);
       const modifiedMs = deletesTags(policy) ? ((await this.storage.stat(L.tagPath(repo, tag)))?.modifiedMs ?? 0) : 0;
-      tags.push({ tag, target: target ? digestString(target) : null, modifiedMs });
-    }
+      tags[i] = { tag, target: target ? digestString(target) : null, modifiedMs };
+    });
     // without tag rules every tag is kept; with them, the ordinary tags they keep, and the subject tags below
     const ruled = deletesTags(policy)
       ? keptTags(tags.map((t) => ({ tag: t.tag, modifiedMs: t.modifiedMs, pulled: !!t.target && pulled.has(t.target) })), policy)
@@ -283,7 +293,7 @@ class Collector {
           }
         }
       }
-      for (const t of tags) if (!keptTagNames.has(t.tag)) await this.removeTag(repo, t);
+      await forEachLimit(tags.filter((t) => !keptTagNames.has(t.tag)), ITEM_CONCURRENCY, (t) => this.removeTag(repo, t));
     }
 
     const remaining = new Set(revisions.keys());
@@ -356,23 +366,29 @@ class Collector {
   /** Sweeps the blobs no kept manifest references, older than the grace period. */
   private async blobs(): Promise<void> {
     for (const alg of await this.storage.list(L.BLOBS_ROOT)) {
-      // each of the up to 256 prefix folders is a listing (a round trip on S3): several at a time
-      await forEachLimit(await this.storage.list(`${L.BLOBS_ROOT}/${alg}`), PREFIX_CONCURRENCY, async (hh) => {
-        for (const hex of await this.storage.list(`${L.BLOBS_ROOT}/${alg}/${hh}`)) {
-          const d = parseDigest(`${alg}:${hex}`);
-          if (!d || this.marked.has(digestString(d))) continue;
-          const info = await this.store.blobInfo(d);
-          if (!info) continue;
-          if (!this.isOld(info.modifiedMs)) {
-            this.report.keptYoung++;
-            continue;
-          }
-          this.options.onSweep?.(digestString(d), info.size);
-          this.report.sweptBlobs++;
-          this.report.sweptBytes += info.size;
-          if (!this.options.dryRun) await this.storage.delete(`${L.BLOBS_ROOT}/${alg}/${hh}/${hex}`);
-        }
+      // each of the up to 256 prefix folders is a listing (a round trip on S3): listed several at a time,
+      // in their order; the unmarked blobs are then decided one after another, as a push that reuses
+      // several of them while one is removed then finds the others looked at after its touch, and kept
+      const folders = await this.storage.list(`${L.BLOBS_ROOT}/${alg}`);
+      const listed = new Array<string[]>(folders.length);
+      await forEachLimit(folders.keys(), PREFIX_CONCURRENCY, async (i) => {
+        listed[i] = (await this.storage.list(`${L.BLOBS_ROOT}/${alg}/${folders[i]}`)).map((hex) => `${folders[i]}/${hex}`);
       });
+      for (const entry of listed.flat()) {
+        const [hh, hex] = entry.split("/") as [string, string];
+        const d = parseDigest(`${alg}:${hex}`);
+        if (!d || this.marked.has(digestString(d))) continue;
+        const info = await this.store.blobInfo(d);
+        if (!info) continue;
+        if (!this.isOld(info.modifiedMs)) {
+          this.report.keptYoung++;
+          continue;
+        }
+        this.options.onSweep?.(digestString(d), info.size);
+        this.report.sweptBlobs++;
+        this.report.sweptBytes += info.size;
+        if (!this.options.dryRun) await this.storage.delete(`${L.BLOBS_ROOT}/${alg}/${hh}/${hex}`);
+      }
     }
   }
 
