@@ -6,7 +6,7 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { MfError } from "../../core/errors.js";
-import { forEachLimit } from "../../core/limit.js";
+import { forEachLimit, mapLimit } from "../../core/limit.js";
 import type { RegistryClient } from "../../registry/client/index.js";
 import { manifestPath, tagsPath } from "../../registry/protocol/paths.js";
 import { table } from "../table.js";
@@ -27,9 +27,10 @@ function writeAccess(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-/** The access-file editor (yaml, ssh2) is loaded on use: `mf registry serve` shares this module and must not keep it resident. */
 /** requests `mf registry rm` makes at once */
 const RM_CONCURRENCY = 8;
+
+/** The access-file editor (yaml, ssh2) is loaded on use: `mf registry serve` shares this module and must not keep it resident. */
 const accessEdit = () => import("../../registry/server/access-edit.js");
 
 const accessOption = <T>(y: Argv<T>) => y.option("access", { type: "string", demandOption: true, describe: "the registry's access file (YAML)" });
@@ -198,31 +199,23 @@ const rmCommand: CommandModule<object, ApiArgs> = {
       const { httpStatusOf } = await import("../../registry/client/http.js");
       const tags = await allTags(client, base, repo);
       // what each tag names, several requests at a time (one after the other, 150 tags took 20 s on S3)
-      const targets = new Map<string, string | undefined>();
-      await forEachLimit(tags, RM_CONCURRENCY, async (t) => {
+      const targets = await mapLimit(tags, RM_CONCURRENCY, async (t) => {
         try {
           const head = await client.http.send({ method: "HEAD", url: `${base}${manifestPath(repo, t)}`, headers: { accept: MANIFEST_ACCEPT } });
           head.body.resume();
           const d = head.headers["docker-content-digest"];
-          targets.set(t, typeof d === "string" ? d : undefined);
+          return typeof d === "string" ? d : undefined;
         } catch (e) {
           // a tag naming no manifest (or deleted meanwhile): deleted by name below
           if (httpStatusOf(e) !== 404) throw e;
-          targets.set(t, undefined);
+          return undefined;
         }
       });
-      const digests = new Set<string>();
-      const untargeted: string[] = [];
-      for (const t of tags) {
-        const d = targets.get(t);
-        if (d === undefined) untargeted.push(t);
-        else digests.add(d);
-      }
-      let manifests = 0;
-      await forEachLimit(digests, RM_CONCURRENCY, async (d) => {
-        if (await deleteGone(client, `${base}${manifestPath(repo, d)}`)) manifests++;
-      });
-      await forEachLimit(untargeted, RM_CONCURRENCY, (t) => deleteGone(client, `${base}${manifestPath(repo, t)}`).then(() => undefined));
+      const digests = new Set(targets.filter((d) => d !== undefined));
+      const untargeted = tags.filter((_, i) => targets[i] === undefined);
+      const deleted = await mapLimit(digests, RM_CONCURRENCY, (d) => deleteGone(client, `${base}${manifestPath(repo, d)}`));
+      const manifests = deleted.filter(Boolean).length;
+      await forEachLimit(untargeted, RM_CONCURRENCY, (t) => deleteGone(client, `${base}${manifestPath(repo, t)}`));
       process.stderr.write(`deleted ${repo} (${tags.length} tags, ${manifests} manifests); ${GC_NOTE}\n`);
     }),
 };

@@ -37,7 +37,7 @@
  * with it.
  */
 import { parseDigest, type ParsedDigest } from "../../core/digest.js";
-import { forEachLimit } from "../../core/limit.js";
+import { forEachLimit, mapLimit } from "../../core/limit.js";
 import { manifestFacts } from "./manifest-refs.js";
 import { deletesTags, keptTags, subjectOfTag, type RetentionPolicy } from "./retention.js";
 import { RepoStore, type BlobInfo } from "./repo-store.js";
@@ -233,13 +233,10 @@ class Collector {
     });
     // tags after revisions: see the header
     const policy = this.options.retention;
-    const names = await this.store.tags(repo);
-    const tags: TagSeen[] = new Array<TagSeen>(names.length);
-    await forEachLimit(names.keys(), ITEM_CONCURRENCY, async (i) => {
-      const tag = names[i]!;
+    const tags = await mapLimit(await this.store.tags(repo), ITEM_CONCURRENCY, async (tag): Promise<TagSeen> => {
       const target = await this.store.tagTarget(repo, tag);
       const modifiedMs = deletesTags(policy) ? ((await this.storage.stat(L.tagPath(repo, tag)))?.modifiedMs ?? 0) : 0;
-      tags[i] = { tag, target: target ? digestString(target) : null, modifiedMs };
+      return { tag, target: target ? digestString(target) : null, modifiedMs };
     });
     // without tag rules every tag is kept; with them, the ordinary tags they keep, and the subject tags below
     const ruled = deletesTags(policy)
@@ -370,24 +367,22 @@ class Collector {
       // in their order; the unmarked blobs are then decided one after another, as a push that reuses
       // several of them while one is removed then finds the others looked at after its touch, and kept
       const folders = await this.storage.list(`${L.BLOBS_ROOT}/${alg}`);
-      const listed = new Array<string[]>(folders.length);
-      await forEachLimit(folders.keys(), PREFIX_CONCURRENCY, async (i) => {
-        listed[i] = (await this.storage.list(`${L.BLOBS_ROOT}/${alg}/${folders[i]}`)).map((hex) => `${folders[i]}/${hex}`);
-      });
-      for (const entry of listed.flat()) {
-        const [hh, hex] = entry.split("/") as [string, string];
-        const d = parseDigest(`${alg}:${hex}`);
-        if (!d || this.marked.has(digestString(d))) continue;
-        const info = await this.store.blobInfo(d);
-        if (!info) continue;
-        if (!this.isOld(info.modifiedMs)) {
-          this.report.keptYoung++;
-          continue;
+      const listed = await mapLimit(folders, PREFIX_CONCURRENCY, (hh) => this.storage.list(`${L.BLOBS_ROOT}/${alg}/${hh}`));
+      for (const [i, hh] of folders.entries()) {
+        for (const hex of listed[i]!) {
+          const d = parseDigest(`${alg}:${hex}`);
+          if (!d || this.marked.has(digestString(d))) continue;
+          const info = await this.store.blobInfo(d);
+          if (!info) continue;
+          if (!this.isOld(info.modifiedMs)) {
+            this.report.keptYoung++;
+            continue;
+          }
+          this.options.onSweep?.(digestString(d), info.size);
+          this.report.sweptBlobs++;
+          this.report.sweptBytes += info.size;
+          if (!this.options.dryRun) await this.storage.delete(`${L.BLOBS_ROOT}/${alg}/${hh}/${hex}`);
         }
-        this.options.onSweep?.(digestString(d), info.size);
-        this.report.sweptBlobs++;
-        this.report.sweptBytes += info.size;
-        if (!this.options.dryRun) await this.storage.delete(`${L.BLOBS_ROOT}/${alg}/${hh}/${hex}`);
       }
     }
   }

@@ -115,7 +115,7 @@ interface ResponseState {
 /**
  * The socket a chunk of `sink`'s body may be written to directly, framed here (`SIZE\r\nTEXT\r\n`):
  * node's `write` on a chunked response makes four writes to the socket (size, CRLF, text, CRLF), corks it
- * and uncorks it on the next tick, which is most of its cost per token. Only when nothing of this
+ * and uncorks it on the next tick: more JavaScript per token than the one write made here. Only when nothing of this
  * response waits in node's own buffer, its head has gone out, and the socket is this response's (not a
  * pipelined request's before it); otherwise undefined, and `sink.write` does it. `end` still goes through
  * node, which writes the last chunk and keeps the connection's bookkeeping.

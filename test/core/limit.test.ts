@@ -1,7 +1,7 @@
 /** core/limit.ts: work over many items, a bounded number at a time. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { forEachLimit } from "../../core/limit.js";
+import { forEachLimit, mapLimit } from "../../core/limit.js";
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,4 +44,12 @@ test("forEachLimit: no items, and a limit below 1, still work", async () => {
   const seen: string[] = [];
   await forEachLimit(new Set(["a", "b"]), 0, async (x) => void seen.push(x));
   assert.deepEqual(seen, ["a", "b"]);
+});
+
+test("mapLimit: the results in the items' order, whichever call finishes first", async () => {
+  const out = await mapLimit([30, 0, 20, 10], 4, async (ms) => {
+    await tick(ms);
+    return `waited ${ms}`;
+  });
+  assert.deepEqual(out, ["waited 30", "waited 0", "waited 20", "waited 10"]);
 });
