@@ -49,7 +49,7 @@ export interface SpawnedRegistry {
   exited: Promise<number | string>;
 }
 
-/** How the `mf` binary is started: cli/main.ts through tsx, or the entry named by MF_TEST_CLI (e.g. dist/cli/main.js). */
+/** How the `mf` binary is started: cli/main.ts through tsx, or the entry named by MF_TEST_CLI (dist/cli/main.js under `npm test`: test/run.mjs --built). */
 export function mfCommand(): string[] {
   const entry = process.env.MF_TEST_CLI;
   if (!entry) return ["--import", "tsx", "cli/main.ts"];
