@@ -14,8 +14,8 @@ function find(dir, out = []) {
   return out;
 }
 
-// --built (npm test, right after \`npm run build\`): the registry suites start the built binary
-// (dist/cli/main.js) instead of the source through tsx, which costs each of their hundreds of \`mf\` starts
+// --built (npm test, right after `npm run build`): the registry suites start the built binary
+// (dist/cli/main.js) instead of the source through tsx, which costs each of their hundreds of `mf` starts
 // about 0.3 s more; run by hand, they start the source, so a stale dist/ never answers for it.
 const args = process.argv.slice(2);
 if (args.includes("--built")) process.env.MF_TEST_CLI ??= "dist/cli/main.js";
