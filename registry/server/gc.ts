@@ -227,10 +227,9 @@ class Collector {
     const revisions = new Map<string, ParsedDigest>();
     for (const d of await this.store.revisions(repo)) revisions.set(digestString(d), d);
     const pulled = await this.pulledRecently(repo);
-    const roots: string[] = [];
-    await forEachLimit(revisions, ITEM_CONCURRENCY, async ([text, d]) => {
-      if (pulled.has(text) || (await this.check(repo, d)).young) roots.push(text);
-    });
+    // roots in the revisions' order, whichever check ends first
+    const rooted = await mapLimit(revisions, ITEM_CONCURRENCY, async ([text, d]) => pulled.has(text) || (await this.check(repo, d)).young);
+    const roots = [...revisions.keys()].filter((_, i) => rooted[i]);
     // tags after revisions: see the header
     const policy = this.options.retention;
     const tags = await mapLimit(await this.store.tags(repo), ITEM_CONCURRENCY, async (tag): Promise<TagSeen> => {
