@@ -31,6 +31,7 @@ import { DraftRuntime } from "./draft.js";
 import { type EngineChoice, loadBinding } from "./binding.js";
 import { CpuLoadMeter, readCpuFacts } from "./cpu.js";
 import { StepBarrier } from "./step-barrier.js";
+import { StepBatch } from "./step-batch.js";
 import { type CpuFacts, type FreeCpus, type ThreadPlan, ThreadTrial, clampThreads, medians, nextFreeCpus, planThreads } from "./threads.js";
 import { type Engine, type EngineModel, type EvaluateOptions, type GrammarSpec, type LoadSpec, unloadedError } from "./types.js";
 
@@ -56,6 +57,11 @@ export interface LlamaEngineOptions {
   measureThreads?: boolean;
   /** how often the CPUs' load is measured, in ms (default 200; 0: never, default-count models keep their count) */
   loadIntervalMs?: number;
+  /**
+   * false: every answer generates through node-llama-cpp's batch queue (`evaluate`), as answers with a
+   * grammar, probabilities or a draft always do; default true: the others step in mf's own loop (step-batch.ts)
+   */
+  stepLoop?: boolean;
 }
 
 const LEVELS: Partial<Record<LlamaLogLevel, EngineLogLevel>> = {
@@ -298,6 +304,31 @@ interface Slot {
   busy: boolean;
 }
 
+/** A sampler of node-llama-cpp's, for mf's patch's `_stepSequences` (a private of the pinned 3.21.1). */
+interface StepSampler {
+  dispose(): void;
+}
+
+/** mf's patch to node-llama-cpp's LlamaContext: one step of several sequences (see step-batch.ts). */
+interface SteppingContext {
+  _createStepSampler(): StepSampler;
+  _stepSequences(items: readonly { sequence: LlamaContextSequence; token: number; sampler: StepSampler; samplerOptions: object }[]): Promise<number[]>;
+}
+
+interface Step {
+  order: number;
+  sequence: LlamaContextSequence;
+  token: number;
+  sampler: StepSampler;
+  samplerOptions: object;
+}
+
+/** the patch's stepping when it is applied to this node-llama-cpp (always, after `npm ci`) */
+function stepping(context: LlamaContext): SteppingContext | undefined {
+  const c = context as unknown as Partial<SteppingContext>;
+  return typeof c._stepSequences === "function" && typeof c._createStepSampler === "function" ? (c as SteppingContext) : undefined;
+}
+
 interface ModelThreads {
   threads: number;
   /** the count asked for (request, flag, MF_THREADS) before the clamp; undefined: the policy's */
@@ -336,6 +367,8 @@ class LlamaEngineModel implements EngineModel {
   private disposed = false;
   /** keeps the generating slots in step, so that one decode carries a token of each */
   private readonly barrier = new StepBarrier();
+  /** mf's own generation loop on this context, when the patch is applied and it is not switched off */
+  private readonly steps: { context: SteppingContext; batch: StepBatch<Step> } | undefined;
 
   constructor(
     private readonly llama: Llama,
@@ -362,6 +395,8 @@ class LlamaEngineModel implements EngineModel {
     const tpl = spec.chatTemplate ?? meta.tokenizer?.chat_template;
     this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
     for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: draft?.sequences[i] ?? context.getSequence(), busy: false });
+    const stepper = opts.stepLoop === false ? undefined : stepping(context);
+    this.steps = stepper && { context: stepper, batch: new StepBatch<Step>((items) => stepper._stepSequences(items)) };
   }
 
   /** its count: the policy's while it is measured, then the one that generated faster */
@@ -479,9 +514,12 @@ class LlamaEngineModel implements EngineModel {
       this.draft?.configure(seq, s);
       // a model with a draft keeps out of the step barrier (see draft.ts)
       const barrier = this.draft ? undefined : this.barrier;
+      const tail = prompt.slice(common) as Token[];
       const gen: AsyncGenerator<Token, void, void> = probs
-        ? withProbabilities(seq.evaluateWithMetadata(prompt.slice(common) as Token[], { confidence: true, probabilities: probs.top > 0 }, options), probs)
-        : seq.evaluate(prompt.slice(common) as Token[], options);
+        ? withProbabilities(seq.evaluateWithMetadata(tail, { confidence: true, probabilities: probs.top > 0 }, options), probs)
+        : this.steps && !grammar && !this.draft
+          ? this.stepTokens(this.steps, seq, tail, options)
+          : seq.evaluate(tail, options);
       // Read-ahead: with a CPU to spare beside the decode's threads, the next token is asked for as soon as
       // one arrives (once the step barrier lets this slot go), so that its decode runs while the consumer
       // (detokenizing, the HTTP write) handles this one. Never past the consumer's limit; never with
@@ -530,6 +568,39 @@ class LlamaEngineModel implements EngineModel {
       if (this.disposed) throw unloadedError();
     } finally {
       slot.busy = false;
+    }
+  }
+
+  /**
+   * A slot's tokens from mf's own loop (step-batch.ts): node-llama-cpp evaluates the prompt but its last
+   * token, then each step decodes the last token of each slot generating together and samples their next,
+   * until an end-of-generation token (which is not yielded, as `evaluate` does not). A context about to fill
+   * hands over to node-llama-cpp's `evaluate`, which shifts it. The sampler takes `options`' sampling
+   * settings, resolved at each step as `evaluate` resolves them (the repeat penalty's recent tokens).
+   */
+  private async *stepTokens(
+    steps: { context: SteppingContext; batch: StepBatch<Step> },
+    seq: LlamaContextSequence,
+    tail: Token[],
+    options: Parameters<LlamaContextSequence["evaluate"]>[1] & object,
+  ): AsyncGenerator<Token, void, void> {
+    if (tail.length > 1) await seq.evaluateWithoutGeneratingNewTokens(tail.slice(0, -1));
+    const order = (seq as unknown as { _sequenceId?: number })._sequenceId ?? 0;
+    const sampler = steps.context._createStepSampler();
+    try {
+      let token = tail[tail.length - 1]!;
+      for (;;) {
+        if (seq.nextTokenIndex >= this.contextSize - 1) {
+          yield* seq.evaluate([token], options);
+          return;
+        }
+        const next = (await steps.batch.step({ order, sequence: seq, token, sampler, samplerOptions: options })) as Token;
+        if (this.model.isEogToken(next)) return;
+        token = next;
+        yield next;
+      }
+    } finally {
+      sampler.dispose();
     }
   }
 

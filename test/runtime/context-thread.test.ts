@@ -21,23 +21,12 @@ import { after, before, describe, it } from "node:test";
 import { BIGRAM_TARGET, cachedFixture } from "../../fixtures/gguf/index.js";
 import { type LogprobEntry, runGeneration } from "../../runtime/engine/generation.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
-import type { Engine, EngineModel, EvaluateOptions, SamplingOptions } from "../../runtime/engine/types.js";
+import type { Engine, EngineModel } from "../../runtime/engine/types.js";
 import { ROOT } from "../helpers/mf.js";
 import { cpuEngine, tinyGguf } from "./harness.js";
+import { type Case, FOUR_SLOTS, greedy, sampled } from "./sampling-cases.js";
 
 const choice = await cpuEngine();
-
-const greedy: SamplingOptions = { temperature: 0, topK: 40, topP: 1, minP: 0, seed: 0 };
-const sampled = (seed: number): SamplingOptions => ({ temperature: 1.1, topK: 40, topP: 0.95, minP: 0, seed });
-
-interface Case {
-  name: string;
-  prompt: string;
-  maxTokens: number;
-  sampling: SamplingOptions;
-  grammar?: EvaluateOptions["grammar"];
-  probabilities?: boolean;
-}
 
 const CASES: Case[] = [
   { name: "greedy", prompt: "the weather today is", maxTokens: 24, sampling: greedy },
@@ -99,7 +88,8 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     if (mode === "off") process.env.NODE_LLAMA_CPP_CONTEXT_THREAD = "off";
     if (mode === "no-ahead") process.env.NODE_LLAMA_CPP_DECODE_AHEAD = "off";
     try {
-      const engine = createLlamaEngine({ engine: choice, threads: 2 });
+      // node-llama-cpp's batch queue, which these checks are about (mf's own step loop: step-loop.test.ts)
+      const engine = createLlamaEngine({ engine: choice, threads: 2, stepLoop: false });
       engines.push(engine);
       return await engine.load({ modelPath: path, adapters: [], contextSize: 256, slots, threads: 2 });
     } finally {
@@ -130,13 +120,7 @@ describe("the context's own thread: decodes and samplings in order, each samplin
   it("four slots generating at once, each sampling queued behind the decode of their shared batch, and their next batch decoded ahead, answer each as alone and as on libuv's pool", async () => {
     const on = await load("on", 4, bigramPath);
     const off = await load("off", 4, bigramPath);
-    // different last tokens: each slot follows its own chain, so a sampling that read another slot's logits shows
-    const cases: Case[] = [
-      { name: "greedy a", prompt: "the weather today is", maxTokens: 24, sampling: greedy },
-      { name: "greedy b", prompt: "once upon a tim", maxTokens: 31, sampling: greedy },
-      { name: "greedy c", prompt: "answer:", maxTokens: 17, sampling: greedy },
-      { name: "seeded", prompt: "hello wor", maxTokens: 28, sampling: { temperature: 0.7, topK: 40, topP: 0.95, minP: 0, seed: 5 } },
-    ];
+    const cases = FOUR_SLOTS;
     const alone: Answer[] = [];
     for (const c of cases) alone.push(await answer(on, c));
     const chains = new Set(alone.map((a) => a.text));

@@ -1,0 +1,165 @@
+/**
+ * mf's own generation loop (step-batch.ts, and `_stepSequences` in mf's patch to node-llama-cpp): answers
+ * without a grammar, probabilities or a draft step there, one call a step for every slot generating
+ * together, instead of node-llama-cpp's batch queue. On the real engine, the answers must be token for
+ * token those of the queue (`stepLoop: false`): greedy, seeded, with a repeat penalty, on a reused prefix,
+ * past the end of a small context (where node-llama-cpp takes over and shifts it), and four slots at once,
+ * which must share their steps. It runs on node-llama-cpp's prebuilt binary, whose samplings wait for their
+ * decode in JavaScript, and on the built engine when there is one, whose samplings queue behind the decode.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, it, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BIGRAM_TARGET, cachedFixture } from "../../fixtures/gguf/index.js";
+import type { EngineChoice } from "../../runtime/engine/binding.js";
+import { runGeneration } from "../../runtime/engine/generation.js";
+import { createLlamaEngine } from "../../runtime/engine/llama.js";
+import { StepBatch } from "../../runtime/engine/step-batch.js";
+import type { Engine, EngineModel } from "../../runtime/engine/types.js";
+import { ROOT } from "../helpers/mf.js";
+import { cpuEngine, tinyGguf } from "./harness.js";
+import { type Case, FOUR_SLOTS, greedy, sampled } from "./sampling-cases.js";
+
+describe("step batch: what the slots ask within one turn goes in one step", () => {
+  test("items asked in the same turn run together, in sequence order, and each gets its own token", async () => {
+    const runs: number[][] = [];
+    const batch = new StepBatch<{ order: number; token: number }>(async (items) => {
+      runs.push(items.map((i) => i.order));
+      return items.map((i) => i.token * 10);
+    });
+    const got = await Promise.all([batch.step({ order: 2, token: 2 }), batch.step({ order: 0, token: 5 }), batch.step({ order: 1, token: 7 })]);
+    assert.deepEqual(got, [20, 50, 70]);
+    assert.deepEqual(runs, [[0, 1, 2]]);
+    // a later turn is a later step
+    assert.equal(await batch.step({ order: 3, token: 1 }), 10);
+    assert.deepEqual(runs, [[0, 1, 2], [3]]);
+  });
+
+  test("a failed step fails every item in it, and the next step runs", async () => {
+    let fail = true;
+    const batch = new StepBatch<{ order: number }>(async (items) => {
+      if (fail) throw new Error("decode failed");
+      return items.map(() => 1);
+    });
+    const r = await Promise.allSettled([batch.step({ order: 0 }), batch.step({ order: 1 })]);
+    assert.deepEqual(r.map((x) => x.status), ["rejected", "rejected"]);
+    assert.match(String((r[0] as PromiseRejectedResult).reason), /decode failed/);
+    fail = false;
+    assert.equal(await batch.step({ order: 0 }), 1);
+  });
+
+  test("a step that throws at once, or returns too few tokens, rejects instead of hanging", async () => {
+    const throws = new StepBatch<{ order: number }>(() => {
+      throw new Error("disposed");
+    });
+    await assert.rejects(throws.step({ order: 0 }), /disposed/);
+    const short = new StepBatch<{ order: number }>(async () => [1]);
+    const r = await Promise.allSettled([short.step({ order: 0 }), short.step({ order: 1 })]);
+    assert.deepEqual(r.map((x) => x.status), ["fulfilled", "rejected"]);
+  });
+});
+
+const CASES: Case[] = [
+  { name: "greedy", prompt: "the weather today is", maxTokens: 24, sampling: greedy },
+  { name: "seeded", prompt: "once upon a time", maxTokens: 48, sampling: sampled(7) },
+  { name: "repeat penalty", prompt: "once upon a time", maxTokens: 48, sampling: { ...sampled(11), repeat: { penalty: 1.3, lastN: 16, presencePenalty: 0.2, frequencyPenalty: 0.1 } } },
+];
+
+async function answer(m: EngineModel, c: Case): Promise<{ text: string; tokens: number[]; evalCount: number; doneReason: string }> {
+  let text = "";
+  const r = await runGeneration(m, { prompt: m.tokenize(c.prompt), maxTokens: c.maxTokens, stop: [], sampling: c.sampling }, (t) => (text += t));
+  return { text, tokens: r.tokens, evalCount: r.evalCount, doneReason: r.doneReason };
+}
+
+/** counts the sequences of each `_stepSequences` call on `m`'s context (a private of mf's patch) */
+function countSteps(m: EngineModel): number[] {
+  const ctx = (m as unknown as { context: { _stepSequences(items: unknown[]): Promise<number[]> } }).context;
+  const sizes: number[] = [];
+  const step = ctx._stepSequences.bind(ctx);
+  ctx._stepSequences = (items) => {
+    sizes.push(items.length);
+    return step(items);
+  };
+  return sizes;
+}
+
+const built = await cpuEngine();
+const binaries: [string, EngineChoice | undefined][] = [["node-llama-cpp's prebuilt binary", undefined]];
+if (built.kind === "built") binaries.push(["the built engine", built]);
+
+for (const [label, choice] of binaries) {
+  describe(`mf's step loop on ${label}: answers as node-llama-cpp's batch queue`, { concurrency: false }, () => {
+    let modelPath: string;
+    let bigramPath: string;
+    const engines: Engine[] = [];
+    before(async () => {
+      modelPath = await tinyGguf();
+      bigramPath = await cachedFixture(BIGRAM_TARGET, join(ROOT, ".mf-test-cache"));
+    });
+    after(async () => {
+      for (const e of engines) await e.dispose();
+    });
+    async function load(stepLoop: boolean, slots: number, path = modelPath, contextSize = 256): Promise<EngineModel> {
+      const engine = createLlamaEngine({ engine: choice, threads: 1, stepLoop, loadIntervalMs: 0, measureThreads: false });
+      engines.push(engine);
+      return engine.load({ modelPath: path, adapters: [], contextSize, slots, threads: 1 });
+    }
+
+    it("one slot: greedy, seeded and with a repeat penalty, then on a reused prefix, token for token; one step a token", async () => {
+      const loop = await load(true, 1);
+      const queue = await load(false, 1);
+      const sizes = countSteps(loop);
+      let expected = 0;
+      for (const c of CASES) {
+        const a = await answer(loop, c);
+        assert.ok(a.evalCount > 0, c.name);
+        assert.deepEqual(a, await answer(queue, c), c.name);
+        // the prompt but its last token goes through node-llama-cpp; each token after it is one step, and
+        // so is the end-of-generation token of an answer that stopped on one
+        expected += a.evalCount + (a.doneReason === "stop" ? 1 : 0);
+      }
+      assert.equal(sizes.length, expected, "one step for each token sampled");
+      const first = await answer(loop, CASES[1]!);
+      const reuse: Case = { name: "prefix reused", prompt: CASES[1]!.prompt + first.text, maxTokens: 24, sampling: greedy };
+      assert.deepEqual(await answer(loop, reuse), await answer(queue, reuse), "a prompt that extends the slot's cache");
+    });
+
+    it("past the end of a small context, node-llama-cpp takes over and shifts it: the answer goes on to its length", async () => {
+      const loop = await load(true, 1, modelPath, 64);
+      const queue = await load(false, 1, modelPath, 64);
+      const c: Case = { name: "long", prompt: "once upon a time there was a king who had three daughters and", maxTokens: 100, sampling: greedy };
+      const a = await answer(loop, c);
+      assert.equal(a.evalCount, 100);
+      assert.equal(a.doneReason, "length");
+      assert.deepEqual(a, await answer(queue, c));
+    });
+
+    it("four slots at once answer each as alone and as through the queue, sharing their steps", async () => {
+      const loop = await load(true, 4, bigramPath);
+      const queue = await load(false, 4, bigramPath);
+      const cases = FOUR_SLOTS;
+      const alone = [];
+      for (const c of cases) alone.push(await answer(loop, c));
+      assert.equal(new Set(alone.map((a) => a.text)).size, cases.length, "the slots' answers differ from one another");
+      const sizes = countSteps(loop);
+      for (let round = 0; round < 3; round++) {
+        assert.deepEqual(await Promise.all(cases.map((c) => answer(loop, c))), alone, `round ${round}: at once, as alone`);
+      }
+      assert.deepEqual(await Promise.all(cases.map((c) => answer(queue, c))), alone, "through the queue, at once");
+      const shared = sizes.filter((n) => n === 4).length;
+      // 17 tokens of each of the four, at the least, in steps of all four (3 rounds)
+      assert.ok(shared >= 3 * 15, `steps of all four slots: ${shared} of ${sizes.length} (${sizes.join(",")})`);
+    });
+
+    it("a consumer that stops early frees its slot for the next answer, which answers as on a fresh model", async () => {
+      const loop = await load(true, 1);
+      const gen = loop.evaluate(loop.tokenize("once upon a time"), { sampling: greedy });
+      for (let i = 0; i < 5; i++) assert.equal((await gen.next()).done, false);
+      await gen.return();
+      await sleep(10);
+      const fresh = await load(true, 1);
+      assert.deepEqual(await answer(loop, CASES[0]!), await answer(fresh, CASES[0]!));
+    });
+  });
+}
