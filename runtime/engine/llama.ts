@@ -312,13 +312,14 @@ interface StepSampler {
 /** mf's patch to node-llama-cpp's LlamaContext: one step of several sequences (see step-batch.ts). */
 interface SteppingContext {
   _createStepSampler(): StepSampler;
-  _stepSequences(items: readonly { sequence: LlamaContextSequence; token: number; sampler: StepSampler; samplerOptions: object }[]): Promise<number[]>;
+  _stepSequences(items: readonly { sequence: LlamaContextSequence; tokens: readonly number[]; sampler: StepSampler; samplerOptions: object }[]): Promise<number[]>;
 }
 
 interface Step {
   order: number;
+  size: number;
   sequence: LlamaContextSequence;
-  token: number;
+  tokens: readonly number[];
   sampler: StepSampler;
   samplerOptions: object;
 }
@@ -396,7 +397,7 @@ class LlamaEngineModel implements EngineModel {
     this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
     for (let i = 0; i < spec.slots; i++) this.pool.push({ seq: draft?.sequences[i] ?? context.getSequence(), busy: false });
     const stepper = opts.stepLoop === false ? undefined : stepping(context);
-    this.steps = stepper && { context: stepper, batch: new StepBatch<Step>((items) => stepper._stepSequences(items)) };
+    this.steps = stepper && { context: stepper, batch: new StepBatch<Step>((items) => stepper._stepSequences(items), context.batchSize) };
   }
 
   /** its count: the policy's while it is measured, then the one that generated faster */
@@ -572,11 +573,13 @@ class LlamaEngineModel implements EngineModel {
   }
 
   /**
-   * A slot's tokens from mf's own loop (step-batch.ts): node-llama-cpp evaluates the prompt but its last
-   * token, then each step decodes the last token of each slot generating together and samples their next,
-   * until an end-of-generation token (which is not yielded, as `evaluate` does not). A context about to fill
-   * hands over to node-llama-cpp's `evaluate`, which shifts it. The sampler takes `options`' sampling
-   * settings, resolved at each step as `evaluate` resolves them (the repeat penalty's recent tokens).
+   * A slot's tokens from mf's own loop (step-batch.ts): its first step decodes the prompt (what is left of
+   * it after the cached prefix; node-llama-cpp's queue first takes what would not leave room in the batch
+   * for one token of every other slot) beside the tokens of the slots generating, then each step decodes its
+   * last token and samples its next, until an end-of-generation token (which is not yielded, as `evaluate`
+   * does not). A context about to fill hands over to node-llama-cpp's `evaluate`, which shifts it. The
+   * sampler takes `options`' sampling settings, resolved at each step as `evaluate` resolves them (the
+   * repeat penalty's recent tokens).
    */
   private async *stepTokens(
     steps: { context: SteppingContext; batch: StepBatch<Step> },
@@ -584,19 +587,20 @@ class LlamaEngineModel implements EngineModel {
     tail: Token[],
     options: Parameters<LlamaContextSequence["evaluate"]>[1] & object,
   ): AsyncGenerator<Token, void, void> {
-    if (tail.length > 1) await seq.evaluateWithoutGeneratingNewTokens(tail.slice(0, -1));
+    const room = Math.max(1, this.context.batchSize - (this.slots - 1));
+    if (tail.length > room) await seq.evaluateWithoutGeneratingNewTokens(tail.slice(0, tail.length - room));
     const order = (seq as unknown as { _sequenceId?: number })._sequenceId ?? 0;
     const sampler = steps.context._createStepSampler();
     try {
-      let token = tail[tail.length - 1]!;
+      let tokens: readonly Token[] = tail.slice(-room);
       for (;;) {
-        if (seq.nextTokenIndex >= this.contextSize - 1) {
-          yield* seq.evaluate([token], options);
+        if (seq.nextTokenIndex + tokens.length > this.contextSize - 1) {
+          yield* seq.evaluate([...tokens], options);
           return;
         }
-        const next = (await steps.batch.step({ order, sequence: seq, token, sampler, samplerOptions: options })) as Token;
+        const next = (await steps.batch.step({ order, size: tokens.length, sequence: seq, tokens, sampler, samplerOptions: options })) as Token;
         if (this.model.isEogToken(next)) return;
-        token = next;
+        tokens = [next];
         yield next;
       }
     } finally {

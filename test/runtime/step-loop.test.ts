@@ -24,38 +24,51 @@ import { type Case, FOUR_SLOTS, greedy, sampled } from "./sampling-cases.js";
 describe("step batch: what the slots ask within one turn goes in one step", () => {
   test("items asked in the same turn run together, in sequence order, and each gets its own token", async () => {
     const runs: number[][] = [];
-    const batch = new StepBatch<{ order: number; token: number }>(async (items) => {
+    const batch = new StepBatch<{ order: number; size: number; token: number }>(async (items) => {
       runs.push(items.map((i) => i.order));
       return items.map((i) => i.token * 10);
     });
-    const got = await Promise.all([batch.step({ order: 2, token: 2 }), batch.step({ order: 0, token: 5 }), batch.step({ order: 1, token: 7 })]);
+    const got = await Promise.all([batch.step({ order: 2, size: 1, token: 2 }), batch.step({ order: 0, size: 1, token: 5 }), batch.step({ order: 1, size: 1, token: 7 })]);
     assert.deepEqual(got, [20, 50, 70]);
     assert.deepEqual(runs, [[0, 1, 2]]);
     // a later turn is a later step
-    assert.equal(await batch.step({ order: 3, token: 1 }), 10);
+    assert.equal(await batch.step({ order: 3, size: 1, token: 1 }), 10);
     assert.deepEqual(runs, [[0, 1, 2], [3]]);
+  });
+
+  test("a step carries at most the batch size: what does not fit goes in the next step, an item too large alone", async () => {
+    const runs: number[][] = [];
+    const batch = new StepBatch<{ order: number; size: number }>(async (items) => {
+      runs.push(items.map((i) => i.size));
+      return items.map((i) => i.order);
+    }, 8);
+    const got = await Promise.all([batch.step({ order: 0, size: 1 }), batch.step({ order: 1, size: 6 }), batch.step({ order: 2, size: 5 }), batch.step({ order: 3, size: 1 })]);
+    assert.deepEqual(got, [0, 1, 2, 3]);
+    assert.deepEqual(runs, [[1, 6], [5, 1]]);
+    assert.equal(await batch.step({ order: 4, size: 20 }), 4);
+    assert.deepEqual(runs.at(-1), [20]);
   });
 
   test("a failed step fails every item in it, and the next step runs", async () => {
     let fail = true;
-    const batch = new StepBatch<{ order: number }>(async (items) => {
+    const batch = new StepBatch<{ order: number; size: number }>(async (items) => {
       if (fail) throw new Error("decode failed");
       return items.map(() => 1);
     });
-    const r = await Promise.allSettled([batch.step({ order: 0 }), batch.step({ order: 1 })]);
+    const r = await Promise.allSettled([batch.step({ order: 0, size: 1 }), batch.step({ order: 1, size: 1 })]);
     assert.deepEqual(r.map((x) => x.status), ["rejected", "rejected"]);
     assert.match(String((r[0] as PromiseRejectedResult).reason), /decode failed/);
     fail = false;
-    assert.equal(await batch.step({ order: 0 }), 1);
+    assert.equal(await batch.step({ order: 0, size: 1 }), 1);
   });
 
   test("a step that throws at once, or returns too few tokens, rejects instead of hanging", async () => {
-    const throws = new StepBatch<{ order: number }>(() => {
+    const throws = new StepBatch<{ order: number; size: number }>(() => {
       throw new Error("disposed");
     });
-    await assert.rejects(throws.step({ order: 0 }), /disposed/);
-    const short = new StepBatch<{ order: number }>(async () => [1]);
-    const r = await Promise.allSettled([short.step({ order: 0 }), short.step({ order: 1 })]);
+    await assert.rejects(throws.step({ order: 0, size: 1 }), /disposed/);
+    const short = new StepBatch<{ order: number; size: number }>(async () => [1]);
+    const r = await Promise.allSettled([short.step({ order: 0, size: 1 }), short.step({ order: 1, size: 1 })]);
     assert.deepEqual(r.map((x) => x.status), ["fulfilled", "rejected"]);
   });
 });
@@ -72,13 +85,17 @@ async function answer(m: EngineModel, c: Case): Promise<{ text: string; tokens: 
   return { text, tokens: r.tokens, evalCount: r.evalCount, doneReason: r.doneReason };
 }
 
-/** counts the sequences of each `_stepSequences` call on `m`'s context (a private of mf's patch) */
-function countSteps(m: EngineModel): number[] {
-  const ctx = (m as unknown as { context: { _stepSequences(items: unknown[]): Promise<number[]> } }).context;
+/**
+ * counts the sequences of each `_stepSequences` call on `m`'s context (a private of mf's patch), and into
+ * `tokens` the tokens each decoded
+ */
+function countSteps(m: EngineModel, tokens: number[] = []): number[] {
+  const ctx = (m as unknown as { context: { _stepSequences(items: { tokens: readonly number[] }[]): Promise<number[]> } }).context;
   const sizes: number[] = [];
   const step = ctx._stepSequences.bind(ctx);
   ctx._stepSequences = (items) => {
     sizes.push(items.length);
+    tokens.push(items.reduce((n, i) => n + i.tokens.length, 0));
     return step(items);
   };
   return sizes;
@@ -100,10 +117,10 @@ for (const [label, choice] of binaries) {
     after(async () => {
       for (const e of engines) await e.dispose();
     });
-    async function load(stepLoop: boolean, slots: number, path = modelPath, contextSize = 256): Promise<EngineModel> {
+    async function load(stepLoop: boolean, slots: number, path = modelPath, contextSize = 256, batchSize?: number): Promise<EngineModel> {
       const engine = createLlamaEngine({ engine: choice, threads: 1, stepLoop, loadIntervalMs: 0, measureThreads: false });
       engines.push(engine);
-      return engine.load({ modelPath: path, adapters: [], contextSize, slots, threads: 1 });
+      return engine.load({ modelPath: path, adapters: [], contextSize, slots, threads: 1, batchSize });
     }
 
     it("one slot: greedy, seeded and with a repeat penalty, then on a reused prefix, token for token; one step a token", async () => {
@@ -115,14 +132,28 @@ for (const [label, choice] of binaries) {
         const a = await answer(loop, c);
         assert.ok(a.evalCount > 0, c.name);
         assert.deepEqual(a, await answer(queue, c), c.name);
-        // the prompt but its last token goes through node-llama-cpp; each token after it is one step, and
-        // so is the end-of-generation token of an answer that stopped on one
+        // the prompt is one step, with the first token sampled; each token after it is one more, and so is
+        // the end-of-generation token of an answer that stopped on one
         expected += a.evalCount + (a.doneReason === "stop" ? 1 : 0);
       }
       assert.equal(sizes.length, expected, "one step for each token sampled");
       const first = await answer(loop, CASES[1]!);
       const reuse: Case = { name: "prefix reused", prompt: CASES[1]!.prompt + first.text, maxTokens: 24, sampling: greedy };
       assert.deepEqual(await answer(loop, reuse), await answer(queue, reuse), "a prompt that extends the slot's cache");
+    });
+
+    it("a prompt longer than the batch: node-llama-cpp's queue takes its start, the first step its end, token for token as the queue", async () => {
+      const loop = await load(true, 2, modelPath, 256, 16);
+      const queue = await load(false, 2, modelPath, 256, 16);
+      const tokens: number[] = [];
+      countSteps(loop, tokens);
+      const c: Case = { name: "long prompt", prompt: "once upon a time there was a king who had three daughters, and the youngest was the fairest of them all, and", maxTokens: 20, sampling: sampled(3) };
+      assert.ok(loop.tokenize(c.prompt).length > 16, "the prompt is longer than the batch");
+      const a = await answer(loop, c);
+      assert.deepEqual(a, await answer(queue, c));
+      // a batch of 16, with room left for one token of the other slot
+      assert.equal(tokens[0], 15, "the first step decodes the prompt's last 15 tokens");
+      assert.ok(tokens.slice(1).every((n) => n === 1), "then one token a step");
     });
 
     it("past the end of a small context, node-llama-cpp takes over and shifts it: the answer goes on to its length", async () => {
