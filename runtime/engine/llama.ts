@@ -309,12 +309,7 @@ interface StepSampler {
   dispose(): void;
 }
 
-/** mf's patch to node-llama-cpp's LlamaContext: one step of several sequences (see step-batch.ts). */
-interface SteppingContext {
-  _createStepSampler(): StepSampler;
-  _stepSequences(items: readonly { sequence: LlamaContextSequence; tokens: readonly number[]; sampler: StepSampler; samplerOptions: object }[]): Promise<number[]>;
-}
-
+/** One slot's part of a step: what `_stepSequences` reads, with StepBatch's order and size. */
 interface Step {
   order: number;
   size: number;
@@ -322,6 +317,12 @@ interface Step {
   tokens: readonly number[];
   sampler: StepSampler;
   samplerOptions: object;
+}
+
+/** mf's patch to node-llama-cpp's LlamaContext: one step of several sequences (see step-batch.ts). */
+interface SteppingContext {
+  _createStepSampler(): StepSampler;
+  _stepSequences(items: readonly Step[]): Promise<number[]>;
 }
 
 /** the patch's stepping when it is applied to this node-llama-cpp (always, after `npm ci`) */

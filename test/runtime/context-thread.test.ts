@@ -16,15 +16,12 @@
  * that it could not run.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { BIGRAM_TARGET, cachedFixture } from "../../fixtures/gguf/index.js";
+import { after, describe, it } from "node:test";
 import { type LogprobEntry, runGeneration } from "../../runtime/engine/generation.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
-import type { Engine, EngineModel } from "../../runtime/engine/types.js";
-import { ROOT } from "../helpers/mf.js";
-import { cpuEngine, tinyGguf } from "./harness.js";
-import { type Case, FOUR_SLOTS, greedy, sampled } from "./sampling-cases.js";
+import type { EngineModel } from "../../runtime/engine/types.js";
+import { cpuEngine } from "./harness.js";
+import { type Case, FOUR_SLOTS, greedy, realModels, sampled } from "./sampling-cases.js";
 
 const choice = await cpuEngine();
 
@@ -68,29 +65,22 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     it("answers token for token as node-llama-cpp as published", { skip: `no built engine for this machine (${choice.description}): the context-thread checks could not run` }, () => {});
     return;
   }
-  let modelPath: string;
-  let bigramPath: string;
-  const engines: Engine[] = [];
-  before(async () => {
-    modelPath = await tinyGguf();
-    bigramPath = await cachedFixture(BIGRAM_TARGET, join(ROOT, ".mf-test-cache"));
-  });
-  after(async () => {
+  const models = realModels();
+  after(() => {
     delete process.env.NODE_LLAMA_CPP_CONTEXT_THREAD;
-    for (const e of engines) await e.dispose();
   });
 
   /**
    * A model whose contexts run their jobs on their own thread ("on"), on it without decoding ahead
    * ("no-ahead"), or on libuv's pool ("off").
    */
-  async function load(mode: "on" | "no-ahead" | "off", slots: number, path = modelPath): Promise<EngineModel> {
+  async function load(mode: "on" | "no-ahead" | "off", slots: number, path = models.tiny): Promise<EngineModel> {
     if (mode === "off") process.env.NODE_LLAMA_CPP_CONTEXT_THREAD = "off";
     if (mode === "no-ahead") process.env.NODE_LLAMA_CPP_DECODE_AHEAD = "off";
     try {
       // node-llama-cpp's batch queue, which these checks are about (mf's own step loop: step-loop.test.ts)
       const engine = createLlamaEngine({ engine: choice, threads: 2, stepLoop: false });
-      engines.push(engine);
+      models.engines.push(engine);
       return await engine.load({ modelPath: path, adapters: [], contextSize: 256, slots, threads: 2 });
     } finally {
       delete process.env.NODE_LLAMA_CPP_CONTEXT_THREAD;
@@ -118,8 +108,8 @@ describe("the context's own thread: decodes and samplings in order, each samplin
   });
 
   it("four slots generating at once, each sampling queued behind the decode of their shared batch, and their next batch decoded ahead, answer each as alone and as on libuv's pool", async () => {
-    const on = await load("on", 4, bigramPath);
-    const off = await load("off", 4, bigramPath);
+    const on = await load("on", 4, models.bigram);
+    const off = await load("off", 4, models.bigram);
     const cases = FOUR_SLOTS;
     const alone: Answer[] = [];
     for (const c of cases) alone.push(await answer(on, c));

@@ -1,5 +1,13 @@
-/** Sampling settings and prompts that the real-engine checks of answers share (context-thread, step-loop). */
-import type { EvaluateOptions, SamplingOptions } from "../../runtime/engine/types.js";
+/**
+ * What the real-engine checks of answers share (context-thread, step-loop): sampling settings, prompts, and
+ * the models with the engines that load them.
+ */
+import { join } from "node:path";
+import { after, before } from "node:test";
+import { BIGRAM_TARGET, cachedFixture } from "../../fixtures/gguf/index.js";
+import type { Engine, EvaluateOptions, SamplingOptions } from "../../runtime/engine/types.js";
+import { ROOT } from "../helpers/mf.js";
+import { tinyGguf } from "./harness.js";
 
 export const greedy: SamplingOptions = { temperature: 0, topK: 40, topP: 1, minP: 0, seed: 0 };
 export const sampled = (seed: number): SamplingOptions => ({ temperature: 1.1, topK: 40, topP: 0.95, minP: 0, seed });
@@ -23,3 +31,19 @@ export const FOUR_SLOTS: readonly Case[] = [
   { name: "greedy c", prompt: "answer:", maxTokens: 17, sampling: greedy },
   { name: "seeded", prompt: "hello wor", maxTokens: 28, sampling: { temperature: 0.7, topK: 40, topP: 0.95, minP: 0, seed: 5 } },
 ];
+
+/**
+ * For a suite on the real engine, called in its body: the tiny model's and the bigram model's paths, made
+ * before its tests, and a list for the engines it creates, disposed after them.
+ */
+export function realModels(): { tiny: string; bigram: string; engines: Engine[] } {
+  const models = { tiny: "", bigram: "", engines: [] as Engine[] };
+  before(async () => {
+    models.tiny = await tinyGguf();
+    models.bigram = await cachedFixture(BIGRAM_TARGET, join(ROOT, ".mf-test-cache"));
+  });
+  after(async () => {
+    for (const e of models.engines) await e.dispose();
+  });
+  return models;
+}

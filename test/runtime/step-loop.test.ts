@@ -8,18 +8,15 @@
  * decode in JavaScript, and on the built engine when there is one, whose samplings queue behind the decode.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { after, before, describe, it, test } from "node:test";
+import { describe, it, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BIGRAM_TARGET, cachedFixture } from "../../fixtures/gguf/index.js";
 import type { EngineChoice } from "../../runtime/engine/binding.js";
 import { runGeneration } from "../../runtime/engine/generation.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import { StepBatch } from "../../runtime/engine/step-batch.js";
-import type { Engine, EngineModel } from "../../runtime/engine/types.js";
-import { ROOT } from "../helpers/mf.js";
-import { cpuEngine, tinyGguf } from "./harness.js";
-import { type Case, FOUR_SLOTS, greedy, sampled } from "./sampling-cases.js";
+import type { EngineModel } from "../../runtime/engine/types.js";
+import { cpuEngine } from "./harness.js";
+import { type Case, FOUR_SLOTS, greedy, realModels, sampled } from "./sampling-cases.js";
 
 describe("step batch: what the slots ask within one turn goes in one step", () => {
   test("items asked in the same turn run together, in sequence order, and each gets its own token", async () => {
@@ -107,19 +104,10 @@ if (built.kind === "built") binaries.push(["the built engine", built]);
 
 for (const [label, choice] of binaries) {
   describe(`mf's step loop on ${label}: answers as node-llama-cpp's batch queue`, { concurrency: false }, () => {
-    let modelPath: string;
-    let bigramPath: string;
-    const engines: Engine[] = [];
-    before(async () => {
-      modelPath = await tinyGguf();
-      bigramPath = await cachedFixture(BIGRAM_TARGET, join(ROOT, ".mf-test-cache"));
-    });
-    after(async () => {
-      for (const e of engines) await e.dispose();
-    });
-    async function load(stepLoop: boolean, slots: number, path = modelPath, contextSize = 256, batchSize?: number): Promise<EngineModel> {
+    const models = realModels();
+    async function load(stepLoop: boolean, slots: number, path = models.tiny, contextSize = 256, batchSize?: number): Promise<EngineModel> {
       const engine = createLlamaEngine({ engine: choice, threads: 1, stepLoop, loadIntervalMs: 0, measureThreads: false });
-      engines.push(engine);
+      models.engines.push(engine);
       return engine.load({ modelPath: path, adapters: [], contextSize, slots, threads: 1, batchSize });
     }
 
@@ -143,8 +131,8 @@ for (const [label, choice] of binaries) {
     });
 
     it("a prompt longer than the batch: node-llama-cpp's queue takes its start, the first step its end, token for token as the queue", async () => {
-      const loop = await load(true, 2, modelPath, 256, 16);
-      const queue = await load(false, 2, modelPath, 256, 16);
+      const loop = await load(true, 2, models.tiny, 256, 16);
+      const queue = await load(false, 2, models.tiny, 256, 16);
       const tokens: number[] = [];
       countSteps(loop, tokens);
       const c: Case = { name: "long prompt", prompt: "once upon a time there was a king who had three daughters, and the youngest was the fairest of them all, and", maxTokens: 20, sampling: sampled(3) };
@@ -157,8 +145,8 @@ for (const [label, choice] of binaries) {
     });
 
     it("past the end of a small context, node-llama-cpp takes over and shifts it: the answer goes on to its length", async () => {
-      const loop = await load(true, 1, modelPath, 64);
-      const queue = await load(false, 1, modelPath, 64);
+      const loop = await load(true, 1, models.tiny, 64);
+      const queue = await load(false, 1, models.tiny, 64);
       const c: Case = { name: "long", prompt: "once upon a time there was a king who had three daughters and", maxTokens: 100, sampling: greedy };
       const a = await answer(loop, c);
       assert.equal(a.evalCount, 100);
@@ -167,8 +155,8 @@ for (const [label, choice] of binaries) {
     });
 
     it("four slots at once answer each as alone and as through the queue, sharing their steps", async () => {
-      const loop = await load(true, 4, bigramPath);
-      const queue = await load(false, 4, bigramPath);
+      const loop = await load(true, 4, models.bigram);
+      const queue = await load(false, 4, models.bigram);
       const cases = FOUR_SLOTS;
       const alone = [];
       for (const c of cases) alone.push(await answer(loop, c));
