@@ -98,6 +98,41 @@ function countSteps(m: EngineModel, tokens: number[] = []): number[] {
   return sizes;
 }
 
+/**
+ * Watches the native samplings of `m`'s context (behind the patch's gate, `_nativeSampleToken`), each held
+ * 2 ms before it starts so that samplings started together would overlap: counts those after the first
+ * since a decode (`after`), and those of them that started before that first one had ended (`early`).
+ */
+function watchSamplings(m: EngineModel): { decodes: number; after: number; early: number } {
+  type Native = (...args: unknown[]) => Promise<unknown>;
+  const ctx = (m as unknown as { context: { _ctx: { _nativeSampleToken: Native; _nativeDecodeBatch: Native } } }).context._ctx;
+  const sample = ctx._nativeSampleToken;
+  const decode = ctx._nativeDecodeBatch;
+  const seen = { decodes: 0, after: 0, early: 0 };
+  let sinceDecode = 0;
+  let firstEnded = true;
+  ctx._nativeDecodeBatch = function (this: unknown, ...args) {
+    seen.decodes++;
+    sinceDecode = 0;
+    firstEnded = false;
+    return decode.apply(this, args);
+  };
+  ctx._nativeSampleToken = async function (this: unknown, ...args) {
+    const n = sinceDecode++;
+    if (n > 0) {
+      seen.after++;
+      if (!firstEnded) seen.early++;
+    }
+    await sleep(2);
+    try {
+      return await sample.apply(this, args);
+    } finally {
+      if (n === 0) firstEnded = true;
+    }
+  };
+  return seen;
+}
+
 const built = await cpuEngine();
 const binaries: [string, EngineChoice | undefined][] = [["node-llama-cpp's prebuilt binary", undefined]];
 if (built.kind === "built") binaries.push(["the built engine", built]);
@@ -170,6 +205,22 @@ for (const [label, choice] of binaries) {
       // 17 tokens of each of the four, at the least, in steps of all four (3 rounds)
       assert.ok(shared >= 3 * 15, `steps of all four slots: ${shared} of ${sizes.length} (${sizes.join(",")})`);
     });
+
+    if (!choice) {
+      it("on libuv's pool, the first sampling after a decode runs alone (llama.cpp reorders the outputs in it), in the loop and through the queue", async () => {
+        for (const stepLoop of [true, false]) {
+          const m = await load(stepLoop, 4, models.bigram);
+          const alone = [];
+          for (const c of FOUR_SLOTS) alone.push(await answer(m, c));
+          const seen = watchSamplings(m);
+          for (let round = 0; round < 2; round++) {
+            assert.deepEqual(await Promise.all(FOUR_SLOTS.map((c) => answer(m, c))), alone, `stepLoop ${stepLoop}, round ${round}: at once, as alone`);
+          }
+          assert.ok(seen.after > 2 * 15, `samplings after the first of a decode: ${JSON.stringify(seen)}`);
+          assert.equal(seen.early, 0, `none started before the first had ended: ${JSON.stringify(seen)}`);
+        }
+      });
+    }
 
     it("a consumer that stops early frees its slot for the next answer, which answers as on a fresh model", async () => {
       const loop = await load(true, 1);
