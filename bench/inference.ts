@@ -15,6 +15,9 @@
  * makes from the same bundled source for this CPU (built first when missing, ≈12 min on 2 cores, once:
  * it stays in MF_ENGINE_DIR, default ~/.mf/engine), directly here and in mf serve. `--engine prebuilt`
  * measures the binary npm installed. The results name the binary every node-llama-cpp side ran.
+ * Flash attention is "auto" on every side with a thread count: llama-server's and llama-bench's default,
+ * mf serve's (MF_FLASH_ATTENTION), and node-llama-cpp direct is given it (its own default is off, which the
+ * defaults part keeps, as a user gets it).
  *
  * Figures, all taken on the client side the same way: time to first token (request sent → first
  * token), prompt-eval tokens/s (prompt tokens ÷ that time), generation tokens/s (tokens after the
@@ -271,9 +274,12 @@ const engineNote = engine.kind === "built"
 const model = await llama.loadModel({ modelPath });
 const promptTokens = (p: string) => model.tokenize(p).length + (model.tokens.shouldPrependBosToken ? 1 : 0);
 
-/** `threads` undefined: node-llama-cpp's own default, as `createContext()` gives a user */
+/**
+ * `threads` undefined: node-llama-cpp's own defaults, as `createContext()` gives a user (flash attention
+ * off); a count: the engine as mf serve and llama-server run it, flash attention "auto" as theirs
+ */
 async function directSide(threads: number | undefined): Promise<Side> {
-  const context: LlamaContext = await model.createContext({ contextSize: NUM_CTX, ...(threads === undefined ? {} : { threads }), sequences: 1 });
+  const context: LlamaContext = await model.createContext({ contextSize: NUM_CTX, ...(threads === undefined ? {} : { threads, flashAttention: "auto" }), sequences: 1 });
   return {
     name: "node-llama-cpp direct",
     async one(prompt) {
@@ -715,6 +721,7 @@ try {
       `temperature ${SAMPLING.temperature}, top_k ${SAMPLING.topK}, top_p ${SAMPLING.topP}, min_p 0, no repeat penalty; ${reps} runs per side ` +
       `in rotating order, medians (min–max). Client-side times: TTFT = request sent → first token; prompt eval = prompt tokens ÷ TTFT; ` +
       `generation = tokens after the first ÷ first-to-last time. llama-server and llama-bench are built from node-llama-cpp's own llama.cpp source. ` +
+      `Flash attention "auto" (on, on this CPU) on every side, as llama-server, llama-bench and mf serve default to it; node-llama-cpp direct is given it, but in the defaults part (its own default: off). ` +
       `Engine: ${engineNote}. The model's vocabulary detokenizes only to ASCII (asciiOnly), so llama-server never aborts a stream on text that is not UTF-8. ` +
       `Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end.\n\n` +
       (summary.length ? table(["question", "mf", "peer", "ratio", "target"], summary) + "\n\n" : "") +

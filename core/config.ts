@@ -40,6 +40,26 @@ export interface Config {
   registry: string | undefined;
   /** MF_PULL_TIMEOUT / `mf serve --pull-timeout`: how long a request waits for its on-demand pull before a 503; default "30s" */
   pullTimeout: string;
+  /**
+   * MF_FLASH_ATTENTION / `mf serve --flash-attention`: llama.cpp's flash attention, as given (auto, on, off;
+   * parseFlashAttention reads it); default "auto"
+   */
+  flashAttention: string;
+}
+
+/** llama.cpp's flash attention: "auto" lets llama.cpp use it wherever the backend runs it (llama-server's default) */
+export type FlashAttention = "auto" | "on" | "off";
+
+/**
+ * MF_FLASH_ATTENTION's or `--flash-attention`'s value: auto, on or off, also as 1/0, true/false, yes/no
+ * (OLLAMA_FLASH_ATTENTION's habit); anything else throws, naming `from`.
+ */
+export function parseFlashAttention(v: string, from = "MF_FLASH_ATTENTION"): FlashAttention {
+  const s = v.trim().toLowerCase();
+  if (s === "auto" || s === "") return "auto";
+  if (/^(on|1|true|yes)$/.test(s)) return "on";
+  if (/^(off|0|false|no)$/.test(s)) return "off";
+  throw new Error(`${from} takes auto, on or off, not ${JSON.stringify(v)}`);
 }
 
 export type ConfigFlags = Partial<Config>;
@@ -101,5 +121,6 @@ export function resolveConfig(src: ConfigSources = {}): Config {
     metricsAddr: flags.metricsAddr ?? (env.MF_METRICS_ADDR || undefined) ?? file.metricsAddr,
     registry: flags.registry ?? (env.MF_REGISTRY || undefined) ?? file.registry,
     pullTimeout: pick(flags.pullTimeout, env.MF_PULL_TIMEOUT || undefined, file.pullTimeout, "30s"),
+    flashAttention: pick(flags.flashAttention, env.MF_FLASH_ATTENTION || undefined, file.flashAttention, "auto"),
   };
 }

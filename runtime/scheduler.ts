@@ -281,7 +281,8 @@ export class Scheduler {
         }
         r.model = model;
         r.loadNs = Number(process.hrtime.bigint() - t0);
-        this.opts.log?.(`loaded ${req.info.name} in ${(r.loadNs / 1e9).toFixed(2)} s (ctx ${model.contextSize} × ${model.slots}, ${threadsNote(model)})`);
+        const fa = model.flashAttention ? `; flash attention ${model.flashAttention}` : "";
+        this.opts.log?.(`loaded ${req.info.name} in ${(r.loadNs / 1e9).toFixed(2)} s (ctx ${model.contextSize} × ${model.slots}, ${threadsNote(model)}${fa})`);
         r.state = "ready";
         this.pump();
         if (r.active === 0 && r.state === "ready") this.arm(r);

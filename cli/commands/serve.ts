@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { CommandModule } from "yargs";
 import { MfError } from "../../core/errors.js";
-import type { Config } from "../../core/config.js";
+import { type Config, parseFlashAttention } from "../../core/config.js";
 import type { LocalStore } from "../../core/store.js";
 import { parseKeepAlive } from "../../runtime/options.js";
 import { Scheduler } from "../../runtime/scheduler.js";
@@ -62,6 +62,12 @@ export function mfVersion(): string {
 /** Builds and starts the runtime server; resolves once it listens. */
 export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRuntime> {
   let app: FastifyInstance | undefined;
+  let flashAttention: ReturnType<typeof parseFlashAttention>;
+  try {
+    flashAttention = parseFlashAttention(o.config.flashAttention);
+  } catch (e) {
+    throw new MfError("BAD_REQUEST", (e as Error).message);
+  }
   const { pullConverter } = await import("../../builder/formats/index.js");
   const registry = new RegistryClient({ authenticate: cliAuthenticator(o.key), convert: pullConverter });
   // loaded here, not at the top: every other command starts without the native binding
@@ -72,6 +78,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<StartedRunti
   const engine = createLlamaEngine({
     gpu: o.gpu,
     threads,
+    flashAttention,
     engine: binding,
     log: (level, msg) => app?.log[level === "info" ? "debug" : level](`llama.cpp: ${msg}`),
     notice: (level, msg) => app?.log[level](msg),
@@ -188,6 +195,7 @@ interface ServeArgs {
   key?: string;
   registry?: string;
   "pull-timeout"?: string;
+  "flash-attention"?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -203,6 +211,11 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option("create-root", { type: "string", describe: "the only directory /api/create may read files from (MF_CREATE_ROOT); unset: none, clients upload blobs" })
       .option("registry", { type: "string", describe: "pull a model of this registry (http(s)://host[:port]) that the store lacks when a request names it (MF_REGISTRY); credentials: `mf login`, the ssh key" })
       .option("pull-timeout", { type: "string", describe: "how long a request waits for its on-demand pull before a 503 with Retry-After; the pull goes on (MF_PULL_TIMEOUT, default 30s)" })
+      .option("flash-attention", {
+        type: "string",
+        choices: ["auto", "on", "off"],
+        describe: "llama.cpp's flash attention (MF_FLASH_ATTENTION; default auto: wherever the backend and the model run it, as llama-server)",
+      })
       .option("shutdown-grace", { type: "string", default: "10s", describe: "on SIGINT/SIGTERM, let answers in flight finish for this long" })
       .option("metrics", { type: "boolean", describe: "Prometheus metrics at GET /metrics on the API's address (MF_METRICS)" })
       .option("metrics-addr", { type: "string", describe: "HOST:PORT to serve GET /metrics on instead of the API's address; turns metrics on (MF_METRICS_ADDR)" })
@@ -220,6 +233,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       createRoot: createRoot(args["create-root"] ?? ctx.config.createRoot),
       metrics: args.metrics ?? ctx.config.metrics,
       metricsAddr: args["metrics-addr"] ?? ctx.config.metricsAddr,
+      flashAttention: args["flash-attention"] ?? ctx.config.flashAttention,
     };
     // --threads beats MF_THREADS; --threads 0 asks for the policy whatever MF_THREADS says
     if (args.threads !== undefined) config.threads = args.threads >= 1 ? args.threads : undefined;

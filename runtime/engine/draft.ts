@@ -118,12 +118,12 @@ export class DraftRuntime implements EngineDraft {
     llama: Llama,
     target: LlamaContext,
     spec: LoadSpec,
-    o: { signal?: AbortSignal; reason: (e: unknown) => string },
+    o: { signal?: AbortSignal; reason: (e: unknown) => string; flashAttention?: "auto" | boolean },
   ): Promise<DraftRuntime> {
     const draft = spec.draft!;
     let model: LlamaModel | undefined;
     try {
-      model = await llama.loadModel({ modelPath: draft.modelPath, loadSignal: o.signal });
+      model = await llama.loadModel({ modelPath: draft.modelPath, loadSignal: o.signal, defaultContextFlashAttention: o.flashAttention });
       const context = await model.createContext({
         contextSize: Math.min(spec.contextSize, Math.max(model.trainContextSize, 1)) || spec.contextSize,
         sequences: spec.slots,

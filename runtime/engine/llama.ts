@@ -25,6 +25,7 @@ import {
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
+import type { FlashAttention } from "../../core/config.js";
 import { RuntimeError } from "../../core/errors.js";
 import { inSequenceOrder } from "./batch-order.js";
 import { DraftRuntime } from "./draft.js";
@@ -62,6 +63,11 @@ export interface LlamaEngineOptions {
    * grammar, probabilities or a draft always do; default true: the others step in mf's own loop (step-batch.ts)
    */
   stepLoop?: boolean;
+  /**
+   * llama.cpp's flash attention for every context of a model (MF_FLASH_ATTENTION): "auto" (the default, as
+   * llama-server's) uses it wherever the backend runs it and the model allows it; "on" asks for it, "off" never
+   */
+  flashAttention?: FlashAttention;
 }
 
 const LEVELS: Partial<Record<LlamaLogLevel, EngineLogLevel>> = {
@@ -72,6 +78,11 @@ const LEVELS: Partial<Record<LlamaLogLevel, EngineLogLevel>> = {
   [LlamaLogLevel.log]: "info",
   [LlamaLogLevel.debug]: "debug",
 };
+
+/** node-llama-cpp's `defaultContextFlashAttention` for mf's setting */
+function flashAttentionOf(fa: FlashAttention = "auto"): "auto" | boolean {
+  return fa === "auto" ? "auto" : fa === "on";
+}
 
 export function createLlamaEngine(opts: LlamaEngineOptions = {}): Engine {
   return new LlamaEngine(opts);
@@ -216,7 +227,7 @@ class LlamaEngine implements Engine {
     this.errors = [];
     let model: LlamaModel | undefined;
     try {
-      model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal });
+      model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal, defaultContextFlashAttention: flashAttentionOf(this.opts.flashAttention) });
       if (threading.asked === undefined) threading.threads = this.measured.get(spec.modelPath) ?? threading.threads;
       const trial = threading.asked === undefined ? this.trialFor(model, spec.modelPath, threading.threads) : undefined;
       const threads = threading.threads;
@@ -233,7 +244,9 @@ class LlamaEngine implements Engine {
         }),
       );
       created = context;
-      const draft = spec.draft ? await DraftRuntime.load(llama, context, spec, { signal, reason: (e) => this.reason(e) }) : undefined;
+      const draft = spec.draft
+        ? await DraftRuntime.load(llama, context, spec, { signal, reason: (e) => this.reason(e), flashAttention: flashAttentionOf(this.opts.flashAttention) })
+        : undefined;
       const m: LlamaEngineModel = new LlamaEngineModel(llama, model, context, spec, this.opts, threading, (f) => this.fullThreads(f), () => {
         this.models.delete(m);
         this.applyCap();
@@ -350,6 +363,7 @@ class LlamaEngineModel implements EngineModel {
   readonly slots: number;
   private readonly given: number;
   readonly threadsAsked: number | undefined;
+  readonly flashAttention: FlashAttention;
   /** the measurement of its default count, while one runs (engine without a persistent pool) */
   trial: TrialHooks | undefined;
   /** answers generating now */
@@ -388,6 +402,7 @@ class LlamaEngineModel implements EngineModel {
     this.slots = spec.slots;
     this.given = threading.threads;
     this.threadsAsked = threading.asked;
+    this.flashAttention = opts.flashAttention ?? "auto";
     this.contextSize = context.contextSize;
     this.sizeBytes = model.size + context.stateSize + (draft?.sizeBytes ?? 0);
     this.vramBytes = model.gpuLayers > 0 && opts.gpu ? this.sizeBytes : 0;

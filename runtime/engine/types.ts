@@ -1,3 +1,4 @@
+import type { FlashAttention } from "../../core/config.js";
 import { RuntimeError } from "../../core/errors.js";
 
 /**
@@ -90,6 +91,8 @@ export interface EngineModel {
   readonly threads: number;
   /** the count asked for (request, `--threads`, MF_THREADS) when it was clamped to the usable CPUs or not; undefined: the policy's */
   readonly threadsAsked?: number;
+  /** llama.cpp's flash attention for its context, as set (MF_FLASH_ATTENTION); "auto": where the backend runs it */
+  readonly flashAttention?: FlashAttention;
   /** bytes of memory the weights and contexts take */
   readonly sizeBytes: number;
   /** of which on the GPU */

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveConfig } from "../../core/config.js";
+import { parseFlashAttention, resolveConfig } from "../../core/config.js";
 
 test("defaults: the store under ~/.mf, Ollama's address, 5m keep-alive", () => {
   const c = resolveConfig({ env: {}, home: "/home/u" });
@@ -59,6 +59,17 @@ test("MF_THREADS: a whole number of threads, beaten by the flag; 0 or junk is no
   assert.equal(resolveConfig({ env: { MF_THREADS: "2.9" }, home: "/h" }).threads, 2);
   for (const junk of ["0", "-2", "many", " "]) assert.equal(resolveConfig({ env: { MF_THREADS: junk }, home: "/h" }).threads, undefined, junk);
   assert.equal(resolveConfig({ env: {}, home: "/h", file: { threads: 4 } }).threads, 4);
+});
+
+test("MF_FLASH_ATTENTION: auto by default, beaten by the flag and beating the file; auto, on or off, also as 1/0, true/false, yes/no", () => {
+  assert.equal(resolveConfig({ env: {}, home: "/h" }).flashAttention, "auto");
+  assert.equal(resolveConfig({ env: { MF_FLASH_ATTENTION: "off" }, file: { flashAttention: "on" }, home: "/h" }).flashAttention, "off");
+  assert.equal(resolveConfig({ env: { MF_FLASH_ATTENTION: "off" }, flags: { flashAttention: "on" }, home: "/h" }).flashAttention, "on");
+  assert.equal(resolveConfig({ env: { MF_FLASH_ATTENTION: "" }, file: { flashAttention: "on" }, home: "/h" }).flashAttention, "on");
+  const read = (v: string) => parseFlashAttention(v);
+  assert.deepEqual(["auto", "AUTO", " ", "on", "1", "true", "Yes", "off", "0", "false", "no", "OFF"].map(read), ["auto", "auto", "auto", "on", "on", "on", "on", "off", "off", "off", "off", "off"]);
+  for (const junk of ["sometimes", "2", "enabled"]) assert.throws(() => read(junk), new RegExp(`^Error: MF_FLASH_ATTENTION takes auto, on or off, not "${junk}"$`));
+  assert.throws(() => parseFlashAttention("x", "--flash-attention"), /^Error: --flash-attention takes auto, on or off, not "x"$/);
 });
 
 test("metrics: off by default; MF_METRICS and MF_METRICS_ADDR, beaten by the flags and beating the file", () => {

@@ -92,7 +92,7 @@ describe("in process, on a stand-in machine of 8 CPUs (4 cores with 2 threads ea
     try {
       assert.equal(await threadsOf(s.base, "plain"), 4);
       assert.ok(s.logs.includes("threads: 4 per model by default (8 CPUs allowed, 4 physical cores), at most 8"), s.logs.join("\n"));
-      assert.ok(s.logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 4 threads, the default\)$/.test(l)), s.logs.join("\n"));
+      assert.ok(s.logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 4 threads, the default; flash attention auto\)$/.test(l)), s.logs.join("\n"));
     } finally {
       await s.close();
     }
@@ -103,7 +103,7 @@ describe("in process, on a stand-in machine of 8 CPUs (4 cores with 2 threads ea
     try {
       assert.equal(await threadsOf(s.base, "plain"), 5);
       assert.equal(await threadsOf(s.base, "plain", { num_thread: 3 }), 3);
-      assert.ok(s.logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 3 threads\)$/.test(l)), s.logs.join("\n"));
+      assert.ok(s.logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 3 threads; flash attention auto\)$/.test(l)), s.logs.join("\n"));
       // the image's PARAMETER num_thread is one of the request's options (Ollama's order): it beats the server's count
       assert.equal(await threadsOf(s.base, "pinned"), 2);
       assert.equal(await threadsOf(s.base, "pinned", { num_thread: 6 }), 6);
@@ -117,7 +117,7 @@ describe("in process, on a stand-in machine of 8 CPUs (4 cores with 2 threads ea
     try {
       assert.equal(await threadsOf(s.base, "plain"), 8);
       assert.equal(await threadsOf(s.base, "plain", { num_thread: 12 }), 8);
-      assert.ok(s.logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 8 threads: 12 asked for, clamped to the CPUs this process may use\)$/.test(l)), s.logs.join("\n"));
+      assert.ok(s.logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 8 threads: 12 asked for, clamped to the CPUs this process may use; flash attention auto\)$/.test(l)), s.logs.join("\n"));
     } finally {
       await s.close();
     }
@@ -135,7 +135,7 @@ describe("in process, node-llama-cpp's prebuilt binary (a fresh clone) on a stan
     try {
       // loaded at the policy's count, measured from the first answer on
       assert.equal(await threadsOf(base, "plain"), 2);
-      assert.ok(logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 2 threads, the default\)$/.test(l)), logs.join("\n"));
+      assert.ok(logs.some((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, 2 threads, the default; flash attention auto\)$/.test(l)), logs.join("\n"));
       assert.equal(logs.filter((l) => /^threads: measuring 2 threads against 1 over the first answers of \S+\/sha256-[0-9a-f]{64}$/.test(l)).length, 1, logs.join("\n"));
       // answers until the trial has decided: at most TRIAL_BLOCKS blocks of TRIAL_BLOCK tokens
       let tokens = 0;
@@ -160,7 +160,7 @@ describe("in process, node-llama-cpp's prebuilt binary (a fresh clone) on a stan
       assert.equal((await post(base, "/api/generate", { model: "plain", keep_alive: 0 })).status, 200);
       for (let i = 0; i < 100 && (await ps(base)).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(await threadsOf(base, "plain"), chosen);
-      const loads = logs.map((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, (\d) threads?, the default\)$/.exec(l)?.[1]).filter((n) => n);
+      const loads = logs.map((l) => /^loaded plain:latest in [\d.]+ s \(ctx 256 × 1, (\d) threads?, the default; flash attention auto\)$/.exec(l)?.[1]).filter((n) => n);
       assert.deepEqual(loads.map(Number), [2, chosen]);
       assert.equal(logs.filter((l) => l.startsWith("threads: measuring")).length, 1, logs.join("\n"));
     } finally {
@@ -260,10 +260,10 @@ describe("the real mf serve and mf ps on this machine", () => {
     assert.equal(got, await defaultOf(s));
     const policyLine = new RegExp(`"msg":"threads: ${policy} per model by default \\(.*\\), at most ${usable}"`);
     assert.match(await logged(s, policyLine), policyLine);
-    const loadLine = new RegExp(`"msg":"loaded plain:latest in [\\d.]+ s \\(ctx 256 × 1, ${got} threads?, the default\\)"`);
+    const loadLine = new RegExp(`"msg":"loaded plain:latest in [\\d.]+ s \\(ctx 256 × 1, ${got} threads?, the default; flash attention auto\\)"`);
     assert.match(await logged(s, loadLine), loadLine);
     assert.equal(await threadsOf(s.base, "plain", { num_thread: 64 }), usable);
-    const clampLine = new RegExp(`"msg":"loaded plain:latest in [\\d.]+ s \\(ctx 256 × 1, ${usable} threads?: 64 asked for, clamped to the CPUs this process may use\\)"`);
+    const clampLine = new RegExp(`"msg":"loaded plain:latest in [\\d.]+ s \\(ctx 256 × 1, ${usable} threads?: 64 asked for, clamped to the CPUs this process may use; flash attention auto\\)"`);
     assert.match(await logged(s, clampLine), clampLine);
   });
 
