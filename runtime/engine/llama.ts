@@ -227,7 +227,8 @@ class LlamaEngine implements Engine {
     this.errors = [];
     let model: LlamaModel | undefined;
     try {
-      model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal, defaultContextFlashAttention: flashAttentionOf(this.opts.flashAttention) });
+      const flashAttention = flashAttentionOf(this.opts.flashAttention);
+      model = await llama.loadModel({ modelPath: spec.modelPath, loadSignal: signal, defaultContextFlashAttention: flashAttention });
       if (threading.asked === undefined) threading.threads = this.measured.get(spec.modelPath) ?? threading.threads;
       const trial = threading.asked === undefined ? this.trialFor(model, spec.modelPath, threading.threads) : undefined;
       const threads = threading.threads;
@@ -245,7 +246,7 @@ class LlamaEngine implements Engine {
       );
       created = context;
       const draft = spec.draft
-        ? await DraftRuntime.load(llama, context, spec, { signal, reason: (e) => this.reason(e), flashAttention: flashAttentionOf(this.opts.flashAttention) })
+        ? await DraftRuntime.load(llama, context, spec, { signal, reason: (e) => this.reason(e), flashAttention })
         : undefined;
       const m: LlamaEngineModel = new LlamaEngineModel(llama, model, context, spec, this.opts, threading, (f) => this.fullThreads(f), () => {
         this.models.delete(m);
