@@ -123,7 +123,11 @@ export class ThreadTrial {
     return this.chosen ?? ((this.block + 1) & 2 ? this.threads : 1);
   }
 
-  /** One time between two tokens (ms) decoded at `current`; true when `current` changes with it. */
+  /**
+   * One time between two tokens (ms) decoded at `current`; true when the engine has something to do: `current`
+   * changed with it, or the trial decided (also when it keeps the count of its last block, which must still be
+   * said and remembered).
+   */
   record(ms: number): boolean {
     if (this.chosen !== undefined) return false;
     if (this.inBlock++ >= TRIAL_SETTLE) this.times.get(this.current)!.push(ms);
@@ -137,6 +141,7 @@ export class ThreadTrial {
       const one = m.get(1)!;
       if (this.block >= TRIAL_BLOCKS || Math.max(many, one) >= TRIAL_CLEAR * Math.min(many, one)) {
         this.chosen = one * TRIAL_MARGIN < many ? 1 : this.threads;
+        return true;
       }
     }
     return this.current !== was;
