@@ -37,6 +37,7 @@ import {
   type LlamaContext,
   type LlamaContextSequence,
   type LlamaModel,
+  type LlamaModelOptions,
   type SequenceEvaluateOptions,
   type Token,
   TokenPredictor,
@@ -118,7 +119,7 @@ export class DraftRuntime implements EngineDraft {
     llama: Llama,
     target: LlamaContext,
     spec: LoadSpec,
-    o: { signal?: AbortSignal; reason: (e: unknown) => string; flashAttention?: "auto" | boolean },
+    o: { signal?: AbortSignal; reason: (e: unknown) => string; flashAttention?: LlamaModelOptions["defaultContextFlashAttention"] },
   ): Promise<DraftRuntime> {
     const draft = spec.draft!;
     let model: LlamaModel | undefined;

@@ -17,12 +17,11 @@ import { buildFromModelfile } from "../../builder/build.js";
 import type { FlashAttention } from "../../core/config.js";
 import { parseRef } from "../../core/reference.js";
 import { LocalStore } from "../../core/store.js";
-import type { EngineChoice } from "../../runtime/engine/binding.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import type { EngineModel } from "../../runtime/engine/types.js";
-import { MF_BIN, ROOT, type ServingMf, serveMf } from "../helpers/mf.js";
-import { cpuEngine, post, tinyGguf } from "./harness.js";
-import { greedy, realModels } from "./sampling-cases.js";
+import { MF_BIN, ROOT, type ServingMf, mfEnv, serveMf } from "../helpers/mf.js";
+import { post, tinyGguf } from "./harness.js";
+import { greedy, realBinaries, realModels } from "./sampling-cases.js";
 
 const PROMPT = "Once upon a time there was";
 
@@ -46,9 +45,7 @@ function maxDiff(a: number[][], b: number[][]): number {
   return d;
 }
 
-const built = await cpuEngine();
-const binaries: [string, EngineChoice | undefined][] = [["node-llama-cpp's prebuilt binary", undefined]];
-if (built.kind === "built") binaries.push(["the built engine", built]);
+const binaries = await realBinaries();
 
 for (const [label, choice] of binaries) {
   describe(`flash attention on ${label}`, { concurrency: false }, () => {
@@ -96,9 +93,9 @@ describe("mf serve: MF_FLASH_ATTENTION and --flash-attention", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** mf's environment for this store, without an MF_FLASH_ATTENTION of this process's unless `extra` sets one */
   function env(extra: Record<string, string>): NodeJS.ProcessEnv {
-    const e: NodeJS.ProcessEnv = { ...process.env, HOME: dir, MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), MF_HOST: "127.0.0.1:0", ...extra };
-    delete e.MF_DEBUG;
+    const e = mfEnv({ HOME: dir, MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), MF_HOST: "127.0.0.1:0", ...extra });
     if (!("MF_FLASH_ATTENTION" in extra)) delete e.MF_FLASH_ATTENTION;
     return e;
   }

@@ -1,13 +1,14 @@
 /**
- * What the real-engine checks of answers share (context-thread, step-loop): sampling settings, prompts, and
- * the models with the engines that load them.
+ * What the real-engine checks of answers share (context-thread, step-loop, flash-attention): sampling
+ * settings, prompts, the models with the engines that load them, and the binaries to run them on.
  */
 import { join } from "node:path";
 import { after, before } from "node:test";
 import { BIGRAM_TARGET, cachedFixture } from "../../fixtures/gguf/index.js";
+import type { EngineChoice } from "../../runtime/engine/binding.js";
 import type { Engine, EvaluateOptions, SamplingOptions } from "../../runtime/engine/types.js";
 import { ROOT } from "../helpers/mf.js";
-import { tinyGguf } from "./harness.js";
+import { cpuEngine, tinyGguf } from "./harness.js";
 
 export const greedy: SamplingOptions = { temperature: 0, topK: 40, topP: 1, minP: 0, seed: 0 };
 export const sampled = (seed: number): SamplingOptions => ({ temperature: 1.1, topK: 40, topP: 0.95, minP: 0, seed });
@@ -46,4 +47,15 @@ export function realModels(): { tiny: string; bigram: string; engines: Engine[] 
     for (const e of models.engines) await e.dispose();
   });
   return models;
+}
+
+/**
+ * The binaries a suite runs on, with their labels: node-llama-cpp's prebuilt binary (undefined: the
+ * engine's default), and the engine `mf engine build` made when there is one for this machine (CI builds it).
+ */
+export async function realBinaries(): Promise<[string, EngineChoice | undefined][]> {
+  const built = await cpuEngine();
+  const binaries: [string, EngineChoice | undefined][] = [["node-llama-cpp's prebuilt binary", undefined]];
+  if (built.kind === "built") binaries.push(["the built engine", built]);
+  return binaries;
 }

@@ -10,13 +10,11 @@
 import assert from "node:assert/strict";
 import { describe, it, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { EngineChoice } from "../../runtime/engine/binding.js";
 import { runGeneration } from "../../runtime/engine/generation.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import { StepBatch } from "../../runtime/engine/step-batch.js";
 import type { EngineModel } from "../../runtime/engine/types.js";
-import { cpuEngine } from "./harness.js";
-import { type Case, FOUR_SLOTS, greedy, realModels, sampled } from "./sampling-cases.js";
+import { type Case, FOUR_SLOTS, greedy, realBinaries, realModels, sampled } from "./sampling-cases.js";
 
 describe("step batch: what the slots ask within one turn goes in one step", () => {
   test("items asked in the same turn run together, in sequence order, and each gets its own token", async () => {
@@ -133,9 +131,7 @@ function watchSamplings(m: EngineModel): { decodes: number; after: number; early
   return seen;
 }
 
-const built = await cpuEngine();
-const binaries: [string, EngineChoice | undefined][] = [["node-llama-cpp's prebuilt binary", undefined]];
-if (built.kind === "built") binaries.push(["the built engine", built]);
+const binaries = await realBinaries();
 
 for (const [label, choice] of binaries) {
   describe(`mf's step loop on ${label}: answers as node-llama-cpp's batch queue`, { concurrency: false }, () => {
