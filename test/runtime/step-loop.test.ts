@@ -8,7 +8,7 @@
  * decode in JavaScript, and on the built engine when there is one, whose samplings queue behind the decode.
  */
 import assert from "node:assert/strict";
-import { describe, it, test } from "node:test";
+import { afterEach, describe, it, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runGeneration } from "../../runtime/engine/generation.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
@@ -136,6 +136,10 @@ const binaries = await realBinaries();
 for (const [label, choice] of binaries) {
   describe(`mf's step loop on ${label}: answers as node-llama-cpp's batch queue`, { concurrency: false }, () => {
     const models = realModels();
+    // each test's engines go when it ends: node-llama-cpp listens for beforeExit once a live engine
+    afterEach(async () => {
+      for (const e of models.engines.splice(0)) await e.dispose();
+    });
     async function load(stepLoop: boolean, slots: number, path = models.tiny, contextSize = 256, batchSize?: number): Promise<EngineModel> {
       const engine = createLlamaEngine({ engine: choice, threads: 1, stepLoop, loadIntervalMs: 0, measureThreads: false });
       models.engines.push(engine);
@@ -215,6 +219,37 @@ for (const [label, choice] of binaries) {
           assert.ok(seen.after > 2 * 15, `samplings after the first of a decode: ${JSON.stringify(seen)}`);
           assert.equal(seen.early, 0, `none started before the first had ended: ${JSON.stringify(seen)}`);
         }
+      });
+    }
+
+    if (choice) {
+      it("with a CPU to spare beside the decode's thread, each sampled token is decoded ahead and claimed by the next step, none past the limit; with none to spare, none is; the answers are the same", async () => {
+        /** a model stepped in mf's loop at 1 thread, on a machine of `cpus` CPUs */
+        const onCpus = async (cpus: number, slots: number, path = models.tiny): Promise<EngineModel> => {
+          const engine = createLlamaEngine({ engine: choice, threads: 1, loadIntervalMs: 0, measureThreads: false, cpu: { online: cpus, parallelism: cpus } });
+          models.engines.push(engine);
+          return engine.load({ modelPath: path, adapters: [], contextSize: 256, slots, threads: 1 });
+        };
+        /** the patch's count of decodes run ahead on the model's context: run, claimed by the step that came, removed */
+        const ahead = (m: EngineModel): { ran: number; claimed: number; removed: number } =>
+          (m as unknown as { context: { _ctx: { getDecodeAheadStats(): { ran: number; claimed: number; removed: number } } } }).context._ctx.getDecodeAheadStats();
+        const spare = await onCpus(4, 1);
+        const none = await onCpus(1, 1);
+        const c = CASES[1]!;
+        const a = await answer(spare, c);
+        assert.equal(a.evalCount, c.maxTokens, "the answer runs to its limit");
+        assert.deepEqual(a, await answer(none, c), "the same answer without decoding ahead");
+        assert.deepEqual(ahead(spare), { ran: c.maxTokens - 1, claimed: c.maxTokens - 1, removed: 0 }, "every token but the last decoded ahead, and each claimed by the next step");
+        assert.deepEqual(ahead(none), { ran: 0, claimed: 0, removed: 0 }, "with no CPU to spare, nothing decoded ahead");
+
+        // four slots stepping together: their shared batch is decoded ahead, one token a slot
+        const four = await onCpus(8, 4, models.bigram);
+        const alone = [];
+        for (const f of FOUR_SLOTS) alone.push(await answer(four, f));
+        const before = ahead(four);
+        assert.deepEqual(await Promise.all(FOUR_SLOTS.map((f) => answer(four, f))), alone, "at once, as alone");
+        const after = ahead(four);
+        assert.ok(after.claimed - before.claimed >= 10, `steps of several slots decoded ahead and claimed: ${JSON.stringify({ before, after })}`);
       });
     }
 
