@@ -208,6 +208,18 @@ class LlamaEngine implements Engine {
     return this.cpus.free > decoding;
   }
 
+  /**
+   * Whether `m`'s decode threads leave one of the CPUs this process may use beside them, whatever other
+   * processes' load: the step loop's decode ahead asks only this. A decode on fewer threads than the CPUs
+   * synchronises with no thread the JavaScript thread could displace, so at worst the two share a CPU, which
+   * costs what running them one after the other would. Measured on 2 cores at 1 thread, alternating with
+   * llama-server and its client (whose load the meter counts, so `spareCpu` said no): 1.03x of llama-server
+   * with the decode ahead, 0.95x without.
+   */
+  private cpuBeside(m: LlamaEngineModel): boolean {
+    return this.usable > Math.min(m.decoding, this.ready?.maxThreads ?? m.decoding);
+  }
+
   private measure(elapsedMs: number): void {
     const others = this.meter?.othersBusy();
     if (others === undefined) return;
@@ -251,7 +263,7 @@ class LlamaEngine implements Engine {
       const m: LlamaEngineModel = new LlamaEngineModel(llama, model, context, spec, this.opts, threading, (f) => this.fullThreads(f), () => {
         this.models.delete(m);
         this.applyCap();
-      }, () => this.spareCpu(m), draft);
+      }, () => this.spareCpu(m), () => this.cpuBeside(m), draft);
       if (trial && !draft) {
         // a draft's tokens come several a decode: its model keeps the policy's count
         m.trial = { trial, clean: () => this.trialClean(trial), changed: () => this.trialChanged(trial, spec.modelPath) };
@@ -398,6 +410,8 @@ class LlamaEngineModel implements EngineModel {
     private readonly onDispose: () => void,
     /** whether a CPU is free beside the decode's threads, for the consumer's work: then tokens are decoded one ahead */
     private readonly readAhead: () => boolean,
+    /** whether the decode's threads leave one of this process's CPUs beside them: then the step loop decodes ahead */
+    private readonly cpuBeside: () => boolean,
     readonly draft?: DraftRuntime,
   ) {
     this.slots = spec.slots;
@@ -610,13 +624,13 @@ class LlamaEngineModel implements EngineModel {
     const sampler = steps.context._createStepSampler();
     // The decode ahead (the patch's AddonDecodeAhead, built engine only): the context's thread decodes the
     // sampled token at once, while this thread hands it out and builds the next step, which then finds it
-    // done. Asked at each sampling, as the read-ahead is, only with a CPU to spare beside the decode's
-    // threads: measured on 2 cores, 1 thread: +8-9% tok/s; 2 threads: none (the JavaScript thread's work
-    // then takes its CPU from the decode's threads).
+    // done. Asked at each sampling, only while the decode's threads leave a CPU of this process beside them
+    // (`cpuBeside`): measured on 2 cores, 1 thread: +8-9% tok/s; 2 threads: none (the JavaScript thread's
+    // work then takes its CPU from one of the decode's threads, which the others wait for).
     const asked = options.decodeAhead;
     const samplerOptions = {
       ...options,
-      decodeAhead: () => (asked === true || (typeof asked === "function" && asked())) && this.readAhead(),
+      decodeAhead: () => (asked === true || (typeof asked === "function" && asked())) && this.cpuBeside(),
     };
     try {
       let tokens: readonly Token[] = tail.slice(-room);

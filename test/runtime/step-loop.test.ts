@@ -223,7 +223,7 @@ for (const [label, choice] of binaries) {
     }
 
     if (choice) {
-      it("with a CPU to spare beside the decode's thread, each sampled token is decoded ahead and claimed by the next step, none past the limit; with none to spare, none is; the answers are the same", async () => {
+      it("with a CPU of its own beside the decode's thread, each sampled token is decoded ahead and claimed by the next step, none past the limit; on a single CPU, none is; the answers are the same", async () => {
         /** a model stepped in mf's loop at 1 thread, on a machine of `cpus` CPUs */
         const onCpus = async (cpus: number, slots: number, path = models.tiny): Promise<EngineModel> => {
           const engine = createLlamaEngine({ engine: choice, threads: 1, loadIntervalMs: 0, measureThreads: false, cpu: { online: cpus, parallelism: cpus } });
@@ -240,7 +240,7 @@ for (const [label, choice] of binaries) {
         assert.equal(a.evalCount, c.maxTokens, "the answer runs to its limit");
         assert.deepEqual(a, await answer(none, c), "the same answer without decoding ahead");
         assert.deepEqual(ahead(spare), { ran: c.maxTokens - 1, claimed: c.maxTokens - 1, removed: 0 }, "every token but the last decoded ahead, and each claimed by the next step");
-        assert.deepEqual(ahead(none), { ran: 0, claimed: 0, removed: 0 }, "with no CPU to spare, nothing decoded ahead");
+        assert.deepEqual(ahead(none), { ran: 0, claimed: 0, removed: 0 }, "on a single CPU, nothing decoded ahead");
 
         // four slots stepping together: their shared batch is decoded ahead, one token a slot
         const four = await onCpus(8, 4, models.bigram);
