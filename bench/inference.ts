@@ -37,13 +37,17 @@
  * threads on 2 cores ran at under 1 tok/s) is cut --cut-s seconds after its first token, and its rate
  * is the tokens after the first ÷ the time to the cut; a healthy run never comes near it.
  *
+ * "ahead" (only when asked for, on the built engine): mf serve with and without the decode ahead
+ * (NODE_LLAMA_CPP_DECODE_AHEAD=off), beside llama-server, at each thread count, in one rotation: what the
+ * decode ahead is worth where mf's step loop asks for it (the decode's threads fewer than the CPUs).
+ *
  * "cpu" (only when asked for): where a generated token's CPU time goes, for mf serve and llama-server at each
  * thread count: the decode's threads, the server's other threads (mf serve's JavaScript thread apart), and
  * the client reading the stream, from /proc; on a machine with no CPU to spare, all that is not the
  * decode's is taken from it.
  *
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine=native|prebuilt]
- *                              [--parts=threads,concurrency,defaults,draft,cpu] [--cut-s 20] [--no-llama-cpp]
+ *                              [--parts=threads,concurrency,defaults,draft,ahead,cpu] [--cut-s 20] [--no-llama-cpp]
  * (a flag's value that is not a number goes after `=`: `npm run bench` takes other words for section names)
 
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only] [--draft-predict 4,15]
@@ -93,7 +97,7 @@ const clients = Number(values.clients);
 const concurrentReps = Number(values["concurrent-reps"]);
 const CUT_MS = Number(values["cut-s"]) * 1000;
 const parts = new Set(values.parts.split(",").map((x) => x.trim()));
-for (const p of parts) if (!["threads", "concurrency", "defaults", "draft", "cpu"].includes(p)) throw new Error(`--parts takes threads, concurrency, defaults, draft and cpu, not ${p}`);
+for (const p of parts) if (!["threads", "concurrency", "defaults", "draft", "ahead", "cpu"].includes(p)) throw new Error(`--parts takes threads, concurrency, defaults, draft, ahead and cpu, not ${p}`);
 const SAMPLING = { seed: 42, temperature: 0.8, topK: 40, topP: 0.9, minP: 0 };
 const NUM_CTX = 2048;
 const STORY =
@@ -313,9 +317,9 @@ async function directSide(threads: number | undefined): Promise<Side> {
   };
 }
 
-/** `threads` undefined: mf's own default (no --threads, no MF_THREADS) */
-async function mfSide(threads: number | undefined, parallel: number): Promise<Side> {
-  const env: NodeJS.ProcessEnv = { ...process.env, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1", MF_ENGINE_DIR: engine.kind === "built" ? engineDir : join(CACHE, "no-engine") };
+/** `threads` undefined: mf's own default (no --threads, no MF_THREADS); `extraEnv` added to its environment */
+async function mfSide(threads: number | undefined, parallel: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<Side> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1", MF_ENGINE_DIR: engine.kind === "built" ? engineDir : join(CACHE, "no-engine") };
   delete env.MF_THREADS;
   const { base, child } = await startMfServe(threads === undefined ? [] : ["--threads", String(threads)], env);
   return {
@@ -691,6 +695,35 @@ try {
     summary.unshift(
       ["mf serve default settings gen tok/s ÷ best explicit thread count", mfIdle.def.toFixed(1), `${mfIdle.best.toFixed(1)} (${mfIdle.bestThreads}t)`, ratio(mfIdle.def, mfIdle.best), "≥ 0.9×"],
       ["the same with one CPU-bound competitor", mfBusy.def.toFixed(1), `${mfBusy.best.toFixed(1)} (${mfBusy.bestThreads}t)`, ratio(mfBusy.def, mfBusy.best), "≥ 0.9×"],
+    );
+  }
+
+  if (parts.has("ahead")) {
+    if (engine.kind !== "built") throw new Error("--parts=ahead compares the built engine's decode ahead: run it with --engine=native");
+    const rows: string[][] = [];
+    for (const threads of threadCounts) {
+      process.stderr.write(`ahead: mf serve with and without the decode ahead at ${threads} thread${threads > 1 ? "s" : ""}:\n`);
+      const sides = [
+        await mfSide(threads, 1),
+        named(await mfSide(threads, 1, { NODE_LLAMA_CPP_DECODE_AHEAD: "off" }), "mf serve, NODE_LLAMA_CPP_DECODE_AHEAD=off"),
+        ...(withLlamaCpp ? [await llamaServerSide(threads, 1)] : []),
+      ];
+      let f: Map<string, Figures>;
+      try {
+        f = await compare(sides, reps);
+      } finally {
+        for (const s of sides) await s.close();
+      }
+      const [on, off, ls] = sides.map((s) => f.get(s.name)?.gen);
+      for (const [name, g] of [...f].map(([n, x]) => [n, x.gen] as const)) {
+        rows.push([name, String(threads), fmtStat(g), ratio(g.median, off!.median), ls ? ratio(g.median, ls.median) : "—"]);
+      }
+      summary.push([`mf serve gen tok/s ÷ the same without the decode ahead, ${threads}t`, on!.median.toFixed(1), off!.median.toFixed(1), ratio(on!.median, off!.median), "—"]);
+    }
+    sections.push(
+      `### the decode ahead: mf serve with and without it (NODE_LLAMA_CPP_DECODE_AHEAD=off), beside llama-server, generation tok/s, ${reps} runs a side in rotation; ` +
+        `mf's step loop asks for it only while the decode's threads are fewer than the CPUs\n\n` +
+        table(["side", "threads", "generation tok/s", "÷ without the decode ahead", "÷ llama-server"], rows),
     );
   }
 
