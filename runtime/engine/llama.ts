@@ -625,8 +625,9 @@ class LlamaEngineModel implements EngineModel {
     // The decode ahead (the patch's AddonDecodeAhead, built engine only): the context's thread decodes the
     // sampled token at once, while this thread hands it out and builds the next step, which then finds it
     // done. Asked at each sampling, only while the decode's threads leave a CPU of this process beside them
-    // (`cpuBeside`): measured on 2 cores, 1 thread: +8-9% tok/s; 2 threads: none (the JavaScript thread's
-    // work then takes its CPU from one of the decode's threads, which the others wait for).
+    // (`cpuBeside`). Measured on 2 cores (the bench's "ahead" part): 1 thread, +5-9% tok/s; 2 threads, none
+    // (the JavaScript thread's work then takes its CPU from one of the decode's threads, which the others
+    // wait for).
     const asked = options.decodeAhead;
     const samplerOptions = {
       ...options,

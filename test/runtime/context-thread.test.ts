@@ -21,7 +21,7 @@ import { type LogprobEntry, runGeneration } from "../../runtime/engine/generatio
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import type { EngineModel } from "../../runtime/engine/types.js";
 import { cpuEngine } from "./harness.js";
-import { type Case, FOUR_SLOTS, greedy, realModels, sampled } from "./sampling-cases.js";
+import { type Case, decodeAheadStats, FOUR_SLOTS, greedy, realModels, sampled } from "./sampling-cases.js";
 
 const choice = await cpuEngine();
 
@@ -88,10 +88,6 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     }
   }
 
-  /** the patch's count of decodes run ahead on the model's context: run, claimed by the batch that came, removed */
-  const aheadStats = (m: EngineModel): { ran: number; claimed: number; removed: number } =>
-    (m as unknown as { context: { _ctx: { getDecodeAheadStats(): { ran: number; claimed: number; removed: number } } } }).context._ctx.getDecodeAheadStats();
-
   it("one slot: greedy, seeded, repeat penalty, a grammar and probabilities answer as on libuv's pool", async () => {
     const on = await load("on", 1);
     const off = await load("off", 1);
@@ -115,12 +111,12 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     for (const c of cases) alone.push(await answer(on, c));
     const chains = new Set(alone.map((a) => a.text));
     assert.equal(chains.size, cases.length, `the slots' answers differ from one another: ${[...chains].join(" | ")}`);
-    const before = aheadStats(on);
+    const before = decodeAheadStats(on);
     for (let round = 0; round < 3; round++) {
       assert.deepEqual(await Promise.all(cases.map((c) => answer(on, c))), alone, `round ${round}: at once, as alone`);
     }
     // the slots' batches were decoded ahead too, one token a slot, and used: answers as alone all the same
-    const together = aheadStats(on);
+    const together = decodeAheadStats(on);
     assert.ok(together.claimed - before.claimed >= 10, `batches of several slots decoded ahead and claimed: ${JSON.stringify({ before, together })}`);
     assert.deepEqual(await Promise.all(cases.map((c) => answer(off, c))), alone, "on libuv's pool, at once");
   });
@@ -132,9 +128,9 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     const c = CASES[1]!;
     const one = await answer(on, c);
     assert.deepEqual(one, await answer(plain, c), "the same answer");
-    const first = aheadStats(on);
+    const first = decodeAheadStats(on);
     assert.deepEqual(first, { ran: c.maxTokens - 1, claimed: c.maxTokens - 1, removed: 0 }, "every token but the last decoded ahead, and each claimed");
-    assert.deepEqual(aheadStats(plain), { ran: 0, claimed: 0, removed: 0 }, "NODE_LLAMA_CPP_DECODE_AHEAD=off decodes nothing ahead");
+    assert.deepEqual(decodeAheadStats(plain), { ran: 0, claimed: 0, removed: 0 }, "NODE_LLAMA_CPP_DECODE_AHEAD=off decodes nothing ahead");
 
     // stopped by a stop sequence: the token after it was decoded ahead and nobody asks for it
     const full = await answer(plain, { ...c, maxTokens: 40 });
@@ -147,13 +143,13 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     const a = await stopped(on);
     assert.deepEqual(a, await stopped(plain), "the same answer, cut at the stop sequence");
     assert.equal(a.stopSequence, stopAt);
-    const afterStop = aheadStats(on);
+    const afterStop = decodeAheadStats(on);
     assert.equal(afterStop.ran - afterStop.claimed, 1, "one token decoded ahead, past the stop, not claimed");
     assert.equal(afterStop.removed, 0, "and still in the slot's cache until the slot is used again");
 
     // the next prompt shares the stopped answer's prefix: the slot's cache is reused, without that token
     const next: Case = { name: "prefix reused", prompt: c.prompt + a.text, maxTokens: 24, sampling: greedy };
     assert.deepEqual(await answer(on, next), await answer(plain, next), "a prompt reusing the cache answers as without decoding ahead");
-    assert.equal(aheadStats(on).removed, 1, "the token decoded past the stop was removed first");
+    assert.equal(decodeAheadStats(on).removed, 1, "the token decoded past the stop was removed first");
   });
 });

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before } from "node:test";
 import { BIGRAM_TARGET, cachedFixture } from "../../fixtures/gguf/index.js";
 import type { EngineChoice } from "../../runtime/engine/binding.js";
-import type { Engine, EvaluateOptions, SamplingOptions } from "../../runtime/engine/types.js";
+import type { Engine, EngineModel, EvaluateOptions, SamplingOptions } from "../../runtime/engine/types.js";
 import { ROOT } from "../helpers/mf.js";
 import { cpuEngine, tinyGguf } from "./harness.js";
 
@@ -58,4 +58,12 @@ export async function realBinaries(): Promise<[string, EngineChoice | undefined]
   const binaries: [string, EngineChoice | undefined][] = [["node-llama-cpp's prebuilt binary", undefined]];
   if (built.kind === "built") binaries.push(["the built engine", built]);
   return binaries;
+}
+
+/**
+ * The built engine's count of decodes run ahead on `m`'s context (the patch's AddonDecodeAhead): run,
+ * claimed by the batch that came next, removed.
+ */
+export function decodeAheadStats(m: EngineModel): { ran: number; claimed: number; removed: number } {
+  return (m as unknown as { context: { _ctx: { getDecodeAheadStats(): { ran: number; claimed: number; removed: number } } } }).context._ctx.getDecodeAheadStats();
 }

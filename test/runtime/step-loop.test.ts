@@ -14,7 +14,7 @@ import { runGeneration } from "../../runtime/engine/generation.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import { StepBatch } from "../../runtime/engine/step-batch.js";
 import type { EngineModel } from "../../runtime/engine/types.js";
-import { type Case, FOUR_SLOTS, greedy, realBinaries, realModels, sampled } from "./sampling-cases.js";
+import { type Case, decodeAheadStats, FOUR_SLOTS, greedy, realBinaries, realModels, sampled } from "./sampling-cases.js";
 
 describe("step batch: what the slots ask within one turn goes in one step", () => {
   test("items asked in the same turn run together, in sequence order, and each gets its own token", async () => {
@@ -230,25 +230,22 @@ for (const [label, choice] of binaries) {
           models.engines.push(engine);
           return engine.load({ modelPath: path, adapters: [], contextSize: 256, slots, threads: 1 });
         };
-        /** the patch's count of decodes run ahead on the model's context: run, claimed by the step that came, removed */
-        const ahead = (m: EngineModel): { ran: number; claimed: number; removed: number } =>
-          (m as unknown as { context: { _ctx: { getDecodeAheadStats(): { ran: number; claimed: number; removed: number } } } }).context._ctx.getDecodeAheadStats();
         const spare = await onCpus(4, 1);
         const none = await onCpus(1, 1);
         const c = CASES[1]!;
         const a = await answer(spare, c);
         assert.equal(a.evalCount, c.maxTokens, "the answer runs to its limit");
         assert.deepEqual(a, await answer(none, c), "the same answer without decoding ahead");
-        assert.deepEqual(ahead(spare), { ran: c.maxTokens - 1, claimed: c.maxTokens - 1, removed: 0 }, "every token but the last decoded ahead, and each claimed by the next step");
-        assert.deepEqual(ahead(none), { ran: 0, claimed: 0, removed: 0 }, "on a single CPU, nothing decoded ahead");
+        assert.deepEqual(decodeAheadStats(spare), { ran: c.maxTokens - 1, claimed: c.maxTokens - 1, removed: 0 }, "every token but the last decoded ahead, and each claimed by the next step");
+        assert.deepEqual(decodeAheadStats(none), { ran: 0, claimed: 0, removed: 0 }, "on a single CPU, nothing decoded ahead");
 
         // four slots stepping together: their shared batch is decoded ahead, one token a slot
         const four = await onCpus(8, 4, models.bigram);
         const alone = [];
         for (const f of FOUR_SLOTS) alone.push(await answer(four, f));
-        const before = ahead(four);
+        const before = decodeAheadStats(four);
         assert.deepEqual(await Promise.all(FOUR_SLOTS.map((f) => answer(four, f))), alone, "at once, as alone");
-        const after = ahead(four);
+        const after = decodeAheadStats(four);
         assert.ok(after.claimed - before.claimed >= 10, `steps of several slots decoded ahead and claimed: ${JSON.stringify({ before, after })}`);
       });
     }
