@@ -9,18 +9,15 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, test } from "node:test";
-import { buildFromModelfile } from "../../builder/build.js";
 import type { FlashAttention } from "../../core/config.js";
-import { parseRef } from "../../core/reference.js";
-import { LocalStore } from "../../core/store.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import type { EngineModel } from "../../runtime/engine/types.js";
 import { MF_BIN, ROOT, type ServingMf, mfEnv, serveMf } from "../helpers/mf.js";
-import { post, tinyGguf } from "./harness.js";
+import { buildTinyImages, post } from "./harness.js";
 import { greedy, realBinaries, realModels } from "./sampling-cases.js";
 
 const PROMPT = "Once upon a time there was";
@@ -80,12 +77,7 @@ describe("mf serve: MF_FLASH_ATTENTION and --flash-attention", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "mf-flash-"));
-    const store = new LocalStore(join(dir, "models"));
-    const ctx = join(dir, "ctx");
-    await mkdir(ctx, { recursive: true });
-    await copyFile(await tinyGguf(), join(ctx, "tiny.gguf"));
-    await writeFile(join(ctx, "Modelfile"), "FROM ./tiny.gguf\nPARAMETER num_ctx 256\nPARAMETER num_thread 1\n");
-    await buildFromModelfile(join(ctx, "Modelfile"), { store, tags: [parseRef("tiny")], contextDir: ctx, homeDir: dir });
+    await buildTinyImages(dir, { tiny: "FROM ./tiny.gguf\nPARAMETER num_ctx 256\nPARAMETER num_thread 1\n" });
   });
 
   after(async () => {

@@ -3,7 +3,7 @@
  * Modelfile (as `chat`) and bare (as `raw`), the node-llama-cpp engine with one thread, listening on
  * 127.0.0.1:0. `close()` stops everything and removes the temp directory.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyServerOptions } from "fastify";
@@ -54,6 +54,24 @@ export function cpuEngine(): Promise<EngineChoice> {
 
 export async function tinyGguf(): Promise<string> {
   return cachedFixture(TINY, join(ROOT, ".mf-test-cache"));
+}
+
+/**
+ * Builds images of the tiny model into the store `<dir>/models`, one per tag of `modelfiles` (its
+ * Modelfile's text, which names the GGUF `./tiny.gguf`), from the build context `<dir>/ctx`; returns the
+ * store.
+ */
+export async function buildTinyImages(dir: string, modelfiles: Readonly<Record<string, string>>): Promise<LocalStore> {
+  const store = new LocalStore(join(dir, "models"));
+  const ctx = join(dir, "ctx");
+  await mkdir(ctx, { recursive: true });
+  await copyFile(await tinyGguf(), join(ctx, "tiny.gguf"));
+  for (const [tag, text] of Object.entries(modelfiles)) {
+    const file = join(ctx, `${tag}.Modelfile`);
+    await writeFile(file, text);
+    await buildFromModelfile(file, { store, tags: [parseRef(tag)], contextDir: ctx, homeDir: dir });
+  }
+  return store;
 }
 
 export async function startHarness(

@@ -6,18 +6,15 @@
  * loaded models go up and back down; no model name appears in the scrape.
  */
 import { strict as assert } from "node:assert";
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Registry } from "prom-client";
-import { buildFromModelfile } from "../../builder/build.js";
-import { parseRef } from "../../core/reference.js";
-import { LocalStore } from "../../core/store.js";
 import { createRuntimeMetrics } from "../../runtime/server/metrics.js";
 import { type ServingMf, mfEnv, serveMf } from "../helpers/mf.js";
 import { type Scrape, scrape, settledScrape } from "../helpers/prom.js";
-import { type Harness, post, startHarness, tinyGguf } from "./harness.js";
+import { buildTinyImages, type Harness, post, startHarness } from "./harness.js";
 
 const REQ = "mf_serve_http_requests_total";
 const IN_FLIGHT = "mf_serve_http_requests_in_flight";
@@ -124,11 +121,7 @@ describe("mf serve metrics", () => {
     const servers: ServingMf[] = [];
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), "mf-serve-metrics-"));
-      const ctx = join(dir, "ctx");
-      await mkdir(ctx, { recursive: true });
-      await copyFile(await tinyGguf(), join(ctx, "tiny.gguf"));
-      await writeFile(join(ctx, "Modelfile"), "FROM ./tiny.gguf\nPARAMETER num_ctx 256\n");
-      await buildFromModelfile(join(ctx, "Modelfile"), { store: new LocalStore(join(dir, "models")), tags: [parseRef("secret-model")], contextDir: ctx, homeDir: dir });
+      await buildTinyImages(dir, { "secret-model": "FROM ./tiny.gguf\nPARAMETER num_ctx 256\n" });
       env = mfEnv({ HOME: dir, MF_HOME: join(dir, "home"), MF_MODELS: join(dir, "models"), MF_THREADS: "1" });
       delete env.MF_METRICS;
       delete env.MF_METRICS_ADDR;

@@ -6,35 +6,29 @@
  * with the real `mf serve` and `mf ps` binaries on this machine.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getLlama } from "node-llama-cpp";
-import { buildFromModelfile } from "../../builder/build.js";
-import { parseRef } from "../../core/reference.js";
-import { LocalStore } from "../../core/store.js";
+import type { LocalStore } from "../../core/store.js";
 import { readCpuFacts } from "../../runtime/engine/cpu.js";
 import { type LlamaEngineOptions, createLlamaEngine } from "../../runtime/engine/llama.js";
 import { type CpuFacts, TRIAL_BLOCK, TRIAL_BLOCKS, TRIAL_MARGIN, planThreads } from "../../runtime/engine/threads.js";
 import { Scheduler } from "../../runtime/scheduler.js";
 import { createRuntimeServer } from "../../runtime/server/app.js";
 import { type ServingMf, mf, serveMf } from "../helpers/mf.js";
-import { post, tinyGguf } from "./harness.js";
+import { buildTinyImages, post } from "./harness.js";
 
 let dir: string;
 let store: LocalStore;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "mf-threads-"));
-  store = new LocalStore(join(dir, "models"));
-  const ctx = join(dir, "ctx");
-  await mkdir(ctx, { recursive: true });
-  await copyFile(await tinyGguf(), join(ctx, "tiny.gguf"));
-  await writeFile(join(ctx, "Plain"), "FROM ./tiny.gguf\nPARAMETER num_ctx 256\n");
-  await writeFile(join(ctx, "Pinned"), "FROM ./tiny.gguf\nPARAMETER num_ctx 256\nPARAMETER num_thread 2\n");
-  await buildFromModelfile(join(ctx, "Plain"), { store, tags: [parseRef("plain")], contextDir: ctx, homeDir: dir });
-  await buildFromModelfile(join(ctx, "Pinned"), { store, tags: [parseRef("pinned")], contextDir: ctx, homeDir: dir });
+  store = await buildTinyImages(dir, {
+    plain: "FROM ./tiny.gguf\nPARAMETER num_ctx 256\n",
+    pinned: "FROM ./tiny.gguf\nPARAMETER num_ctx 256\nPARAMETER num_thread 2\n",
+  });
 });
 
 after(async () => {
