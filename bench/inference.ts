@@ -66,7 +66,7 @@ import { BENCH_200M, cachedFixture } from "../fixtures/gguf/index.js";
 import { chooseEngine, loadBinding } from "../runtime/engine/binding.js";
 import { statTicks } from "../runtime/engine/cpu.js";
 import { freePort } from "../test/registry/peers.js";
-import { CACHE, ROOT, fmtStat, ratio, report, startMfServe, stat, table, type Stat } from "./lib.js";
+import { CACHE, ROOT, fmtPaired, fmtStat, pairedRatio, ratio, report, startMfServe, stat, table, type Stat } from "./lib.js";
 import { draftMeasurement } from "./inference-draft.js";
 
 const { values } = parseArgs({
@@ -552,14 +552,14 @@ async function defaultsVsExplicit(withCompetitor: boolean): Promise<Map<string, 
   }
 }
 
-/** default ÷ best explicit count, per tool: [tool, default tok/s, best explicit "N tok/s (Nt)", ratio] */
-function defaultRatios(f: Map<string, Figures>): { tool: string; def: number; best: number; bestThreads: number }[] {
-  const out: { tool: string; def: number; best: number; bestThreads: number }[] = [];
+/** default ÷ best explicit count, per tool: the medians, the best count, and the per-round ratio to that count */
+function defaultRatios(f: Map<string, Figures>): { tool: string; def: number; best: number; bestThreads: number; paired: ReturnType<typeof pairedRatio> }[] {
+  const out: { tool: string; def: number; best: number; bestThreads: number; paired: ReturnType<typeof pairedRatio> }[] = [];
   for (const tool of TOOLS) {
     const def = f.get(`${tool}: defaults`);
     if (!def) continue;
-    const [bestThreads, best] = threadCounts.map((t) => [t, f.get(`${tool}: ${t}t`)!.gen.median] as const).sort((a, b) => b[1] - a[1])[0]!;
-    out.push({ tool, def: def.gen.median, best, bestThreads });
+    const [bestThreads, best, runs] = threadCounts.map((t) => [t, f.get(`${tool}: ${t}t`)!.gen.median, f.get(`${tool}: ${t}t`)!.gen.runs] as const).sort((a, b) => b[1] - a[1])[0]!;
+    out.push({ tool, def: def.gen.median, best, bestThreads, paired: pairedRatio(def.gen.runs, runs) });
   }
   return out;
 }
@@ -614,16 +614,16 @@ try {
     );
     const mf = f.get("mf serve over HTTP")!;
     summary.push(
-      [`mf serve gen tok/s ÷ node-llama-cpp direct, ${threads}t`, mf.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(mf.gen.median, direct.gen.median), "≥ 0.97×"],
-      [`mf serve TTFT − direct TTFT, ${threads}t`, `${mf.ttft.median.toFixed(0)} ms`, `${direct.ttft.median.toFixed(0)} ms`, `${(mf.ttft.median - direct.ttft.median).toFixed(1)} ms`, "≤ 10 ms"],
-      ...(withLlamaCpp ? [[`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), "≥ 1.0×"]] : []),
+      [`mf serve gen tok/s ÷ node-llama-cpp direct, ${threads}t`, mf.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(mf.gen.median, direct.gen.median), fmtPaired(pairedRatio(mf.gen.runs, direct.gen.runs)), "≥ 0.97×"],
+      [`mf serve TTFT − direct TTFT, ${threads}t`, `${mf.ttft.median.toFixed(0)} ms`, `${direct.ttft.median.toFixed(0)} ms`, `${(mf.ttft.median - direct.ttft.median).toFixed(1)} ms`, "", "≤ 10 ms"],
+      ...(withLlamaCpp ? [[`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), fmtPaired(pairedRatio(mf.gen.runs, server.gen.runs)), "≥ 1.0×"]] : []),
     );
     // the issue's stretch target, at 2 threads: against llama-bench on an empty context (as it measured), and
     // generating after the prompt, as every server side does
     if (withLlamaCpp && threads === 2) {
       summary.push(
-        [`stretch: mf serve gen tok/s ÷ llama-bench tg${tokens}, 2t`, mf.gen.median.toFixed(1), bench.tg.toFixed(1), ratio(mf.gen.median, bench.tg), "≥ 0.9×"],
-        [`the same ÷ llama-bench tg${tokens} after the ${nPrompt}-token prompt (-d ${nPrompt}), 2t`, mf.gen.median.toFixed(1), bench.tgDeep.toFixed(1), ratio(mf.gen.median, bench.tgDeep), "≥ 0.9×"],
+        [`stretch: mf serve gen tok/s ÷ llama-bench tg${tokens}, 2t`, mf.gen.median.toFixed(1), bench.tg.toFixed(1), ratio(mf.gen.median, bench.tg), "", "≥ 0.9×"],
+        [`the same ÷ llama-bench tg${tokens} after the ${nPrompt}-token prompt (-d ${nPrompt}), 2t`, mf.gen.median.toFixed(1), bench.tgDeep.toFixed(1), ratio(mf.gen.median, bench.tgDeep), "", "≥ 0.9×"],
       );
     }
   }
@@ -674,7 +674,7 @@ try {
         table(["server", "1 client", `${clients} clients`, `${clients} ÷ 1`, `${clients} clients ÷ llama-server's`, "tokens"], rows),
     );
     const mfMany = stat(agg.get(mfName)!.many);
-    summary.push([`aggregate tok/s with ${clients} clients ÷ llama-server -np ${clients}`, mfMany.median.toFixed(1), lsMany.median.toFixed(1), ratio(mfMany.median, lsMany.median), "≥ 1.0×"]);
+    summary.push([`aggregate tok/s with ${clients} clients ÷ llama-server -np ${clients}`, mfMany.median.toFixed(1), lsMany.median.toFixed(1), ratio(mfMany.median, lsMany.median), fmtPaired(pairedRatio(mfMany.runs, lsMany.runs)), "≥ 1.0×"]);
   }
 
   if (parts.has("defaults")) {
@@ -693,8 +693,8 @@ try {
     const mfIdle = idle.find((x) => x.tool === "mf serve")!;
     const mfBusy = busy.find((x) => x.tool === "mf serve")!;
     summary.unshift(
-      ["mf serve default settings gen tok/s ÷ best explicit thread count", mfIdle.def.toFixed(1), `${mfIdle.best.toFixed(1)} (${mfIdle.bestThreads}t)`, ratio(mfIdle.def, mfIdle.best), "≥ 0.9×"],
-      ["the same with one CPU-bound competitor", mfBusy.def.toFixed(1), `${mfBusy.best.toFixed(1)} (${mfBusy.bestThreads}t)`, ratio(mfBusy.def, mfBusy.best), "≥ 0.9×"],
+      ["mf serve default settings gen tok/s ÷ best explicit thread count", mfIdle.def.toFixed(1), `${mfIdle.best.toFixed(1)} (${mfIdle.bestThreads}t)`, ratio(mfIdle.def, mfIdle.best), fmtPaired(mfIdle.paired), "≥ 0.9×"],
+      ["the same with one CPU-bound competitor", mfBusy.def.toFixed(1), `${mfBusy.best.toFixed(1)} (${mfBusy.bestThreads}t)`, ratio(mfBusy.def, mfBusy.best), fmtPaired(mfBusy.paired), "≥ 0.9×"],
     );
   }
 
@@ -718,7 +718,8 @@ try {
       for (const [name, g] of [...f].map(([n, x]) => [n, x.gen] as const)) {
         rows.push([name, String(threads), fmtStat(g), ratio(g.median, off!.median), ls ? ratio(g.median, ls.median) : "—"]);
       }
-      summary.push([`mf serve gen tok/s ÷ the same without the decode ahead, ${threads}t`, on!.median.toFixed(1), off!.median.toFixed(1), ratio(on!.median, off!.median), "—"]);
+      summary.push([`mf serve gen tok/s ÷ the same without the decode ahead, ${threads}t`, on!.median.toFixed(1), off!.median.toFixed(1), ratio(on!.median, off!.median), fmtPaired(pairedRatio(on!.runs, off!.runs)), "—"]);
+      if (ls) summary.push([`mf serve gen tok/s ÷ llama-server, ${threads}t`, on!.median.toFixed(1), ls.median.toFixed(1), ratio(on!.median, ls.median), fmtPaired(pairedRatio(on!.runs, ls.runs)), "≥ 1.0×"]);
     }
     sections.push(
       `### the decode ahead: mf serve with and without it (NODE_LLAMA_CPP_DECODE_AHEAD=off), beside llama-server, generation tok/s, ${reps} runs a side in rotation; ` +
@@ -771,7 +772,13 @@ try {
       `Flash attention "auto" (on, on this CPU) on every side, as llama-server, llama-bench and mf serve default to it; node-llama-cpp direct is given it, but in the defaults part (its own default: off). ` +
       `Engine: ${engineNote}. The model's vocabulary detokenizes only to ASCII (asciiOnly), so llama-server never aborts a stream on text that is not UTF-8. ` +
       `Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end.\n\n` +
-      (summary.length ? table(["question", "mf", "peer", "ratio", "target"], summary) + "\n\n" : "") +
+      (summary.length
+        ? "Ratio: of the two medians; per round: the median of the ratios of the two sides' runs in the same round (the same prompt, " +
+          "minutes closer together than the medians' runs), with a distribution-free 95% confidence interval for it (order statistics; " +
+          "with 8 rounds or fewer, the whole range): where the interval holds 1.0, this run does not tell the two sides apart.\n\n" +
+          // the draft part's rows come without a per-round ratio (its phases measure one side at a time)
+          table(["question", "mf", "peer", "ratio", "per round (95% CI)", "target"], summary.map((r) => (r.length === 5 ? [...r.slice(0, 4), "", r[4]!] : r))) + "\n\n"
+        : "") +
       sections.join("\n\n") +
       `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")}${parts.has("concurrency") ? ` --clients ${clients}${concurrentReps === 3 ? "" : ` --concurrent-reps ${concurrentReps}`}` : ""} --engine=${values.engine}` +
       `${values.parts === "threads,concurrency,defaults,draft" ? "" : ` --parts=${values.parts}`}${values["cut-s"] === "20" ? "" : ` --cut-s ${values["cut-s"]}`}` +

@@ -21,6 +21,49 @@ export function stat(runs: number[]): Stat {
   return { median, min: s[0]!, max: s.at(-1)!, runs };
 }
 
+export interface PairedRatio {
+  median: number;
+  low: number;
+  high: number;
+  /** the confidence the interval has: at least the level asked for, but with fewer than 6 rounds, where no interval of order statistics reaches 95% */
+  level: number;
+  rounds: number;
+}
+
+/**
+ * The ratio of two sides measured in the same rounds (`a.runs[i]` beside `b.runs[i]`): the median of the
+ * per-round ratios, and a distribution-free confidence interval for that median (order statistics of the
+ * sorted ratios, the k-th from each end, with k the largest for which a Binomial(n, ½) falls below k with
+ * probability at most (1 − level) / 2; with 7 rounds that is the whole range). A ratio of medians mixes
+ * runs minutes apart; a per-round ratio compares runs that shared the machine's state, so a drift of its
+ * speed (±15% within minutes on the 2-core machine) cancels out.
+ */
+export function pairedRatio(a: readonly number[], b: readonly number[], level = 0.95): PairedRatio | undefined {
+  const r = a.map((x, i) => x / b[i]!).filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  const n = r.length;
+  if (n === 0) return undefined;
+  const mid = n >> 1;
+  const median = n % 2 ? r[mid]! : (r[mid - 1]! + r[mid]!) / 2;
+  // the interval [r(k), r(n−k+1)] (1-based) misses the median with probability 2·P(B ≤ k − 1), B ~ Binomial(n, ½):
+  // the largest k ≤ n/2 for which that is at most 1 − level, or k = 1 (the whole range) when none is
+  let k = 1;
+  let term = 2 ** -n; // P(B = k − 1)
+  let cum = term; // P(B ≤ k − 1)
+  while (k < n - k) {
+    const t = (term * (n - k + 1)) / k; // P(B = k)
+    if (cum + t > (1 - level) / 2) break;
+    term = t;
+    cum += t;
+    k++;
+  }
+  return { median, low: r[k - 1]!, high: r[n - k]!, level: 1 - 2 * cum, rounds: n };
+}
+
+/** A paired ratio as `0.98× (0.95–1.01)`. */
+export function fmtPaired(p: PairedRatio | undefined): string {
+  return p ? `${p.median.toFixed(2)}× (${p.low.toFixed(2)}–${p.high.toFixed(2)})` : "—";
+}
+
 /** Runs a command and returns its wall time in seconds; throws if it fails. */
 export function timeCommand(cmd: string, args: string[], opts: SpawnSyncOptions = {}): number {
   const t0 = process.hrtime.bigint();
