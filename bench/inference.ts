@@ -66,7 +66,7 @@ import { BENCH_200M, cachedFixture } from "../fixtures/gguf/index.js";
 import { chooseEngine, loadBinding } from "../runtime/engine/binding.js";
 import { statTicks } from "../runtime/engine/cpu.js";
 import { freePort } from "../test/registry/peers.js";
-import { CACHE, ROOT, fmtPaired, fmtStat, pairedRatio, ratio, report, startMfServe, stat, table, type Stat } from "./lib.js";
+import { CACHE, ROOT, fmtPaired, fmtStat, pairedRatio, ratio, report, startMfServe, stat, table, type PairedRatio, type Stat } from "./lib.js";
 import { draftMeasurement } from "./inference-draft.js";
 
 const { values } = parseArgs({
@@ -553,8 +553,9 @@ async function defaultsVsExplicit(withCompetitor: boolean): Promise<Map<string, 
 }
 
 /** default ÷ best explicit count, per tool: the medians, the best count, and the per-round ratio to that count */
-function defaultRatios(f: Map<string, Figures>): { tool: string; def: number; best: number; bestThreads: number; paired: ReturnType<typeof pairedRatio> }[] {
-  const out: { tool: string; def: number; best: number; bestThreads: number; paired: ReturnType<typeof pairedRatio> }[] = [];
+interface DefaultRatio { tool: string; def: number; best: number; bestThreads: number; paired: PairedRatio | undefined }
+function defaultRatios(f: Map<string, Figures>): DefaultRatio[] {
+  const out: DefaultRatio[] = [];
   for (const tool of TOOLS) {
     const def = f.get(`${tool}: defaults`);
     if (!def) continue;
@@ -774,7 +775,7 @@ try {
       `Load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAverage()} at the end.\n\n` +
       (summary.length
         ? "Ratio: of the two medians; per round: the median of the ratios of the two sides' runs in the same round (the same prompt, " +
-          "minutes closer together than the medians' runs), with a distribution-free 95% confidence interval for it (order statistics; " +
+          "seconds apart, where the medians mix runs minutes apart), with a distribution-free 95% confidence interval for it (order statistics; " +
           "with 8 rounds or fewer, the whole range): where the interval holds 1.0, this run does not tell the two sides apart.\n\n" +
           // the draft part's rows come without a per-round ratio (its phases measure one side at a time)
           table(["question", "mf", "peer", "ratio", "per round (95% CI)", "target"], summary.map((r) => (r.length === 5 ? [...r.slice(0, 4), "", r[4]!] : r))) + "\n\n"

@@ -34,16 +34,14 @@ export interface PairedRatio {
  * The ratio of two sides measured in the same rounds (`a.runs[i]` beside `b.runs[i]`): the median of the
  * per-round ratios, and a distribution-free confidence interval for that median (order statistics of the
  * sorted ratios, the k-th from each end, with k the largest for which a Binomial(n, ½) falls below k with
- * probability at most (1 − level) / 2; with 7 rounds that is the whole range). A ratio of medians mixes
- * runs minutes apart; a per-round ratio compares runs that shared the machine's state, so a drift of its
- * speed (±15% within minutes on the 2-core machine) cancels out.
+ * probability at most (1 − level) / 2; with 8 rounds or fewer that is the whole range). A ratio of medians
+ * mixes runs minutes apart; a per-round ratio compares runs seconds apart, which shared the machine's state,
+ * so a drift of its speed (±15% within minutes on the 2-core machine) cancels out.
  */
 export function pairedRatio(a: readonly number[], b: readonly number[], level = 0.95): PairedRatio | undefined {
   const r = a.map((x, i) => x / b[i]!).filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
   const n = r.length;
   if (n === 0) return undefined;
-  const mid = n >> 1;
-  const median = n % 2 ? r[mid]! : (r[mid - 1]! + r[mid]!) / 2;
   // the interval [r(k), r(n−k+1)] (1-based) misses the median with probability 2·P(B ≤ k − 1), B ~ Binomial(n, ½):
   // the largest k ≤ n/2 for which that is at most 1 − level, or k = 1 (the whole range) when none is
   let k = 1;
@@ -56,7 +54,7 @@ export function pairedRatio(a: readonly number[], b: readonly number[], level = 
     cum += t;
     k++;
   }
-  return { median, low: r[k - 1]!, high: r[n - k]!, level: 1 - 2 * cum, rounds: n };
+  return { median: stat(r).median, low: r[k - 1]!, high: r[n - k]!, level: 1 - 2 * cum, rounds: n };
 }
 
 /** A paired ratio as `0.98× (0.95–1.01)`. */
