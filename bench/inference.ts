@@ -559,8 +559,8 @@ function defaultRatios(f: Map<string, Figures>): DefaultRatio[] {
   for (const tool of TOOLS) {
     const def = f.get(`${tool}: defaults`);
     if (!def) continue;
-    const [bestThreads, best, runs] = threadCounts.map((t) => [t, f.get(`${tool}: ${t}t`)!.gen.median, f.get(`${tool}: ${t}t`)!.gen.runs] as const).sort((a, b) => b[1] - a[1])[0]!;
-    out.push({ tool, def: def.gen.median, best, bestThreads, paired: pairedRatio(def.gen.runs, runs) });
+    const [bestThreads, best] = threadCounts.map((t) => [t, f.get(`${tool}: ${t}t`)!.gen] as const).sort((a, b) => b[1].median - a[1].median)[0]!;
+    out.push({ tool, def: def.gen.median, best: best.median, bestThreads, paired: pairedRatio(def.gen.runs, best.runs) });
   }
   return out;
 }
@@ -755,7 +755,8 @@ try {
     const draft = await draftMeasurement({
       reps, tokens, threads: threadCounts[0]!, predicts: draftPredicts, engineDir: engine.kind === "built" ? engineDir : join(CACHE, "no-engine"), engineNote: engine.description, llama,
     });
-    summary.push(...draft.rows);
+    // the draft part's rows come without a per-round ratio (its phases measure one side at a time)
+    summary.push(...draft.rows.map((r) => [...r.slice(0, 4), "", ...r.slice(4)]));
     sections.push(draft.section);
   }
 
@@ -777,8 +778,7 @@ try {
         ? "Ratio: of the two medians; per round: the median of the ratios of the two sides' runs in the same round (the same prompt, " +
           "seconds apart, where the medians mix runs minutes apart), with a distribution-free 95% confidence interval for it (order statistics; " +
           "with 8 rounds or fewer, the whole range): where the interval holds 1.0, this run does not tell the two sides apart.\n\n" +
-          // the draft part's rows come without a per-round ratio (its phases measure one side at a time)
-          table(["question", "mf", "peer", "ratio", "per round (95% CI)", "target"], summary.map((r) => (r.length === 5 ? [...r.slice(0, 4), "", r[4]!] : r))) + "\n\n"
+          table(["question", "mf", "peer", "ratio", "per round (95% CI)", "target"], summary) + "\n\n"
         : "") +
       sections.join("\n\n") +
       `\n\nCommand: \`npm run bench -- inference --reps ${reps} --tokens ${tokens} --threads ${threadCounts.join(",")}${parts.has("concurrency") ? ` --clients ${clients}${concurrentReps === 3 ? "" : ` --concurrent-reps ${concurrentReps}`}` : ""} --engine=${values.engine}` +
