@@ -21,7 +21,9 @@
  *
  * Figures, all taken on the client side the same way: time to first token (request sent → first
  * token), prompt-eval tokens/s (prompt tokens ÷ that time), generation tokens/s (tokens after the
- * first ÷ the time from the first to the last); at 2 and 1 threads; then 1 vs 4 concurrent clients
+ * first ÷ the time from the first to the last); at 2 and 1 threads, where the same mf serve is also asked
+ * with `stream: false` (its loop without a socket write and a client's read a token, timed by the server's
+ * own eval_count and eval_duration, which span the same tokens); then 1 vs 4 concurrent clients
  * (aggregate generated tokens ÷ wall time) against `mf serve` with MF_NUM_PARALLEL=4 and
  * `llama-server -np 4`. Every prompt starts differently, so no side reuses a cached prompt. Last, "draft":
  * speculative decoding, mf serve with a target and its agreeing draft ÷ the same target alone, at
@@ -318,13 +320,14 @@ async function directSide(threads: number | undefined): Promise<Side> {
 }
 
 /** `threads` undefined: mf's own default (no --threads, no MF_THREADS); `extraEnv` added to its environment */
-async function mfSide(threads: number | undefined, parallel: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<Side> {
+async function mfSide(threads: number | undefined, parallel: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<Side & { base: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1", MF_ENGINE_DIR: engine.kind === "built" ? engineDir : join(CACHE, "no-engine") };
   delete env.MF_THREADS;
   const { base, child } = await startMfServe(threads === undefined ? [] : ["--threads", String(threads)], env);
   return {
     name: parallel > 1 ? `mf serve (MF_NUM_PARALLEL=${parallel})` : "mf serve over HTTP",
     pid: child.pid,
+    base,
     async one(prompt) {
       const c = cutter();
       const t0 = hr();
@@ -358,6 +361,39 @@ async function mfSide(threads: number | undefined, parallel: number, extraEnv: N
       return one(t0, first, await c.done(last), n || chunks);
     },
     close: () => stop(child),
+  };
+}
+
+/**
+ * The same mf serve asked with `stream: false`: its loop without a socket write and a client's read a token.
+ * The rate is the server's own (`eval_count` − 1 tokens over `eval_duration`, which runs from the first token
+ * to the last, as the client-side rates do); TTFT is the client's wait less `eval_duration`.
+ */
+function notStreamed(mf: Side & { base: string }): Side {
+  return {
+    name: "mf serve, not streamed (its own timing)",
+    async one() {
+      // a prompt of its own: the round's prompt went to the same mf serve, which would find it cached
+      const prompt = promptOf(promptNo++);
+      const c = cutter();
+      const t0 = hr();
+      const res = await fetch(mf.base + "/api/generate", {
+        method: "POST",
+        body: JSON.stringify({
+          model: "bench", prompt, raw: true, stream: false, keep_alive: -1,
+          options: { num_predict: tokens, seed: SAMPLING.seed, temperature: SAMPLING.temperature, top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1 },
+        }),
+        signal: c.signal,
+      }).catch((e: unknown) => {
+        throw c.signal.aborted ? new Error(`an answer not streamed took over ${(2 * CUT_MS) / 1000} s`) : e;
+      });
+      const o = (await res.json()) as { eval_count?: number; eval_duration?: number; error?: string };
+      const end = hr();
+      await c.done(end);
+      if (!res.ok || !o.eval_count || !o.eval_duration) throw new Error(`mf serve, not streamed: HTTP ${res.status} ${JSON.stringify(o)}`);
+      return { ttft: ms(t0, end) - o.eval_duration / 1e6, gen: ((o.eval_count - 1) * 1e9) / o.eval_duration, n: o.eval_count };
+    },
+    close: async () => undefined, // the streamed side's close stops the process
   };
 }
 
@@ -583,7 +619,8 @@ try {
   const perThreads = new Map<number, Map<string, Figures>>();
   for (const threads of parts.has("threads") ? threadCounts : []) {
     process.stderr.write(`threads ${threads}:\n`);
-    const sides = [await mfSide(threads, 1), await directSide(threads), ...(withLlamaCpp ? [await llamaServerSide(threads, 1)] : [])];
+    const mf = await mfSide(threads, 1);
+    const sides = [mf, notStreamed(mf), await directSide(threads), ...(withLlamaCpp ? [await llamaServerSide(threads, 1)] : [])];
     try {
       perThreads.set(threads, await compare(sides, reps));
     } finally {
@@ -614,9 +651,11 @@ try {
         table(["side", "TTFT ms", "prompt eval tok/s", "generation tok/s", "gen ÷ direct", ...(withLlamaCpp ? ["gen ÷ llama-server"] : []), "tokens generated"], rows),
     );
     const mf = f.get("mf serve over HTTP")!;
+    const whole = f.get("mf serve, not streamed (its own timing)")!;
     summary.push(
       [`mf serve gen tok/s ÷ node-llama-cpp direct, ${threads}t`, mf.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(mf.gen.median, direct.gen.median), fmtPaired(pairedRatio(mf.gen.runs, direct.gen.runs)), "≥ 0.97×"],
       [`mf serve TTFT − direct TTFT, ${threads}t`, `${mf.ttft.median.toFixed(0)} ms`, `${direct.ttft.median.toFixed(0)} ms`, `${(mf.ttft.median - direct.ttft.median).toFixed(1)} ms`, "", "≤ 10 ms"],
+      [`the same, not streamed (mf serve's own timing) ÷ direct, ${threads}t`, whole.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(whole.gen.median, direct.gen.median), fmtPaired(pairedRatio(whole.gen.runs, direct.gen.runs)), "≥ 0.97×"],
       ...(withLlamaCpp ? [[`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), fmtPaired(pairedRatio(mf.gen.runs, server.gen.runs)), "≥ 1.0×"]] : []),
     );
     // the issue's stretch target, at 2 threads: against llama-bench on an empty context (as it measured), and
