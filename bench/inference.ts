@@ -319,11 +319,19 @@ async function directSide(threads: number | undefined): Promise<Side> {
   };
 }
 
-/** The sampling options every request to mf serve carries (SAMPLING's, in the API's names). */
-const mfOptions = () => ({ num_predict: tokens, seed: SAMPLING.seed, temperature: SAMPLING.temperature, top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1 });
+/** A request to mf serve's /api/generate, with SAMPLING's settings in the API's names. */
+const mfRequest = (prompt: string, stream: boolean) =>
+  JSON.stringify({
+    model: "bench", prompt, raw: true, stream, keep_alive: -1,
+    options: { num_predict: tokens, seed: SAMPLING.seed, temperature: SAMPLING.temperature, top_k: SAMPLING.topK, top_p: SAMPLING.topP, min_p: SAMPLING.minP, repeat_penalty: 1 },
+  });
+
+/** An mf serve side, with the address its process listens on. */
+type MfSide = Side & { base: string };
+const NOT_STREAMED = "mf serve, not streamed (its own timing)";
 
 /** `threads` undefined: mf's own default (no --threads, no MF_THREADS); `extraEnv` added to its environment */
-async function mfSide(threads: number | undefined, parallel: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<Side & { base: string }> {
+async function mfSide(threads: number | undefined, parallel: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<MfSide> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, MF_MODELS: storeDir, MF_NUM_PARALLEL: String(parallel), MF_KEEP_ALIVE: "-1", MF_ENGINE_DIR: engine.kind === "built" ? engineDir : join(CACHE, "no-engine") };
   delete env.MF_THREADS;
   const { base, child } = await startMfServe(threads === undefined ? [] : ["--threads", String(threads)], env);
@@ -341,10 +349,7 @@ async function mfSide(threads: number | undefined, parallel: number, extraEnv: N
       await untilCut(async () => {
         const res = await fetch(base + "/api/generate", {
           method: "POST",
-          body: JSON.stringify({
-            model: "bench", prompt, raw: true, keep_alive: -1,
-            options: mfOptions(),
-          }),
+          body: mfRequest(prompt, true),
           signal: c.signal,
         });
         await lines(res, (line, at) => {
@@ -372,9 +377,9 @@ async function mfSide(threads: number | undefined, parallel: number, extraEnv: N
  * The rate is the server's own (`eval_count` − 1 tokens over `eval_duration`, which runs from the first token
  * to the last, as the client-side rates do); TTFT is the client's wait less `eval_duration`.
  */
-function notStreamed(mf: Side & { base: string }): Side {
+function notStreamed(mf: MfSide): Side {
   return {
-    name: "mf serve, not streamed (its own timing)",
+    name: NOT_STREAMED,
     async one() {
       // a prompt of its own: the round's prompt went to the same mf serve, which would find it cached
       const prompt = promptOf(promptNo++);
@@ -382,10 +387,7 @@ function notStreamed(mf: Side & { base: string }): Side {
       const t0 = hr();
       const res = await fetch(mf.base + "/api/generate", {
         method: "POST",
-        body: JSON.stringify({
-          model: "bench", prompt, raw: true, stream: false, keep_alive: -1,
-          options: mfOptions(),
-        }),
+        body: mfRequest(prompt, false),
         signal: c.signal,
       }).catch((e: unknown) => {
         throw c.signal.aborted ? new Error(`an answer not streamed took over ${(2 * CUT_MS) / 1000} s`) : e;
@@ -654,7 +656,7 @@ try {
         table(["side", "TTFT ms", "prompt eval tok/s", "generation tok/s", "gen ÷ direct", ...(withLlamaCpp ? ["gen ÷ llama-server"] : []), "tokens generated"], rows),
     );
     const mf = f.get("mf serve over HTTP")!;
-    const whole = f.get("mf serve, not streamed (its own timing)")!;
+    const whole = f.get(NOT_STREAMED)!;
     summary.push(
       [`mf serve gen tok/s ÷ node-llama-cpp direct, ${threads}t`, mf.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(mf.gen.median, direct.gen.median), fmtPaired(pairedRatio(mf.gen.runs, direct.gen.runs)), "≥ 0.97×"],
       [`mf serve TTFT − direct TTFT, ${threads}t`, `${mf.ttft.median.toFixed(0)} ms`, `${direct.ttft.median.toFixed(0)} ms`, `${(mf.ttft.median - direct.ttft.median).toFixed(1)} ms`, "", "≤ 10 ms"],
