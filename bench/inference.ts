@@ -24,9 +24,9 @@
  * first ÷ the time from the first to the last); at 2 and 1 threads, where the same mf serve is also asked
  * with `stream: false` (its loop without a socket write and a client's read a token, timed by the server's
  * own eval_count and eval_duration, which span the same tokens); then 1 vs 4 concurrent clients
- * (aggregate generated tokens ÷ wall time) against `mf serve` with MF_NUM_PARALLEL=4 and
- * `llama-server -np 4`. Every prompt starts differently, so no side reuses a cached prompt. Last, "draft":
- * speculative decoding, mf serve with a target and its agreeing draft ÷ the same target alone, at
+ * (aggregate generated tokens ÷ wall time, and the 4 clients' times to their first token: mean and last)
+ * against `mf serve` with MF_NUM_PARALLEL=4 and `llama-server -np 4`. Every prompt starts differently, so
+ * no side reuses a cached prompt. Last, "draft": speculative decoding, mf serve with a target and its agreeing draft ÷ the same target alone, at
  * temperature 0 (inference-draft.ts); `--draft-only` runs that part alone (no llama.cpp build, no 200M model).
  *
  * Defaults: each side as a user starts it, with no thread setting (`mf serve` without --threads or
@@ -606,12 +606,18 @@ function defaultRatios(f: Map<string, Figures>): DefaultRatio[] {
   return out;
 }
 
-async function concurrent(side: Side, n: number): Promise<{ aggregate: number; tokens: number }> {
+/**
+ * `n` clients sent their requests at once: the aggregate rate, and how long they waited for their first
+ * token (the mean of the `n` clients, and the last client's), which is what a server's way of taking in
+ * several prompts at once changes most.
+ */
+async function concurrent(side: Side, n: number): Promise<{ aggregate: number; tokens: number; ttftMean: number; ttftLast: number }> {
   const t0 = hr();
   const rs = await Promise.all(Array.from({ length: n }, () => side.one(promptOf(promptNo++))));
   const wall = ms(t0, hr()) / 1000;
   const total = rs.reduce((a, r) => a + r.n, 0);
-  return { aggregate: total / wall, tokens: total };
+  const ttfts = rs.map((r) => r.ttft);
+  return { aggregate: total / wall, tokens: total, ttftMean: ttfts.reduce((a, t) => a + t, 0) / n, ttftLast: Math.max(...ttfts) };
 }
 
 const sections: string[] = [];
@@ -690,7 +696,7 @@ try {
     const threads = threadCounts[0]!;
     process.stderr.write(`concurrency: 1 vs ${clients} clients at ${threads} threads:\n`);
     const sides = [await mfSide(threads, clients), ...(withLlamaCpp ? [await llamaServerSide(threads, clients)] : [])];
-    const agg = new Map(sides.map((s) => [s.name, { one: [] as number[], many: [] as number[], tokens: new Set<number>() }]));
+    const agg = new Map(sides.map((s) => [s.name, { one: [] as number[], many: [] as number[], ttftMean: [] as number[], ttftLast: [] as number[], tokens: new Set<number>() }]));
     try {
       for (const s of sides) await concurrent(s, clients); // warm-up
       for (let i = 0; i < concurrentReps; i++) {
@@ -700,8 +706,13 @@ try {
           const b = await concurrent(s, clients);
           g.one.push(a.aggregate);
           g.many.push(b.aggregate);
+          g.ttftMean.push(b.ttftMean);
+          g.ttftLast.push(b.ttftLast);
           g.tokens.add(b.tokens);
-          process.stderr.write(`  ${s.name}: 1 client ${a.aggregate.toFixed(1)} tok/s, ${clients} clients ${b.aggregate.toFixed(1)} tok/s (${b.tokens} tokens)\n`);
+          process.stderr.write(
+            `  ${s.name}: 1 client ${a.aggregate.toFixed(1)} tok/s, ${clients} clients ${b.aggregate.toFixed(1)} tok/s (${b.tokens} tokens), ` +
+              `TTFT mean ${b.ttftMean.toFixed(0)} ms, last ${b.ttftLast.toFixed(0)} ms\n`,
+          );
         }
       }
     } finally {
@@ -712,14 +723,21 @@ try {
     const rows = [...agg].map(([name, g]) => {
       const o = stat(g.one);
       const m = stat(g.many);
-      return [name, fmtStat(o), fmtStat(m), ratio(m.median, o.median), ratio(m.median, lsMany.median), [...g.tokens].join("/")];
+      return [name, fmtStat(o), fmtStat(m), ratio(m.median, o.median), ratio(m.median, lsMany.median), fmtStat(stat(g.ttftMean), 0), fmtStat(stat(g.ttftLast), 0), [...g.tokens].join("/")];
     });
     sections.push(
-      `### 1 vs ${clients} concurrent clients, ${threads} threads (aggregate generated tok/s over the wall time, prompt included)\n\n` +
-        table(["server", "1 client", `${clients} clients`, `${clients} ÷ 1`, `${clients} clients ÷ llama-server's`, "tokens"], rows),
+      `### 1 vs ${clients} concurrent clients, ${threads} threads (aggregate generated tok/s over the wall time, prompt included; ` +
+        `the ${clients} clients' time to their first token, ms: their mean, and the last one's)\n\n` +
+        table(["server", "1 client", `${clients} clients`, `${clients} ÷ 1`, `${clients} clients ÷ llama-server's`, `TTFT, mean of ${clients}`, "TTFT, last client", "tokens"], rows),
     );
-    const mfMany = stat(agg.get(mfName)!.many);
+    const mfConc = agg.get(mfName)!;
+    const mfMany = stat(mfConc.many);
     summary.push([`aggregate tok/s with ${clients} clients ÷ llama-server -np ${clients}`, mfMany.median.toFixed(1), lsMany.median.toFixed(1), ratio(mfMany.median, lsMany.median), fmtPaired(pairedRatio(mfMany.runs, lsMany.runs)), "≥ 1.0×"]);
+    const lsConc = agg.get(lsName ?? "");
+    if (lsConc) {
+      const [mfT, lsT] = [stat(mfConc.ttftMean), stat(lsConc.ttftMean)];
+      summary.push([`mean TTFT of ${clients} clients, mf serve ÷ llama-server -np ${clients}`, `${mfT.median.toFixed(0)} ms`, `${lsT.median.toFixed(0)} ms`, ratio(mfT.median, lsT.median), fmtPaired(pairedRatio(mfT.runs, lsT.runs)), "—"]);
+    }
   }
 
   if (parts.has("defaults")) {
