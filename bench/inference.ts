@@ -26,8 +26,9 @@
  * own eval_count and eval_duration, which span the same tokens); then 1 vs 4 concurrent clients
  * (aggregate generated tokens ÷ wall time, and the 4 clients' times to their first token: mean and last)
  * against `mf serve` with MF_NUM_PARALLEL=4 and `llama-server -np 4`. Every prompt starts differently, so
- * no side reuses a cached prompt. Last, "draft": speculative decoding, mf serve with a target and its agreeing draft ÷ the same target alone, at
- * temperature 0 (inference-draft.ts); `--draft-only` runs that part alone (no llama.cpp build, no 200M model).
+ * no side reuses a cached prompt. Last, "draft": speculative decoding, mf serve with a target and its
+ * agreeing draft ÷ the same target alone, at temperature 0 (inference-draft.ts); `--draft-only` runs that
+ * part alone (no llama.cpp build, no 200M model).
  *
  * Defaults: each side as a user starts it, with no thread setting (`mf serve` without --threads or
  * MF_THREADS; node-llama-cpp's `createContext()` without `threads`; `llama-server` without -t/-tb),
