@@ -465,6 +465,35 @@ async function llamaServerSide(threads: number | undefined, parallel: number): P
 }
 
 /**
+ * llama-bench as a side of the rotation: in each round, one run (after its warm-up) generating `tokens`
+ * after `nPrompt` tokens in the context, as the servers do. It runs seconds from the servers' runs of the
+ * same round, so that the stretch ratio gets a per-round figure like the others (the runs of `llamaBench`
+ * below come minutes apart from them, and this machine's speed drifts that much). Its prompt is its own
+ * (random tokens): TTFT and prompt eval do not apply.
+ */
+function llamaBenchSide(threads: number): Side {
+  const args = ["-m", modelPath, "-t", String(threads), "-p", "0", "-n", String(tokens), "-d", String(nPrompt), "-r", "1", "-ngl", "0", "-o", "json"];
+  return {
+    name: LLAMA_BENCH_IN_ROTATION,
+    one: () =>
+      new Promise<One>((resolve, reject) => {
+        const child = spawn(join(bin, "llama-bench"), args, { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d: Buffer) => (out += d));
+        child.stderr.on("data", (d: Buffer) => (err = (err + d).slice(-2000)));
+        child.on("error", reject);
+        child.on("close", (code) => {
+          if (code !== 0) return reject(new Error(`llama-bench failed (${code}): ${err}`));
+          const [row] = JSON.parse(out) as { avg_ts: number }[];
+          resolve({ ttft: NaN, gen: row?.avg_ts ?? NaN, n: tokens });
+        });
+      }),
+    close: async () => {},
+  };
+}
+
+/**
  * llama-bench's prompt (pp) and generation (tg) rates on an empty context, as the issue measured it, and its
  * generation rate with the prompt's tokens already in the context (`tgDeep`: `-d nPrompt`), where the
  * servers generate: each token then attends to the prompt too.
@@ -483,6 +512,8 @@ function llamaBench(threads: number[], nPrompt: number): { threads: number; pp: 
 // ---- measuring ----------------------------------------------------------------------------------
 interface Figures { ttft: Stat; pp: Stat; gen: Stat; counts: Set<number> }
 const nPrompt = promptTokens(promptOf(0));
+/** the name of llama-bench as a side of the rotation (`llamaBenchSide`) */
+const LLAMA_BENCH_IN_ROTATION = `llama-bench tg${tokens} -d ${nPrompt}, one run in each round`;
 let promptNo = 1;
 
 /**
@@ -504,7 +535,7 @@ async function compare(sides: Side[], runs: number, settleMs = 0): Promise<Map<s
       g.ttft.push(r.ttft);
       g.gen.push(r.gen);
       g.n.add(r.n);
-      process.stderr.write(`  ${s.name}: TTFT ${r.ttft.toFixed(0)} ms, ${r.gen.toFixed(1)} tok/s (${r.n} tokens)\n`);
+      process.stderr.write(`  ${s.name}: ${Number.isNaN(r.ttft) ? "" : `TTFT ${r.ttft.toFixed(0)} ms, `}${r.gen.toFixed(1)} tok/s (${r.n} tokens)\n`);
     }
   }
   return new Map([...got].map(([k, g]) => [k, { ttft: stat(g.ttft), pp: stat(g.ttft.map((t) => (nPrompt * 1000) / t)), gen: stat(g.gen), counts: g.n }]));
@@ -632,7 +663,7 @@ try {
   for (const threads of parts.has("threads") ? threadCounts : []) {
     process.stderr.write(`threads ${threads}:\n`);
     const mf = await mfSide(threads, 1);
-    const sides = [mf, notStreamed(mf), await directSide(threads), ...(withLlamaCpp ? [await llamaServerSide(threads, 1)] : [])];
+    const sides = [mf, notStreamed(mf), await directSide(threads), ...(withLlamaCpp ? [await llamaServerSide(threads, 1), llamaBenchSide(threads)] : [])];
     try {
       perThreads.set(threads, await compare(sides, reps));
     } finally {
@@ -647,8 +678,8 @@ try {
     const bench = lb.find((x) => x.threads === threads)!;
     const rows = [...f].map(([name, x]) => [
       name,
-      fmtStat(x.ttft, 0),
-      fmtStat(x.pp),
+      name === LLAMA_BENCH_IN_ROTATION ? "" : fmtStat(x.ttft, 0),
+      name === LLAMA_BENCH_IN_ROTATION ? "" : fmtStat(x.pp),
       fmtStat(x.gen),
       ratio(x.gen.median, direct.gen.median),
       ...(withLlamaCpp ? [ratio(x.gen.median, server.gen.median)] : []),
@@ -670,12 +701,13 @@ try {
       [`mf serve not streamed (its own timing) gen tok/s ÷ node-llama-cpp direct, ${threads}t`, whole.gen.median.toFixed(1), direct.gen.median.toFixed(1), ratio(whole.gen.median, direct.gen.median), fmtPaired(pairedRatio(whole.gen.runs, direct.gen.runs)), "≥ 0.97×"],
       ...(withLlamaCpp ? [[`mf serve gen tok/s ÷ llama-server, ${threads}t`, mf.gen.median.toFixed(1), server.gen.median.toFixed(1), ratio(mf.gen.median, server.gen.median), fmtPaired(pairedRatio(mf.gen.runs, server.gen.runs)), "≥ 1.0×"]] : []),
     );
-    // the issue's stretch target, at 2 threads: against llama-bench on an empty context (as it measured), and
-    // generating after the prompt, as every server side does
-    if (withLlamaCpp && threads === 2) {
+    // the issue's stretch target, at 2 threads: against llama-bench on an empty context (as it measured, in a
+    // run of its own), and generating after the prompt, as every server side does, in the rotation
+    const lbRot = f.get(LLAMA_BENCH_IN_ROTATION);
+    if (lbRot && threads === 2) {
       summary.push(
-        [`stretch: mf serve gen tok/s ÷ llama-bench tg${tokens}, 2t`, mf.gen.median.toFixed(1), bench.tg.toFixed(1), ratio(mf.gen.median, bench.tg), "", "≥ 0.9×"],
-        [`the same ÷ llama-bench tg${tokens} after the ${nPrompt}-token prompt (-d ${nPrompt}), 2t`, mf.gen.median.toFixed(1), bench.tgDeep.toFixed(1), ratio(mf.gen.median, bench.tgDeep), "", "≥ 0.9×"],
+        [`stretch: mf serve gen tok/s ÷ llama-bench tg${tokens}, 2t (its own run, minutes apart)`, mf.gen.median.toFixed(1), bench.tg.toFixed(1), ratio(mf.gen.median, bench.tg), "", "≥ 0.9×"],
+        [`the same ÷ llama-bench tg${tokens} after the ${nPrompt}-token prompt (-d ${nPrompt}), in the rotation, 2t`, mf.gen.median.toFixed(1), lbRot.gen.median.toFixed(1), ratio(mf.gen.median, lbRot.gen.median), fmtPaired(pairedRatio(mf.gen.runs, lbRot.gen.runs)), "≥ 0.9×"],
       );
     }
   }
