@@ -55,11 +55,11 @@
 
  *   npm run bench -- inference [--reps 5] [--tokens 128] [--threads 2,1] [--clients 4] [--engine native|prebuilt] [--draft-only] [--draft-predict 4,15]
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir, loadavg } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import { LlamaCompletion, LlamaLogLevel, type LlamaContext } from "node-llama-cpp";
 import { buildImage } from "../builder/build.js";
 import { resolveConfig } from "../core/config.js";
@@ -464,6 +464,8 @@ async function llamaServerSide(threads: number | undefined, parallel: number): P
   };
 }
 
+const execFileAsync = promisify(execFile);
+
 /**
  * llama-bench as a side of the rotation: in each round, one run (after its warm-up) generating `tokens`
  * after `nPrompt` tokens in the context, as the servers do. It runs seconds from the servers' runs of the
@@ -475,20 +477,11 @@ function llamaBenchSide(threads: number): Side {
   const args = ["-m", modelPath, "-t", String(threads), "-p", "0", "-n", String(tokens), "-d", String(nPrompt), "-r", "1", "-ngl", "0", "-o", "json"];
   return {
     name: LLAMA_BENCH_IN_ROTATION,
-    one: () =>
-      new Promise<One>((resolve, reject) => {
-        const child = spawn(join(bin, "llama-bench"), args, { stdio: ["ignore", "pipe", "pipe"] });
-        let out = "";
-        let err = "";
-        child.stdout.on("data", (d: Buffer) => (out += d));
-        child.stderr.on("data", (d: Buffer) => (err = (err + d).slice(-2000)));
-        child.on("error", reject);
-        child.on("close", (code) => {
-          if (code !== 0) return reject(new Error(`llama-bench failed (${code}): ${err}`));
-          const [row] = JSON.parse(out) as { avg_ts: number }[];
-          resolve({ ttft: NaN, gen: row?.avg_ts ?? NaN, n: tokens });
-        });
-      }),
+    one: async () => {
+      const { stdout } = await execFileAsync(join(bin, "llama-bench"), args, { maxBuffer: 1 << 24 });
+      const [row] = JSON.parse(stdout) as { avg_ts: number }[];
+      return { ttft: NaN, gen: row?.avg_ts ?? NaN, n: tokens };
+    },
     close: async () => {},
   };
 }
