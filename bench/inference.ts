@@ -487,19 +487,18 @@ function llamaBenchSide(threads: number): Side {
 }
 
 /**
- * llama-bench's prompt (pp) and generation (tg) rates on an empty context, as the issue measured it, and its
- * generation rate with the prompt's tokens already in the context (`tgDeep`: `-d nPrompt`), where the
- * servers generate: each token then attends to the prompt too.
+ * llama-bench's prompt (pp) and generation (tg) rates on an empty context, as the issue measured it (its
+ * rate with the prompt's tokens in the context, where the servers generate, is `llamaBenchSide`'s, in the
+ * rotation).
  */
-function llamaBench(threads: number[], nPrompt: number): { threads: number; pp: number; tg: number; tgDeep: number }[] {
-  const r = spawnSync(join(bin, "llama-bench"), ["-m", modelPath, "-t", threads.join(","), "-p", String(nPrompt), "-n", String(tokens), "-d", `0,${nPrompt}`, "-r", "3", "-ngl", "0", "-o", "json"], {
+function llamaBench(threads: number[], nPrompt: number): { threads: number; pp: number; tg: number }[] {
+  const r = spawnSync(join(bin, "llama-bench"), ["-m", modelPath, "-t", threads.join(","), "-p", String(nPrompt), "-n", String(tokens), "-r", "3", "-ngl", "0", "-o", "json"], {
     maxBuffer: 1 << 24,
   });
   if (r.status !== 0) throw new Error(`llama-bench failed: ${r.stderr.toString().slice(-2000)}`);
-  const rows = JSON.parse(r.stdout.toString()) as { n_threads: number; n_prompt: number; n_gen: number; n_depth?: number; avg_ts: number }[];
-  const at = (t: number, gen: boolean, depth: number) =>
-    rows.find((x) => x.n_threads === t && (gen ? x.n_gen > 0 : x.n_prompt > 0) && (x.n_depth ?? 0) === depth)?.avg_ts ?? NaN;
-  return threads.map((t) => ({ threads: t, pp: at(t, false, 0), tg: at(t, true, 0), tgDeep: at(t, true, nPrompt) }));
+  const rows = JSON.parse(r.stdout.toString()) as { n_threads: number; n_prompt: number; n_gen: number; avg_ts: number }[];
+  const at = (t: number, gen: boolean) => rows.find((x) => x.n_threads === t && (gen ? x.n_gen > 0 : x.n_prompt > 0))?.avg_ts ?? NaN;
+  return threads.map((t) => ({ threads: t, pp: at(t, false), tg: at(t, true) }));
 }
 
 // ---- measuring ----------------------------------------------------------------------------------
@@ -663,7 +662,7 @@ try {
       for (const s of sides) await s.close();
     }
   }
-  const lb = withLlamaCpp && parts.has("threads") ? (process.stderr.write("llama-bench…\n"), llamaBench(threadCounts, nPrompt)) : threadCounts.map((t) => ({ threads: t, pp: NaN, tg: NaN, tgDeep: NaN }));
+  const lb = withLlamaCpp && parts.has("threads") ? (process.stderr.write("llama-bench…\n"), llamaBench(threadCounts, nPrompt)) : threadCounts.map((t) => ({ threads: t, pp: NaN, tg: NaN }));
 
   for (const [threads, f] of perThreads) {
     const direct = f.get("node-llama-cpp direct")!;
@@ -671,8 +670,9 @@ try {
     const bench = lb.find((x) => x.threads === threads)!;
     const rows = [...f].map(([name, x]) => [
       name,
-      name === LLAMA_BENCH_IN_ROTATION ? "" : fmtStat(x.ttft, 0),
-      name === LLAMA_BENCH_IN_ROTATION ? "" : fmtStat(x.pp),
+      // a side without a prompt of ours (llama-bench) has no TTFT
+      Number.isNaN(x.ttft.median) ? "" : fmtStat(x.ttft, 0),
+      Number.isNaN(x.pp.median) ? "" : fmtStat(x.pp),
       fmtStat(x.gen),
       ratio(x.gen.median, direct.gen.median),
       ...(withLlamaCpp ? [ratio(x.gen.median, server.gen.median)] : []),
@@ -680,7 +680,6 @@ try {
     ]);
     if (withLlamaCpp) {
       rows.push(["llama-bench (engine alone, avg of 3)", "", bench.pp.toFixed(1), bench.tg.toFixed(1), ratio(bench.tg, direct.gen.median), ratio(bench.tg, server.gen.median), String(tokens)]);
-      rows.push([`llama-bench, generating after ${nPrompt} tokens (-d ${nPrompt})`, "", "", bench.tgDeep.toFixed(1), ratio(bench.tgDeep, direct.gen.median), ratio(bench.tgDeep, server.gen.median), String(tokens)]);
     }
     sections.push(
       `### ${threads} thread${threads > 1 ? "s" : ""}\n\n` +
