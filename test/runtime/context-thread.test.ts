@@ -8,6 +8,10 @@
  * peaked next token depends only on the last one: its answers do not move with the batch's make-up (which
  * varies with timing, and changes a random model's near-ties), so each slot must answer as it does alone.
  *
+ * Posting back: a sampling queued behind its decode goes back to JavaScript with that decode, in one post
+ * (one wake of the JS thread a step, which on a busy machine would otherwise take the CPU from the context's
+ * thread between the two); NODE_LLAMA_CPP_RUNNER_COALESCE=off posts each job on its own.
+ *
  * Decoding ahead (the patch's AddonDecodeAhead): while JavaScript handles a sampled token, the context's
  * thread decodes it for the next one; the answers must not change, whether the next batch claims it or a
  * stop leaves it to be removed.
@@ -19,9 +23,14 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { type LogprobEntry, runGeneration } from "../../runtime/engine/generation.js";
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
-import type { EngineModel } from "../../runtime/engine/types.js";
+import type { Engine, EngineModel } from "../../runtime/engine/types.js";
 import { cpuEngine } from "./harness.js";
 import { type Case, decodeAheadStats, FOUR_SLOTS, greedy, realModels, sampled } from "./sampling-cases.js";
+
+/** The jobs the context's thread has run, and the posts that took their completions back to JavaScript. */
+function runnerStats(m: EngineModel): { jobs: number; posts: number } {
+  return (m as unknown as { context: { _ctx: { getRunnerStats(): { jobs: number; posts: number } } } }).context._ctx.getRunnerStats();
+}
 
 const choice = await cpuEngine();
 
@@ -119,6 +128,50 @@ describe("the context's own thread: decodes and samplings in order, each samplin
     const together = decodeAheadStats(on);
     assert.ok(together.claimed - before.claimed >= 10, `batches of several slots decoded ahead and claimed: ${JSON.stringify({ before, together })}`);
     assert.deepEqual(await Promise.all(cases.map((c) => answer(off, c))), alone, "on libuv's pool, at once");
+  });
+
+  it("a sampling goes back to JavaScript with the decode it was queued behind, in one post a step, in mf's step loop and in node-llama-cpp's batch queue, and the answers are those of one post a job", async () => {
+    const engines: Engine[] = [];
+    const loadWith = async (coalesce: boolean, stepLoop: boolean, slots: number) => {
+      if (!coalesce) process.env.NODE_LLAMA_CPP_RUNNER_COALESCE = "off";
+      try {
+        const engine = createLlamaEngine({ engine: choice, threads: 2, stepLoop });
+        engines.push(engine);
+        return await engine.load({ modelPath: models.bigram, adapters: [], contextSize: 256, slots, threads: 2 });
+      } finally {
+        delete process.env.NODE_LLAMA_CPP_RUNNER_COALESCE;
+      }
+    };
+    const disposeAll = async () => {
+      for (const e of engines.splice(0)) await e.dispose();
+    };
+    try {
+      for (const stepLoop of [true, false]) {
+        await disposeAll();
+        const together = await loadWith(true, stepLoop, 4);
+        const apart = await loadWith(false, stepLoop, 4);
+        const run = async (m: EngineModel, cases: readonly Case[]) => {
+          const before = runnerStats(m);
+          const answers = await Promise.all(cases.map((c) => answer(m, c)));
+          const now = runnerStats(m);
+          return { answers, jobs: now.jobs - before.jobs, posts: now.posts - before.posts, tokens: answers.reduce((n, a) => n + a.evalCount, 0) };
+        };
+        for (const cases of [FOUR_SLOTS.slice(0, 1), FOUR_SLOTS]) {
+          const label = `${stepLoop ? "step loop" : "batch queue"}, ${cases.length} slot${cases.length > 1 ? "s" : ""}`;
+          const a = await run(together, cases);
+          const b = await run(apart, cases);
+          assert.deepEqual(a.answers, b.answers, `${label}: the same answers`);
+          assert.equal(b.posts, b.jobs, `${label}: with NODE_LLAMA_CPP_RUNNER_COALESCE=off, a post a job`);
+          // a step is a decode and a sampling for each slot in it: the samplings go back with their decode, in
+          // one post a decode (node-llama-cpp's queue samples some after the decode instead: a prompt's end)
+          const decodes = a.jobs - a.tokens;
+          assert.ok(decodes >= Math.max(...cases.map((c) => c.maxTokens)) && decodes <= a.tokens + cases.length, `${label}: a decode a step (${JSON.stringify(a)})`);
+          assert.ok(a.posts >= decodes && a.posts <= Math.ceil(decodes * 1.3) + 2, `${label}: a post for a decode and the samplings behind it (${a.posts} posts for ${decodes} decodes and ${a.tokens} samplings)`);
+        }
+      }
+    } finally {
+      await disposeAll();
+    }
   });
 
   it("decoding each sampled token ahead: every one is claimed by the next batch, none past the limit, and one left by a stop is removed before the slot is used again", async () => {
