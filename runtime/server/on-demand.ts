@@ -45,6 +45,8 @@ export interface OnDemandOptions {
   maxPulls?: number;
   /** the least time between two progress lines of one pull (default 5 s) */
   logEveryMs?: number;
+  /** the clock, in ms (default Date.now) */
+  now?: () => number;
 }
 
 /** The hook createRuntimeServer takes: given the server's store and logger, the OnDemand it consults. */
@@ -89,6 +91,7 @@ export function onDemandPulls(o: OnDemandOptions): PullOnDemand {
   const failureTtlMs = o.failureTtlMs ?? 10_000;
   const maxPulls = o.maxPulls ?? 4;
   const logEveryMs = o.logEveryMs ?? 5_000;
+  const now = o.now ?? Date.now;
 
   return ({ store, log }) => {
     const running = new Map<string, Running>();
@@ -97,13 +100,13 @@ export function onDemandPulls(o: OnDemandOptions): PullOnDemand {
 
     const remember = (key: string, error: MfError) => {
       failures.delete(key);
-      failures.set(key, { error, until: Date.now() + failureTtlMs });
+      failures.set(key, { error, until: now() + failureTtlMs });
       while (failures.size > MAX_FAILURES) failures.delete(failures.keys().next().value!);
     };
 
     const start = (key: string, ref: ModelRef): Running => {
       const shown = displayRef(ref);
-      const r: Running = { promise: Promise.resolve(), startedAt: Date.now(), completed: 0, total: 0, waiting: 0 };
+      const r: Running = { promise: Promise.resolve(), startedAt: now(), completed: 0, total: 0, waiting: 0 };
       const layers = new Map<string, { completed: number; total: number }>();
       let lastLog = r.startedAt;
       const onProgress = (e: ProgressEvent) => {
@@ -115,16 +118,16 @@ export function onDemandPulls(o: OnDemandOptions): PullOnDemand {
           r.completed += l.completed;
           r.total += l.total;
         }
-        const now = Date.now();
-        if (now - lastLog < logEveryMs) return;
-        lastLog = now;
+        const at = now();
+        if (at - lastLog < logEveryMs) return;
+        lastLog = at;
         log.info({ model: shown, completed: r.completed, total: r.total }, `pulling ${shown}: ${percent(r)} of ${mib(r.total)}`);
       };
       log.info({ model: shown, registry: where }, `pulling ${shown} from ${where} on demand`);
       r.promise = (async () => {
         try {
           if (!(await store.findModel(ref))) await o.client.pull(store, ref, { insecure, signal: stop.signal, onProgress });
-          log.info({ model: shown, seconds: (Date.now() - r.startedAt) / 1000 }, `pulled ${shown} on demand (${mib(r.total)})`);
+          log.info({ model: shown, seconds: (now() - r.startedAt) / 1000 }, `pulled ${shown} on demand (${mib(r.total)})`);
         } catch (e) {
           const err = pullFailure(shown, where, e, failureTtlMs);
           if (!stop.signal.aborted) remember(key, err);
@@ -145,7 +148,7 @@ export function onDemandPulls(o: OnDemandOptions): PullOnDemand {
         const key = refKey(ref);
         const failed = failures.get(key);
         if (failed) {
-          const left = failed.until - Date.now();
+          const left = failed.until - now();
           if (left > 0) throw failed.error instanceof RetryLater ? new RetryLater(failed.error.message, left / 1000) : failed.error;
           failures.delete(key);
         }
@@ -165,7 +168,7 @@ export function onDemandPulls(o: OnDemandOptions): PullOnDemand {
             new Promise<"late">((done) => (timer = setTimeout(() => done("late"), o.timeoutMs))),
           ]);
           if (outcome === "late") {
-            throw new RetryLater(`model "${name}" is being pulled from ${where} (${percent(pull)} of ${mib(pull.total)}); try again shortly`, retryAfterS(pull));
+            throw new RetryLater(`model "${name}" is being pulled from ${where} (${percent(pull)} of ${mib(pull.total)}); try again shortly`, retryAfterS(pull, now()));
           }
           return true;
         } finally {
@@ -190,9 +193,9 @@ function pullFailure(name: string, where: string, e: unknown, ttlMs: number): Mf
   return new RetryLater(`model "${name}": pulling it from ${where} failed (${why}); try again later`, ttlMs / 1000);
 }
 
-/** When to come back: the time the rest should take at the rate so far, within 1 to 60 s (5 s without a rate yet). */
-function retryAfterS(r: Running): number {
-  const elapsed = (Date.now() - r.startedAt) / 1000;
+/** When to come back (at `at`): the time the rest should take at the rate so far, within 1 to 60 s (5 s without a rate yet). */
+function retryAfterS(r: Running, at: number): number {
+  const elapsed = (at - r.startedAt) / 1000;
   if (r.completed <= 0 || r.total <= 0 || elapsed <= 0) return 5;
   const left = (r.total - r.completed) / (r.completed / elapsed);
   return Math.min(60, Math.max(1, Math.ceil(left)));

@@ -1,11 +1,11 @@
 /**
  * The pull-on-demand logic alone (runtime/server/on-demand.ts) over a fake registry client and store: what
- * the end-to-end suite (test/e2e/pull-on-demand.test.ts) cannot make happen on cue, with the clock mocked:
+ * the end-to-end suite (test/e2e/pull-on-demand.test.ts) cannot make happen on cue, on a clock of the test's own:
  * the progress log's bound, a remembered failure's expiry, the cap on pulls at once, and --registry's
  * checks.
  */
 import { strict as assert } from "node:assert";
-import { afterEach, describe, it, mock } from "node:test";
+import { describe, it } from "node:test";
 import type { FastifyBaseLogger } from "fastify";
 import { RegistryError } from "../../core/errors.js";
 import type { ProgressEvent } from "../../core/progress.js";
@@ -44,19 +44,23 @@ function fake(behaviour: (ref: ModelRef, onProgress: (e: ProgressEvent) => void)
 const REG = "http://reg.example:5000";
 const ref = (s: string) => parseRef(`reg.example:5000/${s}`);
 
-describe("pull on demand", () => {
-  afterEach(() => mock.timers.reset());
+/** A clock that moves only when told: `now` for onDemandPulls, `tick(ms)` to move it. */
+function clock(): { now: () => number; tick: (ms: number) => void } {
+  let t = 0;
+  return { now: () => t, tick: (ms) => void (t += ms) };
+}
 
+describe("pull on demand", () => {
   it("logs a pull's progress at most once per logEveryMs, however many chunks arrive", async () => {
-    mock.timers.enable({ apis: ["Date"], now: 0 });
+    const c = clock();
     const f = fake(async (_ref, progress) => {
       // 20 s of transfer in 2000 chunks of 10 ms each
       for (let i = 1; i <= 2000; i++) {
-        mock.timers.tick(10);
+        c.tick(10);
         progress({ status: "pulling abc", digest: "sha256:abc", total: 2000 << 20, completed: i << 20 });
       }
     });
-    const od = onDemandPulls({ registry: REG, client: f.client, timeoutMs: 60_000, logEveryMs: 5_000 })({ store: f.store, log: f.log });
+    const od = onDemandPulls({ registry: REG, client: f.client, timeoutMs: 60_000, logEveryMs: 5_000, now: c.now })({ store: f.store, log: f.log });
     assert.equal(await od.ensure(ref("team/m:v1"), "reg.example:5000/team/m:v1"), true);
     const progress = f.lines.filter((l) => /^pulling \S+: \d+% of/.test(l));
     assert.deepEqual(progress, ["pulling reg.example:5000/team/m:v1: 25% of 2000.0 MiB", "pulling reg.example:5000/team/m:v1: 50% of 2000.0 MiB", "pulling reg.example:5000/team/m:v1: 75% of 2000.0 MiB", "pulling reg.example:5000/team/m:v1: 100% of 2000.0 MiB"]);
@@ -66,17 +70,17 @@ describe("pull on demand", () => {
   });
 
   it("answers a failure again without asking the registry until failureTtlMs has passed, then asks again", async () => {
-    mock.timers.enable({ apis: ["Date"], now: 0 });
+    const c = clock();
     const f = fake(async () => {
       throw new RegistryError("MANIFEST_UNKNOWN", "not found in the registry");
     });
-    const od = onDemandPulls({ registry: REG, client: f.client, timeoutMs: 60_000, failureTtlMs: 10_000 })({ store: f.store, log: f.log });
+    const od = onDemandPulls({ registry: REG, client: f.client, timeoutMs: 60_000, failureTtlMs: 10_000, now: c.now })({ store: f.store, log: f.log });
     const missing = (e: unknown) => (e as { status?: number }).status === 404 && /does not have it/.test((e as Error).message);
     await assert.rejects(od.ensure(ref("team/none:v1"), "n"), missing);
-    mock.timers.tick(9_000);
+    c.tick(9_000);
     await assert.rejects(od.ensure(ref("team/none:v1"), "n"), missing);
     assert.equal(f.pulls.length, 1);
-    mock.timers.tick(1_001);
+    c.tick(1_001);
     await assert.rejects(od.ensure(ref("team/none:v1"), "n"), missing);
     assert.equal(f.pulls.length, 2);
   });
