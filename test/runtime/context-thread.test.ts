@@ -25,12 +25,7 @@ import { type LogprobEntry, runGeneration } from "../../runtime/engine/generatio
 import { createLlamaEngine } from "../../runtime/engine/llama.js";
 import type { Engine, EngineModel } from "../../runtime/engine/types.js";
 import { cpuEngine } from "./harness.js";
-import { type Case, decodeAheadStats, FOUR_SLOTS, greedy, realModels, sampled } from "./sampling-cases.js";
-
-/** The jobs the context's thread has run, and the posts that took their completions back to JavaScript. */
-function runnerStats(m: EngineModel): { jobs: number; posts: number } {
-  return (m as unknown as { context: { _ctx: { getRunnerStats(): { jobs: number; posts: number } } } }).context._ctx.getRunnerStats();
-}
+import { type Case, decodeAheadStats, FOUR_SLOTS, greedy, realModels, runnerStats, sampled } from "./sampling-cases.js";
 
 const choice = await cpuEngine();
 

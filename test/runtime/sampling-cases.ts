@@ -65,5 +65,18 @@ export async function realBinaries(): Promise<[string, EngineChoice | undefined]
  * claimed by the batch that came next, removed.
  */
 export function decodeAheadStats(m: EngineModel): { ran: number; claimed: number; removed: number } {
-  return (m as unknown as { context: { _ctx: { getDecodeAheadStats(): { ran: number; claimed: number; removed: number } } } }).context._ctx.getDecodeAheadStats();
+  return addonContext(m).getDecodeAheadStats();
+}
+
+/** The built engine's count of jobs its context's thread has run on `m`'s context, and of the posts that took their results back to JavaScript. */
+export function runnerStats(m: EngineModel): { jobs: number; posts: number } {
+  return addonContext(m).getRunnerStats();
+}
+
+/** The native context under `m` (node-llama-cpp's addon object, with mf's patch). */
+function addonContext(m: EngineModel): {
+  getDecodeAheadStats(): { ran: number; claimed: number; removed: number };
+  getRunnerStats(): { jobs: number; posts: number };
+} {
+  return (m as unknown as { context: { _ctx: ReturnType<typeof addonContext> } }).context._ctx;
 }
