@@ -1,28 +1,13 @@
 #!/usr/bin/env node
-/** The `mf` binary: one yargs command per file under cli/commands/. */
-import yargs from "yargs";
-import { hideBin } from "yargs/helpers";
-import { commandsFor } from "./commands/index.js";
-import { runMain } from "./run.js";
+/**
+ * The `mf` binary. It checks the Node.js version first, before anything that could fail to link on an older
+ * one is imported (ES module imports are all linked before any code of theirs runs), then runs `mf.ts`.
+ */
+import { nodeTooOld } from "./node-version.js";
 
-await runMain(async () => {
-  const argv = hideBin(process.argv);
-  const commands = await commandsFor(argv);
-  let y = yargs(argv)
-    .scriptName("mf")
-    .usage("$0 <command> [options]")
-    .option("verbose", { type: "boolean", describe: "debug logging", global: true })
-    .strict()
-    .demandCommand(1, "name a command; `mf --help` lists them")
-    .recommendCommands()
-    .help()
-    .version()
-    .fail((msg, err, yy) => {
-      if (err) throw err;
-      process.stderr.write(`mf: ${msg}\n`);
-      process.stderr.write(`Run \`mf --help\` for usage.\n`);
-      process.exit(2);
-    });
-  for (const c of commands) y = y.command(c);
-  await y.parseAsync();
-});
+const tooOld = nodeTooOld(process.versions.node);
+if (tooOld) {
+  process.stderr.write(`mf: ${tooOld}\n`);
+  process.exit(1);
+}
+await import("./mf.js");
