@@ -220,6 +220,24 @@ class LlamaEngine implements Engine {
     return this.usable > Math.min(m.decoding, this.ready?.maxThreads ?? m.decoding);
   }
 
+  /**
+   * Whether the step loop asks `m`'s context to decode each sampled token ahead: while a CPU is free beside
+   * the decode's threads (`cpuBeside`), and also, where the decode's threads take every CPU, while this is
+   * the only answer the process generates and the decode runs on several threads. The JavaScript thread's
+   * work on one token (about 0.5 ms) then takes its CPU from one of them for a while, which costs less than
+   * the decode waiting for it: measured on 2 cores at 2 threads, in rotation with the gate as it was (no
+   * decode ahead there), 1 client: 1.02x, 1.02x and 1.06x (30, 20 and 15 rounds); 4 clients at once, where
+   * four tokens' work takes it for longer: 0.96x, so several answers keep to `cpuBeside`. On one CPU there is
+   * nothing to overlap.
+   */
+  private decodeAheadFor(m: LlamaEngineModel): boolean {
+    if (this.cpuBeside(m)) return true;
+    if (this.usable < 2 || Math.min(m.decoding, this.ready?.maxThreads ?? m.decoding) < 2) return false;
+    let generating = 0;
+    for (const x of this.models) generating += x.generating;
+    return generating === 1;
+  }
+
   private measure(elapsedMs: number): void {
     const others = this.meter?.othersBusy();
     if (others === undefined) return;
@@ -263,7 +281,7 @@ class LlamaEngine implements Engine {
       const m: LlamaEngineModel = new LlamaEngineModel(llama, model, context, spec, this.opts, threading, (f) => this.fullThreads(f), () => {
         this.models.delete(m);
         this.applyCap();
-      }, () => this.spareCpu(m), () => this.cpuBeside(m), draft);
+      }, () => this.spareCpu(m), () => this.decodeAheadFor(m), draft);
       if (trial && !draft) {
         // a draft's tokens come several a decode: its model keeps the policy's count
         m.trial = { trial, clean: () => this.trialClean(trial), changed: () => this.trialChanged(trial, spec.modelPath) };
@@ -410,8 +428,8 @@ class LlamaEngineModel implements EngineModel {
     private readonly onDispose: () => void,
     /** whether a CPU is free beside the decode's threads, for the consumer's work: then tokens are decoded one ahead */
     private readonly readAhead: () => boolean,
-    /** whether the decode's threads leave one of this process's CPUs beside them: then the step loop decodes ahead */
-    private readonly cpuBeside: () => boolean,
+    /** whether the step loop asks for the decode ahead now (`decodeAheadFor`: a CPU beside the decode's threads, or one answer alone) */
+    private readonly aheadNow: () => boolean,
     readonly draft?: DraftRuntime,
   ) {
     this.slots = spec.slots;
@@ -624,14 +642,15 @@ class LlamaEngineModel implements EngineModel {
     const sampler = steps.context._createStepSampler();
     // The decode ahead (the patch's AddonDecodeAhead, built engine only): the context's thread decodes the
     // sampled token at once, while this thread hands it out and builds the next step, which then finds it
-    // done. Asked at each sampling, only while the decode's threads leave a CPU of this process beside them
-    // (`cpuBeside`). Measured on 2 cores (the bench's "ahead" part): 1 thread, +5-9% tok/s; 2 threads, none
-    // (the JavaScript thread's work then takes its CPU from one of the decode's threads, which the others
-    // wait for).
+    // done. Asked at each sampling, while the decode's threads leave a CPU of this process beside them, or
+    // while this is the only answer generating (the engine's `decodeAheadFor`). Measured on 2 cores (the
+    // bench's "ahead" part): 1 thread, +5-9% tok/s; 2 threads, 1 client, about +2%; 2 threads, 4 clients,
+    // -4% (the JavaScript thread's work on four tokens then takes its CPU from one of the decode's threads,
+    // which the others wait for), so not there.
     const asked = options.decodeAhead;
     const samplerOptions = {
       ...options,
-      decodeAhead: () => (asked === true || (typeof asked === "function" && asked())) && this.cpuBeside(),
+      decodeAhead: () => (asked === true || (typeof asked === "function" && asked())) && this.aheadNow(),
     };
     try {
       let tokens: readonly Token[] = tail.slice(-room);

@@ -223,13 +223,14 @@ for (const [label, choice] of binaries) {
     }
 
     if (choice) {
+      /** a model stepped in mf's loop at `threads` threads (default 1), on a machine of `cpus` CPUs */
+      const onCpus = async (cpus: number, slots: number, path = models.tiny, threads = 1): Promise<EngineModel> => {
+        const engine = createLlamaEngine({ engine: choice, threads, loadIntervalMs: 0, measureThreads: false, cpu: { online: cpus, parallelism: cpus } });
+        models.engines.push(engine);
+        return engine.load({ modelPath: path, adapters: [], contextSize: 256, slots, threads });
+      };
+
       it("with a CPU of its own beside the decode's thread, each sampled token is decoded ahead and claimed by the next step, none past the limit; on a single CPU, none is; the answers are the same", async () => {
-        /** a model stepped in mf's loop at 1 thread, on a machine of `cpus` CPUs */
-        const onCpus = async (cpus: number, slots: number, path = models.tiny): Promise<EngineModel> => {
-          const engine = createLlamaEngine({ engine: choice, threads: 1, loadIntervalMs: 0, measureThreads: false, cpu: { online: cpus, parallelism: cpus } });
-          models.engines.push(engine);
-          return engine.load({ modelPath: path, adapters: [], contextSize: 256, slots, threads: 1 });
-        };
         const spare = await onCpus(4, 1);
         const none = await onCpus(1, 1);
         const c = CASES[1]!;
@@ -247,6 +248,19 @@ for (const [label, choice] of binaries) {
         assert.deepEqual(await Promise.all(FOUR_SLOTS.map((f) => answer(four, f))), alone, "at once, as alone");
         const after = decodeAheadStats(four);
         assert.ok(after.claimed - before.claimed >= 10, `steps of several slots decoded ahead and claimed: ${JSON.stringify({ before, after })}`);
+      });
+
+      it("where the decode's threads take every CPU, the one answer generating is decoded ahead, and answers generating together are not; the answers are the same", async () => {
+        const full = await onCpus(2, 2, models.tiny, 2);
+        const c = CASES[1]!;
+        const a = await answer(full, c);
+        assert.equal(a.evalCount, c.maxTokens, "the answer runs to its limit");
+        assert.deepEqual(decodeAheadStats(full), { ran: c.maxTokens - 1, claimed: c.maxTokens - 1, removed: 0 }, "alone at 2 threads on 2 CPUs: every token but the last decoded ahead");
+        const before = decodeAheadStats(full);
+        const pair = await Promise.all([answer(full, c), answer(full, c)]);
+        assert.deepEqual(pair, [a, a], "together, as alone");
+        const after = decodeAheadStats(full);
+        assert.ok(after.ran - before.ran <= 1, `two answers stepping together are not decoded ahead: ${JSON.stringify({ before, after })}`);
       });
     }
 
