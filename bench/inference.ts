@@ -811,7 +811,7 @@ try {
     }
     sections.push(
       `### the decode ahead: mf serve with and without it (NODE_LLAMA_CPP_DECODE_AHEAD=off), beside llama-server, generation tok/s, ${reps} runs a side in rotation; ` +
-        `mf's step loop asks for it only while the decode's threads are fewer than the CPUs\n\n` +
+        `mf's step loop asks for it while the decode's threads are fewer than the CPUs, or while one answer alone generates\n\n` +
         table(["side", "threads", "generation tok/s", "÷ without the decode ahead", "÷ llama-server"], rows),
     );
   }
