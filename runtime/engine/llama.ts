@@ -204,8 +204,19 @@ class LlamaEngine implements Engine {
 
   /** Whether a CPU is left free beside `m`'s decode threads (measured: other processes' load counts). */
   private spareCpu(m: LlamaEngineModel): boolean {
-    const decoding = Math.min(m.decoding, this.ready?.maxThreads ?? m.decoding);
-    return this.cpus.free > decoding;
+    return this.cpus.free > this.decodeThreads(m);
+  }
+
+  /** the threads `m`'s decodes run on now: its count, within the engine's cap */
+  private decodeThreads(m: LlamaEngineModel): number {
+    return Math.min(m.decoding, this.ready?.maxThreads ?? m.decoding);
+  }
+
+  /** the answers generating now, on every model of this engine */
+  private generatingAnswers(): number {
+    let generating = 0;
+    for (const m of this.models) generating += m.generating;
+    return generating;
   }
 
   /**
@@ -217,7 +228,7 @@ class LlamaEngine implements Engine {
    * with the decode ahead, 0.95x without.
    */
   private cpuBeside(m: LlamaEngineModel): boolean {
-    return this.usable > Math.min(m.decoding, this.ready?.maxThreads ?? m.decoding);
+    return this.usable > this.decodeThreads(m);
   }
 
   /**
@@ -232,10 +243,7 @@ class LlamaEngine implements Engine {
    */
   private decodeAheadFor(m: LlamaEngineModel): boolean {
     if (this.cpuBeside(m)) return true;
-    if (this.usable < 2 || Math.min(m.decoding, this.ready?.maxThreads ?? m.decoding) < 2) return false;
-    let generating = 0;
-    for (const x of this.models) generating += x.generating;
-    return generating === 1;
+    return this.usable >= 2 && this.decodeThreads(m) >= 2 && this.generatingAnswers() === 1;
   }
 
   private measure(elapsedMs: number): void {
@@ -309,9 +317,7 @@ class LlamaEngine implements Engine {
 
   /** Whether a time between two tokens measures the trial's count: one answer decoding, at that count, with the CPUs free. */
   private trialClean(trial: ThreadTrial): boolean {
-    let generating = 0;
-    for (const m of this.models) generating += m.generating;
-    return generating === 1 && this.creating === 0 && this.cpus.free >= trial.threads && this.ready?.maxThreads === trial.current;
+    return this.generatingAnswers() === 1 && this.creating === 0 && this.cpus.free >= trial.threads && this.ready?.maxThreads === trial.current;
   }
 
   private trialChanged(trial: ThreadTrial, path: string): void {
