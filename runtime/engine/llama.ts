@@ -242,8 +242,8 @@ class LlamaEngine implements Engine {
    * nothing to overlap.
    */
   private decodeAheadFor(m: LlamaEngineModel): boolean {
-    if (this.cpuBeside(m)) return true;
-    return this.usable >= 2 && this.decodeThreads(m) >= 2 && this.generatingAnswers() === 1;
+    // without a CPU beside them the decode's threads are at least the CPUs, so two CPUs mean two threads or more
+    return this.cpuBeside(m) || (this.usable >= 2 && this.generatingAnswers() === 1);
   }
 
   private measure(elapsedMs: number): void {
